@@ -1,0 +1,148 @@
+//! Readiness reported by [`Selector::select`](crate::Selector::select).
+
+use crate::Token;
+use std::fmt;
+
+/// Readiness bits shared by the backends and the events they produce.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    pub(crate) const READABLE: Ready = Ready(0b0001);
+    pub(crate) const WRITABLE: Ready = Ready(0b0010);
+    pub(crate) const ERROR: Ready = Ready(0b0100);
+    pub(crate) const HANGUP: Ready = Ready(0b1000);
+
+    pub(crate) const fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub(crate) fn insert(&mut self, other: Ready) {
+        self.0 |= other.0;
+    }
+}
+
+/// One ready registration: the caller's [`Token`] and what the descriptor is
+/// ready for.
+///
+/// The meaning is the same on every backend (level-triggered, as select(2)):
+/// - *readable*: a read would not block — data, end of file, or a pending
+///   error or hangup (the read then reports it). Only with read interest.
+/// - *writable*: a write would not block — buffer space or a pending error.
+///   Only with write interest.
+/// - *error*: an error is pending on the descriptor, or it is no longer open.
+///   Reported whatever the interest.
+/// - *hangup*: the peer is gone in both directions (or the pipe's other end
+///   closed). Reported whatever the interest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    token: Token,
+    ready: Ready,
+}
+
+impl Event {
+    pub(crate) const fn new(token: Token, ready: Ready) -> Event {
+        Event { token, ready }
+    }
+
+    /// The token given at registration.
+    pub const fn token(&self) -> Token {
+        self.token
+    }
+
+    /// A read would not block (data, end of file, or a pending error).
+    pub const fn is_readable(&self) -> bool {
+        self.ready.contains(Ready::READABLE)
+    }
+
+    /// A write would not block.
+    pub const fn is_writable(&self) -> bool {
+        self.ready.contains(Ready::WRITABLE)
+    }
+
+    /// An error is pending, or the descriptor was closed behind the selector.
+    pub const fn is_error(&self) -> bool {
+        self.ready.contains(Ready::ERROR)
+    }
+
+    /// The peer hung up in both directions.
+    pub const fn is_hangup(&self) -> bool {
+        self.ready.contains(Ready::HANGUP)
+    }
+
+    /// The tutorial's "exceptional condition": error or hangup.
+    pub const fn is_error_or_hangup(&self) -> bool {
+        self.is_error() || self.is_hangup()
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("token", &self.token)
+            .field("readable", &self.is_readable())
+            .field("writable", &self.is_writable())
+            .field("error", &self.is_error())
+            .field("hangup", &self.is_hangup())
+            .finish()
+    }
+}
+
+/// A reusable buffer of events, filled by each
+/// [`Selector::select`](crate::Selector::select) call.
+///
+/// Its capacity is kept between calls, so a steady-state loop does not
+/// allocate. With epoll the capacity also bounds how many events one call
+/// returns (the kernel hands the rest out next time, round-robin); select and
+/// poll report every ready descriptor, growing the buffer if they must.
+#[derive(Debug, Default)]
+pub struct Events {
+    list: Vec<Event>,
+}
+
+impl Events {
+    /// An empty buffer with room for `capacity` events (at least one).
+    pub fn with_capacity(capacity: usize) -> Events {
+        Events {
+            list: Vec::with_capacity(capacity.max(1)),
+        }
+    }
+
+    /// Events from the last `select`, in the order the backend reported them.
+    pub fn iter(&self) -> std::slice::Iter<'_, Event> {
+        self.list.iter()
+    }
+
+    /// How many events the last `select` reported.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the last `select` timed out (or was woken with nothing ready).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many events fit without growing.
+    pub fn capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
+    /// Forget the events (capacity stays).
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+
+    pub(crate) fn push(&mut self, event: Event) {
+        self.list.push(event);
+    }
+}
+
+impl<'a> IntoIterator for &'a Events {
+    type Item = &'a Event;
+    type IntoIter = std::slice::Iter<'a, Event>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}

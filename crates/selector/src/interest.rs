@@ -1,0 +1,92 @@
+//! What a registration waits for: readability, writability, or both.
+
+use std::fmt;
+use std::ops::BitOr;
+
+/// Readiness a registration asks for.
+///
+/// A small `Copy` value over two bits. There is no empty interest: the only
+/// values are [`Interest::READABLE`], [`Interest::WRITABLE`] and their union,
+/// so "registered for nothing" cannot be expressed (Python's selectors reject
+/// it at run time; here the type rules it out).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Interest(u8);
+
+const READ: u8 = 0b01;
+const WRITE: u8 = 0b10;
+
+impl Interest {
+    /// Wake when a read would not block (the tutorial's `inputs`).
+    pub const READABLE: Interest = Interest(READ);
+    /// Wake when a write would not block (the tutorial's `outputs`).
+    pub const WRITABLE: Interest = Interest(WRITE);
+    /// Both readable and writable.
+    pub const BOTH: Interest = Interest(READ | WRITE);
+
+    /// Whether readability is asked for.
+    pub const fn is_readable(self) -> bool {
+        self.0 & READ != 0
+    }
+
+    /// Whether writability is asked for.
+    pub const fn is_writable(self) -> bool {
+        self.0 & WRITE != 0
+    }
+
+    /// The union of two interests.
+    #[must_use]
+    pub const fn add(self, other: Interest) -> Interest {
+        Interest(self.0 | other.0)
+    }
+
+    /// `self` without `other`, or `None` when nothing would be left.
+    #[must_use]
+    pub const fn remove(self, other: Interest) -> Option<Interest> {
+        match self.0 & !other.0 {
+            0 => None,
+            bits => Some(Interest(bits)),
+        }
+    }
+}
+
+impl BitOr for Interest {
+    type Output = Interest;
+
+    fn bitor(self, other: Interest) -> Interest {
+        self.add(other)
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.is_readable(), self.is_writable()) {
+            (true, true) => f.write_str("READABLE | WRITABLE"),
+            (true, false) => f.write_str("READABLE"),
+            _ => f.write_str("WRITABLE"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Interest;
+
+    #[test]
+    fn union_and_removal() {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        assert_eq!(both, Interest::BOTH);
+        assert!(both.is_readable() && both.is_writable());
+        assert_eq!(both.remove(Interest::WRITABLE), Some(Interest::READABLE));
+        assert_eq!(Interest::READABLE.remove(Interest::READABLE), None);
+        assert_eq!(
+            Interest::READABLE.remove(Interest::WRITABLE),
+            Some(Interest::READABLE)
+        );
+    }
+
+    #[test]
+    fn debug_names_the_bits() {
+        assert_eq!(format!("{:?}", Interest::BOTH), "READABLE | WRITABLE");
+        assert_eq!(format!("{:?}", Interest::WRITABLE), "WRITABLE");
+    }
+}

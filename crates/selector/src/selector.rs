@@ -1,0 +1,444 @@
+//! [`Selector`]: the `selectors.BaseSelector` idea over interchangeable
+//! backends, with the bookkeeping done once, above them.
+
+use crate::event::Ready;
+use crate::sys::{self, Backend};
+use crate::{Event, Events, Interest, Token};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which readiness syscall a [`Selector`] uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The best this OS has: epoll on Linux, poll elsewhere (like Python's
+    /// `DefaultSelector`).
+    #[default]
+    Auto,
+    /// epoll(7): cost follows the number of ready descriptors. Linux only.
+    Epoll,
+    /// poll(2): cost follows the number registered.
+    Poll,
+    /// select(2): cost follows the highest descriptor number.
+    Select,
+}
+
+impl BackendKind {
+    /// Every name [`FromStr`] accepts, for help texts.
+    pub const NAMES: [&'static str; 4] = ["auto", "epoll", "poll", "select"];
+
+    /// The concrete backend `Auto` stands for on this OS; others are themselves.
+    pub fn resolve(self) -> BackendKind {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            BackendKind::Auto => BackendKind::Epoll,
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            BackendKind::Auto => BackendKind::Poll,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Epoll => "epoll",
+            BackendKind::Poll => "poll",
+            BackendKind::Select => "select",
+        })
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(BackendKind::Auto),
+            "epoll" => Ok(BackendKind::Epoll),
+            "poll" => Ok(BackendKind::Poll),
+            "select" => Ok(BackendKind::Select),
+            other => Err(format!(
+                "unknown backend {other:?}; expected one of: {}",
+                BackendKind::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Dispatch over the backend structs: no `dyn`, each backend in its file.
+#[derive(Debug)]
+enum Sys {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Epoll(sys::epoll::Epoll),
+    Poll(sys::poll::Poll),
+    Select(sys::select::Select),
+}
+
+macro_rules! dispatch {
+    ($sys:expr, $b:ident => $body:expr) => {
+        match $sys {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Sys::Epoll($b) => $body,
+            Sys::Poll($b) => $body,
+            Sys::Select($b) => $body,
+        }
+    };
+}
+
+/// What a descriptor is registered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The caller's token, handed back with each event.
+    pub token: Token,
+    /// What the descriptor is watched for.
+    pub interest: Interest,
+}
+
+/// Waits on many descriptors at once and reports which are ready.
+///
+/// Level-triggered on every backend: a descriptor is reported by each
+/// [`select`](Selector::select) for as long as it stays ready. Descriptors
+/// must be unregistered before they are closed; see
+/// [`unregister`](Selector::unregister) for what happens otherwise.
+///
+/// # Examples
+///
+/// ```
+/// use selector::{Events, Interest, Selector, Token};
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+///
+/// let (mut a, b) = UnixStream::pair()?;
+/// let mut selector = Selector::new()?;
+/// selector.register(&b, Token(7), Interest::READABLE)?;
+///
+/// a.write_all(b"ping")?;
+/// let mut events = Events::with_capacity(64);
+/// selector.select(&mut events, Some(Duration::from_secs(1)))?;
+/// let event = events.iter().next().expect("b is readable");
+/// assert_eq!(event.token(), Token(7));
+/// assert!(event.is_readable());
+/// selector.unregister(&b)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Selector {
+    sys: Sys,
+    kind: BackendKind,
+    /// Registration by descriptor number; dense, since the kernel hands out
+    /// the lowest free numbers.
+    table: Vec<Option<Registration>>,
+    count: usize,
+    /// The waker's descriptor, drained whenever it is reported.
+    waker: Option<Arc<sys::waker::WakerFd>>,
+}
+
+fn table_index(fd: RawFd) -> io::Result<usize> {
+    usize::try_from(fd)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}")))
+}
+
+fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
+}
+
+impl Selector {
+    /// A selector on the best backend for this OS.
+    ///
+    /// # Errors
+    ///
+    /// When the kernel refuses a new epoll instance (descriptor limits).
+    pub fn new() -> io::Result<Selector> {
+        Selector::with_backend(BackendKind::Auto)
+    }
+
+    /// A selector on the named backend.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` for epoll where the OS has none; otherwise the kernel's
+    /// error creating the backend.
+    pub fn with_backend(kind: BackendKind) -> io::Result<Selector> {
+        let kind = kind.resolve();
+        let sys = match kind {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            BackendKind::Epoll => Sys::Epoll(sys::epoll::Epoll::create()?),
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            BackendKind::Epoll => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the epoll backend exists only on Linux",
+                ))
+            }
+            BackendKind::Poll | BackendKind::Auto => Sys::Poll(sys::poll::Poll::create()?),
+            BackendKind::Select => Sys::Select(sys::select::Select::create()?),
+        };
+        Ok(Selector {
+            sys,
+            kind,
+            table: Vec::new(),
+            count: 0,
+            waker: None,
+        })
+    }
+
+    /// The backend in use (never `Auto`).
+    pub fn backend(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// Start watching `fd` for `interest`; events carry `token`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if `fd` is registered, `InvalidInput` if it is not an
+    /// open descriptor, or the kernel's error (epoll: `ENOMEM`, `ENOSPC`).
+    pub fn register(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+        let fd = fd.as_fd();
+        let raw = fd.as_raw_fd();
+        let i = table_index(raw)?;
+        if let Some(Some(_)) = self.table.get(i) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("fd {raw} is already registered"),
+            ));
+        }
+        // poll and select would only notice a bad descriptor at the next wait;
+        // check now so every backend refuses it here, the same way.
+        if self.kind != BackendKind::Epoll && !sys::is_open(raw) {
+            return Err(closed(raw));
+        }
+        dispatch!(&mut self.sys, b => b.register(fd, interest)).map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) {
+                closed(raw)
+            } else {
+                e
+            }
+        })?;
+        if self.table.len() <= i {
+            self.table.resize(i + 1, None);
+        }
+        self.table[i] = Some(Registration { token, interest });
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Change what a registered `fd` is watched for, and its token, in place.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered; the kernel's error otherwise
+    /// (the registration is then left as it was).
+    pub fn modify(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+        let fd = fd.as_fd();
+        let raw = fd.as_raw_fd();
+        let slot = self.slot(raw)?;
+        let old = slot.ok_or_else(|| not_registered(raw))?;
+        if old.interest != interest {
+            dispatch!(&mut self.sys, b => b.modify(fd, interest))?;
+        }
+        self.table[raw as usize] = Some(Registration { token, interest });
+        Ok(())
+    }
+
+    /// Stop watching `fd` and return its registration.
+    ///
+    /// Takes anything with a descriptor number, so a descriptor that was
+    /// closed first (against the rule) can still be forgotten: pass the old
+    /// number. Until then, select and poll report such a descriptor as an
+    /// error event; epoll drops it silently once every duplicate is closed.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` is not registered.
+    pub fn unregister<F: AsRawFd + ?Sized>(&mut self, fd: &F) -> io::Result<Registration> {
+        let raw = fd.as_raw_fd();
+        let old = self.slot(raw)?.ok_or_else(|| not_registered(raw))?;
+        dispatch!(&mut self.sys, b => b.unregister(raw))?;
+        self.table[raw as usize] = None;
+        self.count -= 1;
+        if self
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.fd().as_raw_fd() == raw)
+        {
+            self.waker = None;
+        }
+        Ok(old)
+    }
+
+    /// The registration of `fd`, if any (Python's `get_key`).
+    pub fn registration<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Registration> {
+        self.slot(fd.as_raw_fd()).ok().flatten()
+    }
+
+    /// How many descriptors are registered.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Close the selector, reporting an error from closing its descriptor
+    /// (dropping it closes it too, silently).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error from close(2).
+    pub fn close(self) -> io::Result<()> {
+        drop(self);
+        Ok(())
+    }
+
+    /// Wait until a registered descriptor is ready or `timeout` passes, and
+    /// fill `events` with what is ready.
+    ///
+    /// `None` waits forever; zero only looks. Timeouts round up to the
+    /// backend's resolution (1 ms). A timeout leaves `events` empty; it is not
+    /// an error. A signal interrupting the wait (`EINTR`) is retried with the
+    /// time that remains (PEP 475's rule): deliver signals to the loop through
+    /// a [`Waker`] or a self-pipe registered here, not through `EINTR`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error from the wait (`EINVAL`, `ENOMEM`).
+    pub fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut remaining = timeout;
+        let table = &self.table;
+        let waker = self.waker.as_deref();
+        let max = events.capacity();
+        let mut emit = |fd: RawFd, ready: Ready| {
+            let Some(Some(registration)) = table.get(fd as usize) else {
+                return; // raced with unregister; not ours any more
+            };
+            if let Some(w) = waker {
+                if w.fd().as_raw_fd() == fd {
+                    w.drain();
+                }
+            }
+            events.push(Event::new(
+                registration.token,
+                filter(ready, registration.interest),
+            ));
+        };
+        loop {
+            match dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if let Some(deadline) = deadline {
+                        remaining = Some(deadline.saturating_duration_since(Instant::now()));
+                    }
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn slot(&self, fd: RawFd) -> io::Result<Option<Registration>> {
+        let i = table_index(fd)?;
+        Ok(self.table.get(i).copied().flatten())
+    }
+}
+
+fn closed(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("fd {fd} is not an open file descriptor"),
+    )
+}
+
+/// The one place readiness gets its meaning (see [`Event`]): an error makes
+/// a descriptor readable and writable, a hangup readable (the read or write
+/// then reports it, as select(2) does); readable and writable only as asked.
+fn filter(mut ready: Ready, interest: Interest) -> Ready {
+    if ready.contains(Ready::ERROR) {
+        ready.insert(Ready::READABLE);
+        ready.insert(Ready::WRITABLE);
+    }
+    if ready.contains(Ready::HANGUP) {
+        ready.insert(Ready::READABLE);
+    }
+    let mut out = Ready::default();
+    if interest.is_readable() && ready.contains(Ready::READABLE) {
+        out.insert(Ready::READABLE);
+    }
+    if interest.is_writable() && ready.contains(Ready::WRITABLE) {
+        out.insert(Ready::WRITABLE);
+    }
+    for bit in [Ready::ERROR, Ready::HANGUP] {
+        if ready.contains(bit) {
+            out.insert(bit);
+        }
+    }
+    out
+}
+
+/// Wakes a [`Selector`] blocked in `select` from another thread, or from a
+/// signal handler's thread through signal-hook.
+///
+/// Each `wake` makes the selector report one event with the waker's token
+/// (wakes before it is reported coalesce). Clones share one descriptor.
+///
+/// # Examples
+///
+/// ```
+/// use selector::{Events, Selector, Token, Waker};
+///
+/// let mut selector = Selector::new()?;
+/// let waker = Waker::new(&mut selector, Token(0))?;
+/// let remote = waker.clone();
+/// std::thread::spawn(move || remote.wake()).join().unwrap()?;
+///
+/// let mut events = Events::with_capacity(8);
+/// selector.select(&mut events, None)?;
+/// assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(0)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Waker {
+    fd: Arc<sys::waker::WakerFd>,
+}
+
+impl Waker {
+    /// A waker registered in `selector` under `token`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if the selector has a waker; the kernel's error
+    /// creating the eventfd or pipe.
+    pub fn new(selector: &mut Selector, token: Token) -> io::Result<Waker> {
+        if selector.waker.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "this selector already has a waker",
+            ));
+        }
+        let fd = Arc::new(sys::waker::WakerFd::new()?);
+        selector.register(fd.fd(), token, Interest::READABLE)?;
+        selector.waker = Some(Arc::clone(&fd));
+        Ok(Waker { fd })
+    }
+
+    /// Make the selector's current or next `select` return.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error writing the eventfd or pipe (not "full": a full
+    /// one already has a wake pending).
+    pub fn wake(&self) -> io::Result<()> {
+        self.fd.wake()
+    }
+}

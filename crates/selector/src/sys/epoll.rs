@@ -1,0 +1,154 @@
+//! epoll(7), level-triggered. Cost per wait grows with the number of *ready*
+//! descriptors, not the number registered.
+//!
+//! Quirks handled here: epoll refuses regular files and directories (EPERM),
+//! which select(2) and poll(2) report as always ready. Such descriptors are
+//! kept on a side list and reported ready on every call, so all backends
+//! agree. Closing a descriptor removes it from the kernel's interest list
+//! (once every duplicate of it is closed), so unregistering a closed
+//! descriptor is not an error.
+
+use super::Backend;
+use crate::event::Ready;
+use crate::Interest;
+use rustix::event::epoll;
+use rustix::io::Errno;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+pub(crate) struct Epoll {
+    epoll: OwnedFd,
+    /// Kernel events from the last wait; capacity reused across calls.
+    buffer: Vec<epoll::Event>,
+    /// Descriptors epoll cannot watch (regular files): always ready.
+    always_ready: Vec<(RawFd, Interest)>,
+}
+
+impl std::fmt::Debug for Epoll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoll")
+            .field("epoll", &self.epoll)
+            .field("always_ready", &self.always_ready)
+            .finish_non_exhaustive()
+    }
+}
+
+fn flags(interest: Interest) -> epoll::EventFlags {
+    let mut flags = epoll::EventFlags::empty();
+    if interest.is_readable() {
+        flags |= epoll::EventFlags::IN;
+    }
+    if interest.is_writable() {
+        flags |= epoll::EventFlags::OUT;
+    }
+    flags
+}
+
+fn data(fd: BorrowedFd<'_>) -> epoll::EventData {
+    // Registered descriptors are non-negative, so the cast is lossless.
+    epoll::EventData::new_u64(fd.as_raw_fd() as u64)
+}
+
+fn ready(flags: epoll::EventFlags) -> Ready {
+    use epoll::EventFlags as F;
+    let mut ready = Ready::default();
+    if flags.intersects(F::IN | F::PRI | F::RDHUP) {
+        ready.insert(Ready::READABLE);
+    }
+    if flags.contains(F::OUT) {
+        ready.insert(Ready::WRITABLE);
+    }
+    if flags.contains(F::ERR) {
+        ready.insert(Ready::ERROR);
+    }
+    if flags.contains(F::HUP) {
+        ready.insert(Ready::HANGUP);
+    }
+    ready
+}
+
+impl Backend for Epoll {
+    fn create() -> io::Result<Self> {
+        Ok(Epoll {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            buffer: Vec::new(),
+            always_ready: Vec::new(),
+        })
+    }
+
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        match epoll::add(&self.epoll, fd, data(fd), flags(interest)) {
+            Ok(()) => Ok(()),
+            Err(Errno::PERM) => {
+                self.always_ready.push((fd.as_raw_fd(), interest));
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _)| *f == raw) {
+            entry.1 = interest;
+            return Ok(());
+        }
+        Ok(epoll::modify(&self.epoll, fd, data(fd), flags(interest))?)
+    }
+
+    fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
+        if let Some(i) = self.always_ready.iter().position(|(f, _)| *f == fd) {
+            self.always_ready.swap_remove(i);
+            return Ok(());
+        }
+        // SAFETY: the descriptor is only handed to epoll_ctl(DEL), which
+        // answers EBADF if the caller already closed it; nothing reads or
+        // writes through it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        match epoll::delete(&self.epoll, borrowed) {
+            // Closed first (EBADF), or closed and the number reused by a
+            // descriptor epoll never saw (ENOENT): the kernel already forgot it.
+            Ok(()) | Err(Errno::BADF) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn select(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        emit: &mut dyn FnMut(RawFd, Ready),
+    ) -> io::Result<()> {
+        // Always-ready descriptors must not wait behind a sleeping epoll_wait.
+        let timeout = if self.always_ready.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.buffer.clear();
+        self.buffer.reserve(max.max(1));
+        let timespec = super::timespec_millis(timeout);
+        epoll::wait(
+            self.epoll.as_fd(),
+            rustix::buffer::spare_capacity(&mut self.buffer),
+            timespec.as_ref(),
+        )?;
+        for event in &self.buffer {
+            let flags = event.flags;
+            // The data is the descriptor number we stored at registration.
+            emit(event.data.u64() as RawFd, ready(flags));
+        }
+        for &(fd, interest) in &self.always_ready {
+            let mut r = Ready::default();
+            if interest.is_readable() {
+                r.insert(Ready::READABLE);
+            }
+            if interest.is_writable() {
+                r.insert(Ready::WRITABLE);
+            }
+            emit(fd, r);
+        }
+        Ok(())
+    }
+}

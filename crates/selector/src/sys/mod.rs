@@ -1,0 +1,123 @@
+//! The backends: one file per readiness syscall, one contract for all.
+//!
+//! Every backend provides the same five operations and nothing more:
+//!
+//! - **create** a kernel object (or an empty table) to hold registrations;
+//! - **register** an open descriptor with an interest (readable, writable or
+//!   both);
+//! - **modify** the interest of a registered descriptor in place;
+//! - **unregister** a descriptor, which may already be closed: a backend must
+//!   then forget it quietly, because the caller's close came first;
+//! - **select**: wait up to a timeout (`None` = forever, zero = just look) and
+//!   report each ready descriptor once, as raw readiness bits.
+//!
+//! Readiness is level-triggered everywhere, as with the tutorial's
+//! `select.select`: a descriptor is reported on every call for as long as it
+//! stays ready. Backends report what the kernel said — readable, writable,
+//! error, hangup — and leave the rest to [`Selector`](crate::Selector), which
+//! owns the descriptor table, rejects misuse (double registration, unknown
+//! descriptors) in one place, filters by interest, maps descriptors to tokens,
+//! and retries `EINTR`. Backends never see tokens.
+
+use crate::event::Ready;
+use crate::Interest;
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Duration;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod epoll;
+pub(crate) mod poll;
+pub(crate) mod select;
+pub(crate) mod waker;
+
+/// The contract above, in types.
+pub(crate) trait Backend: Sized {
+    /// An empty backend.
+    fn create() -> io::Result<Self>;
+    /// Start watching `fd`, which the facade has checked is not registered.
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
+    /// Change the interest of a registered `fd`.
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
+    /// Stop watching `fd`; it may already be closed.
+    fn unregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Wait once (no `EINTR` retry) and call `emit` once per ready descriptor,
+    /// at most `max` times where the kernel allows a bound.
+    fn select(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        emit: &mut dyn FnMut(RawFd, Ready),
+    ) -> io::Result<()>;
+}
+
+/// A timeout in whole milliseconds for poll(2) and epoll_wait(2), `-1` for
+/// none. Rounded *up*: a 0.3 ms timeout must not become a zero-timeout busy
+/// spin, so anything below the resolution waits one full millisecond.
+pub(crate) fn timeout_millis(timeout: Option<Duration>) -> i32 {
+    match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+/// The same rounding, as the `Timespec` rustix wants (`None` = forever).
+pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    match timeout_millis(timeout) {
+        -1 => None,
+        ms => Some(rustix::event::Timespec {
+            tv_sec: i64::from(ms / 1000),
+            tv_nsec: i64::from(ms % 1000) * 1_000_000,
+        }),
+    }
+}
+
+/// Readiness bits from poll(2)'s `revents`.
+pub(crate) fn ready_from_poll(revents: rustix::event::PollFlags) -> Ready {
+    use rustix::event::PollFlags;
+    let mut ready = Ready::default();
+    if revents.intersects(PollFlags::IN | PollFlags::PRI | PollFlags::RDHUP) {
+        ready.insert(Ready::READABLE);
+    }
+    if revents.contains(PollFlags::OUT) {
+        ready.insert(Ready::WRITABLE);
+    }
+    if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
+        ready.insert(Ready::ERROR);
+    }
+    if revents.contains(PollFlags::HUP) {
+        ready.insert(Ready::HANGUP);
+    }
+    ready
+}
+
+/// Whether `fd` names an open descriptor.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor flags; on a closed fd the
+    // kernel answers EBADF, which is the point of asking.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_round_up_to_the_millisecond() {
+        assert_eq!(timeout_millis(None), -1);
+        assert_eq!(timeout_millis(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_millis(Some(Duration::from_micros(300))), 1);
+        assert_eq!(timeout_millis(Some(Duration::from_micros(1001))), 2);
+        assert_eq!(timeout_millis(Some(Duration::from_secs(3))), 3000);
+        assert_eq!(
+            timeout_millis(Some(Duration::from_secs(u64::MAX))),
+            i32::MAX
+        );
+        let ts = timespec_millis(Some(Duration::from_millis(1500))).expect("finite");
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (1, 500_000_000));
+    }
+}
