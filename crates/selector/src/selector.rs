@@ -139,6 +139,13 @@ pub struct Selector {
     waker: Option<Arc<sys::waker::WakerFd>>,
 }
 
+// A selector is built on one thread and run on another (one per worker).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Selector>();
+    assert_send::<Waker>();
+};
+
 fn table_index(fd: RawFd) -> io::Result<usize> {
     usize::try_from(fd)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}")))

@@ -25,6 +25,11 @@ pub(crate) struct Epoll {
     always_ready: Vec<(RawFd, Interest)>,
 }
 
+// SAFETY: `epoll::Event` is not `Send` only because its data field can hold
+// a pointer. This backend stores descriptor numbers there (`new_u64`) and
+// never a pointer, so the buffer is plain data that may move between threads.
+unsafe impl Send for Epoll {}
+
 impl std::fmt::Debug for Epoll {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Epoll")

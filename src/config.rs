@@ -1,0 +1,163 @@
+//! The command line, and the settings the event loops run with.
+
+use clap::{ArgAction, Parser};
+use selector::BackendKind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The tutorial's select() echo server, built for production.
+///
+/// Every byte a client sends comes back, in order, exactly once. One event
+/// loop per worker waits on a selector (epoll, poll or select) for sockets
+/// that are ready, the way the classic Python `select.select` echo server
+/// does. It prints one `listening ...` line per socket on stdout, logs to
+/// stderr, and on SIGINT or SIGTERM stops accepting, finishes echoing what it
+/// has received, prints a summary and exits. Try it with
+/// `nc 127.0.0.1 10000`.
+#[derive(Debug, Parser)]
+#[command(name = "echo-server", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// TCP address to listen on (IP:PORT or HOST:PORT; port 0 lets the OS
+    /// pick). Repeat for several. Default 127.0.0.1:10000 when no --listen,
+    /// --udp or --unix is given.
+    #[arg(short, long = "listen", value_name = "ADDR")]
+    pub listen: Vec<String>,
+
+    /// UDP echo address (RFC 862), repeatable. None by default.
+    #[arg(short, long = "udp", value_name = "ADDR")]
+    pub udp: Vec<String>,
+
+    /// Unix-domain stream socket path, repeatable.
+    #[arg(long = "unix", value_name = "PATH")]
+    pub unix: Vec<PathBuf>,
+
+    /// Readiness backend: auto (epoll on Linux), epoll, poll or select.
+    #[arg(short, long, value_name = "NAME", default_value = "auto")]
+    pub backend: BackendKind,
+
+    /// Event loops, each a thread with its own selector; the listening
+    /// sockets are shared through SO_REUSEPORT. 1 is the tutorial's model.
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+
+    /// Client connections open at once, whole process [default: the file
+    /// descriptor limit minus what the server needs for itself].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Client connections open at once from one IP address [default: no cap].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_per_ip: Option<u32>,
+
+    /// Bytes queued for one connection before the server stops reading from
+    /// it until the client catches up (TCP flow control then slows the
+    /// client down).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    pub max_pending: u64,
+
+    /// Close connections that sent nothing for this long; 0 = never.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds)]
+    pub idle_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, how long to finish echoing before giving up.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// Listen backlog [default: the system maximum, net.core.somaxconn].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub backlog: Option<i32>,
+
+    /// Cap on bytes echoed per second to one UDP source address [default: no cap].
+    #[arg(long, value_name = "BYTES/S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub udp_rate: Option<u64>,
+
+    /// Narrate every event in the tutorial's words on stderr.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Print loop statistics on stderr every SECS seconds; 0 = off.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds)]
+    pub stats_interval: Duration,
+
+    /// More log output (repeat for more). RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (repeat for less).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?} is not a usable number of seconds"))
+}
+
+/// What every worker needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: BackendKind,
+    pub max_connections: usize,
+    pub max_per_ip: Option<u32>,
+    pub max_pending: usize,
+    pub idle_timeout: Option<Duration>,
+    pub shutdown_timeout: Duration,
+    pub udp_rate: Option<u64>,
+    pub trace: bool,
+    pub stats_interval: Option<Duration>,
+}
+
+impl Config {
+    pub fn new(cli: &Cli, default_max_connections: usize) -> Config {
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        Config {
+            backend: cli.backend,
+            max_connections: cli.max_connections.map_or(default_max_connections, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
+            max_per_ip: cli.max_per_ip,
+            max_pending: usize::try_from(cli.max_pending).unwrap_or(usize::MAX),
+            idle_timeout: nonzero(cli.idle_timeout),
+            shutdown_timeout: cli.shutdown_timeout,
+            udp_rate: cli.udp_rate,
+            trace: cli.trace,
+            stats_interval: nonzero(cli.stats_interval),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_junk() {
+        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(seconds("0"), Ok(Duration::ZERO));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::parse_from(["echo-server"]);
+        let cfg = Config::new(&cli, 100);
+        assert_eq!(cfg.max_pending, 1 << 20);
+        assert_eq!(cfg.max_connections, 100);
+        assert_eq!(cfg.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.idle_timeout, None);
+        assert_eq!(cli.backend, BackendKind::Auto);
+        assert_eq!(cli.workers, 1);
+    }
+}

@@ -1,0 +1,150 @@
+//! Opening the sockets the server listens on: TCP and UDP through socket2
+//! (SO_REUSEADDR, SO_REUSEPORT for several workers, IPV6_V6ONLY), and
+//! Unix-domain listeners with stale-socket cleanup.
+
+use anyhow::{bail, Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::conn::{Peer, Stream};
+
+/// Where new connections come from.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Accept one connection, non-blocking and close-on-exec in one call,
+    /// with TCP_NODELAY set: echo traffic must not wait on delayed ACKs.
+    pub fn accept(&self, unix_serial: u64) -> io::Result<(Stream, Peer)> {
+        use rustix::net::{acceptfrom_with, sockopt, SocketFlags};
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        match self {
+            Listener::Tcp(l) => {
+                let (fd, addr) = acceptfrom_with(l, flags)?;
+                sockopt::set_tcp_nodelay(&fd, true)?;
+                let peer = addr
+                    .and_then(|a| SocketAddr::try_from(a).ok())
+                    .ok_or_else(|| {
+                        io::Error::other("accepted a TCP connection without an address")
+                    })?;
+                Ok((Stream::Tcp(fd.into()), Peer::Ip(peer)))
+            }
+            Listener::Unix(l, _) => {
+                let (fd, _) = acceptfrom_with(l, flags)?;
+                Ok((Stream::Unix(fd.into()), Peer::Unix(unix_serial)))
+            }
+        }
+    }
+
+    /// The line announced on stdout.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(addr) => format!("tcp {addr}"),
+                Err(_) => "tcp ?".to_string(),
+            },
+            Listener::Unix(_, path) => format!("unix {}", path.display()),
+        }
+    }
+}
+
+impl std::os::fd::AsRawFd for Listener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsFd for Listener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l, _) => l.as_fd(),
+        }
+    }
+}
+
+/// Resolve a listen address: `IP:PORT`, `[IPv6]:PORT`, or `HOST:PORT`.
+pub fn resolve(spec: &str) -> Result<Vec<SocketAddr>> {
+    if let Ok(addr) = spec.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let mut addrs: Vec<SocketAddr> = spec
+        .to_socket_addrs()
+        .with_context(|| format!("bad address {spec:?} (expected IP:PORT or HOST:PORT)"))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        bail!("bad address {spec:?}: it resolves to nothing");
+    }
+    Ok(addrs)
+}
+
+/// The kernel's cap on listen backlogs (somaxconn), 4096 if unreadable.
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, reuse_port: bool) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        ty.nonblocking().cloexec(),
+        Some(protocol),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+pub fn tcp(addr: SocketAddr, reuse_port: bool, backlog: i32) -> Result<TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP, reuse_port)
+        .and_then(|s| s.listen(backlog).map(|()| s))
+        .with_context(|| format!("cannot listen on tcp {addr}"))?;
+    Ok(s.into())
+}
+
+pub fn udp(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket> {
+    let s = socket(addr, Type::DGRAM, Protocol::UDP, reuse_port)
+        .with_context(|| format!("cannot listen on udp {addr}"))?;
+    Ok(s.into())
+}
+
+/// Bind a Unix-domain listener. A socket file left by a dead server (nobody
+/// accepts on it) is replaced; a live one, or any other file, is an error.
+pub fn unix(path: &Path, backlog: i32) -> Result<UnixListener> {
+    let what = || format!("cannot listen on unix {}", path.display());
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!("{}: the path exists and is not a socket", what());
+        }
+        match UnixStream::connect(path) {
+            Ok(_) => bail!("{}: address in use (another server accepts on it)", what()),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path).with_context(what)?;
+            }
+            Err(e) => return Err(e).with_context(what),
+        }
+    }
+    let addr = socket2::SockAddr::unix(path).with_context(what)?;
+    let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+        .and_then(|s| s.bind(&addr).map(|()| s))
+        .and_then(|s| s.listen(backlog).map(|()| s))
+        .with_context(what)?;
+    Ok(s.into())
+}

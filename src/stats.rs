@@ -1,0 +1,177 @@
+//! Loop statistics: plain counters in each worker, published to atomics for
+//! the periodic `stats` line only when it is enabled.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// One worker's counters. Totals since start, except the gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub accepted: u64,
+    pub closed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Reads that returned data: one per message in ping-pong traffic.
+    pub messages: u64,
+    pub datagrams: u64,
+    pub datagrams_dropped: u64,
+    pub wakeups: u64,
+    pub events: u64,
+    /// Nanoseconds spent blocked in the selector (only measured with stats).
+    pub wait_ns: u64,
+    /// Nanoseconds of loop time, waiting included (only measured with stats).
+    pub loop_ns: u64,
+    /// Gauge: connections whose reading is paused by backpressure.
+    pub paused: u64,
+    /// Gauge: bytes queued for sending now, and the highest it has been.
+    pub queued: u64,
+    pub peak_queued: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.messages += other.messages;
+        self.datagrams += other.datagrams;
+        self.datagrams_dropped += other.datagrams_dropped;
+        self.wakeups += other.wakeups;
+        self.events += other.events;
+        self.wait_ns += other.wait_ns;
+        self.loop_ns += other.loop_ns;
+        self.paused += other.paused;
+        self.queued += other.queued;
+        self.peak_queued += other.peak_queued;
+    }
+
+    pub fn queue_grew(&mut self, n: usize) {
+        self.queued += n as u64;
+        self.peak_queued = self.peak_queued.max(self.queued);
+    }
+
+    pub fn queue_shrank(&mut self, n: usize) {
+        self.queued = self.queued.saturating_sub(n as u64);
+    }
+}
+
+/// A worker's last published counters, readable from other threads.
+#[derive(Debug, Default)]
+pub struct Published {
+    cells: [AtomicU64; 14],
+}
+
+impl Published {
+    pub fn store(&self, c: &Counters) {
+        let values = [
+            c.accepted,
+            c.closed,
+            c.bytes_in,
+            c.bytes_out,
+            c.messages,
+            c.datagrams,
+            c.datagrams_dropped,
+            c.wakeups,
+            c.events,
+            c.wait_ns,
+            c.loop_ns,
+            c.paused,
+            c.queued,
+            c.peak_queued,
+        ];
+        for (cell, value) in self.cells.iter().zip(values) {
+            cell.store(value, Relaxed);
+        }
+    }
+
+    pub fn load(&self) -> Counters {
+        let v: Vec<u64> = self.cells.iter().map(|c| c.load(Relaxed)).collect();
+        Counters {
+            accepted: v[0],
+            closed: v[1],
+            bytes_in: v[2],
+            bytes_out: v[3],
+            messages: v[4],
+            datagrams: v[5],
+            datagrams_dropped: v[6],
+            wakeups: v[7],
+            events: v[8],
+            wait_ns: v[9],
+            loop_ns: v[10],
+            paused: v[11],
+            queued: v[12],
+            peak_queued: v[13],
+        }
+    }
+}
+
+/// The periodic line: totals, and rates over the last interval.
+pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
+    let secs = interval.as_secs_f64().max(1e-9);
+    let wakeups = now.wakeups.saturating_sub(before.wakeups);
+    let events = now.events.saturating_sub(before.events);
+    let waited = now.wait_ns.saturating_sub(before.wait_ns) as f64;
+    let looped = now.loop_ns.saturating_sub(before.loop_ns) as f64;
+    format!(
+        "stats open={} accepted={} bytes_in={} bytes_out={} msgs_per_sec={:.0} wakeups={} \
+         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} datagrams={}",
+        now.accepted.saturating_sub(now.closed),
+        now.accepted,
+        now.bytes_in,
+        now.bytes_out,
+        now.messages.saturating_sub(before.messages) as f64 / secs,
+        now.wakeups,
+        if wakeups == 0 {
+            0.0
+        } else {
+            events as f64 / wakeups as f64
+        },
+        if looped == 0.0 { 1.0 } else { waited / looped },
+        now.paused,
+        now.peak_queued,
+        now.datagrams,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_round_trips_and_line_has_every_field() {
+        let c = Counters {
+            accepted: 3,
+            closed: 1,
+            bytes_in: 10,
+            bytes_out: 9,
+            messages: 40,
+            wakeups: 8,
+            events: 16,
+            wait_ns: 750,
+            loop_ns: 1000,
+            peak_queued: 5,
+            ..Counters::default()
+        };
+        let p = Published::default();
+        p.store(&c);
+        let back = p.load();
+        assert_eq!(back.bytes_out, 9);
+        assert_eq!(back.peak_queued, 5);
+        let l = line(&back, &Counters::default(), Duration::from_secs(2));
+        for field in [
+            "open=2",
+            "accepted=3",
+            "bytes_in=10",
+            "bytes_out=9",
+            "msgs_per_sec=20",
+            "wakeups=8",
+            "events_per_wakeup=2.00",
+            "wait_share=0.75",
+            "paused=0",
+            "peak_queued=5",
+        ] {
+            assert!(l.contains(field), "{field} missing in {l}");
+        }
+    }
+}
