@@ -146,6 +146,8 @@ pub struct Connection {
     pub phase: Phase,
     /// The interest currently registered in the selector.
     pub interest: Interest,
+    /// Counted in the statistics as paused by backpressure.
+    pub paused: bool,
     /// Last time data arrived (only kept up to date with an idle timeout).
     pub last_active: Instant,
 }

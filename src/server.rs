@@ -58,6 +58,9 @@ const UDP_REFUSED_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
 pub struct Shared {
     pub shutdown: AtomicBool,
     pub open: AtomicUsize,
+    /// Workers whose loop has not ended; worker 0 ends last, so it can
+    /// still see a second signal while the others drain.
+    pub running: AtomicUsize,
     pub serial: AtomicU64,
     pub per_ip: Mutex<HashMap<IpAddr, u32>>,
     pub wakers: OnceLock<Vec<Waker>>,
@@ -69,6 +72,7 @@ impl Shared {
         Shared {
             shutdown: AtomicBool::new(false),
             open: AtomicUsize::new(0),
+            running: AtomicUsize::new(workers),
             serial: AtomicU64::new(0),
             per_ip: Mutex::new(HashMap::new()),
             wakers: OnceLock::new(),
@@ -209,7 +213,7 @@ impl Worker {
         let trace = self.cfg.trace;
         let measure = self.cfg.stats_interval.is_some();
         loop {
-            if self.deadline.is_some() && self.conns.is_empty() {
+            if self.deadline.is_some() && self.conns.is_empty() && self.others_done() {
                 break;
             }
             let timeout = self.next_timeout();
@@ -236,15 +240,19 @@ impl Worker {
             self.events = events;
             self.on_timers();
             if measure {
-                self.counters.paused = self
-                    .conns
-                    .iter()
-                    .filter(|(_, c)| c.is_paused(self.cfg.max_pending))
-                    .count() as u64;
                 self.shared.published[self.id].store(&self.counters);
             }
         }
+        self.shared.running.fetch_sub(1, Relaxed);
+        if let Some(first) = self.shared.wakers.get().and_then(|w| w.first()) {
+            let _ = first.wake(); // worker 0 may be waiting for the last of us
+        }
         Ok(self.counters)
+    }
+
+    /// Worker 0 outlives the others; the others need not wait.
+    fn others_done(&self) -> bool {
+        self.id != 0 || self.shared.running.load(Relaxed) == 1
     }
 
     fn dispatch(&mut self, event: &Event) {
@@ -316,6 +324,7 @@ impl Worker {
                 out: OutQueue::default(),
                 phase: Phase::Open,
                 interest: Interest::READABLE,
+                paused: false,
                 last_active: self.now,
             });
             if let Some(idle) = self.cfg.idle_timeout {
@@ -514,6 +523,15 @@ impl Worker {
     /// finish the connection when it has nothing left to do.
     fn update_interest(&mut self, key: usize) {
         let conn = &mut self.conns[key];
+        let paused = conn.is_paused(self.cfg.max_pending);
+        if paused != conn.paused {
+            conn.paused = paused;
+            if paused {
+                self.counters.paused += 1;
+            } else {
+                self.counters.paused -= 1;
+            }
+        }
         match conn.wanted(self.cfg.max_pending) {
             Some(interest) if interest == conn.interest => {}
             Some(interest) => {
@@ -553,6 +571,7 @@ impl Worker {
             warn!(peer = %conn.peer, error = %e, "unregister failed");
         }
         self.counters.queue_shrank(conn.out.len());
+        self.counters.paused -= u64::from(conn.paused);
         self.counters.closed += 1;
         self.release_ip(conn.peer);
         self.shared.open.fetch_sub(1, Relaxed);
@@ -682,7 +701,7 @@ impl Worker {
         let due = [
             self.idle.peek().map(|Reverse((at, _, _))| *at),
             self.resume_at,
-            self.deadline,
+            self.deadline.filter(|_| !self.conns.is_empty()),
             self.stats_due,
         ];
         due.into_iter()
