@@ -1,0 +1,250 @@
+//! The result of a point as people read it (a table) and as scripts read it
+//! (JSON with fixed keys).
+
+use crate::run::{Config, Outcome};
+use crate::stats::Percentiles;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One point's result. Field names are the JSON contract.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The server address.
+    pub addr: String,
+    /// "tcp" or "udp".
+    pub transport: &'static str,
+    /// The readiness backend the workers used.
+    pub backend: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Connections asked for.
+    pub connections: u64,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Messages in flight per connection.
+    pub pipeline: usize,
+    /// Open-loop rate (messages/s), `null` in closed loop.
+    pub rate: Option<f64>,
+    /// Connections established.
+    pub connected: u64,
+    /// Messages echoed, verified and completed in the window.
+    pub messages: u64,
+    /// Their bytes (one direction).
+    pub bytes: u64,
+    /// The window's length in seconds.
+    pub duration_s: f64,
+    /// `messages / duration_s`.
+    pub msgs_per_sec: f64,
+    /// `bytes / duration_s / 1e6`.
+    pub mbytes_per_sec: f64,
+    /// Send of a message's first byte (or its due time, with `rate`) to
+    /// receipt of its last echoed byte.
+    pub latency_us: Percentiles,
+    /// Failed connections: connect errors, closes, resets, short reads, and
+    /// connections not served in the window.
+    pub errors: u64,
+    /// The part of `errors` that failed to connect.
+    pub connect_errors: u64,
+    /// Messages whose echo differed from what was sent.
+    pub mismatches: u64,
+    /// UDP only: datagrams never echoed within the timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// UDP only: echoes that came after their datagram was counted lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
+    /// Server CPU time (user + system) in the window per message, in µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// Server peak resident memory (VmHWM), kB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_peak_rss_kb: Option<u64>,
+    /// Server resident memory at the end (VmRSS), kB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_kb: Option<u64>,
+    /// The first failure, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+impl Report {
+    /// Build the report for `cfg` from what the run measured.
+    pub fn new(cfg: &Config, backend: String, o: &Outcome) -> Report {
+        let s = &o.stats;
+        let secs = o.window.as_secs_f64().max(1e-9);
+        let round = |x: f64, digits: i32| {
+            let f = 10f64.powi(digits);
+            (x * f).round() / f
+        };
+        Report {
+            addr: cfg.addr.to_string(),
+            transport: if cfg.udp { "udp" } else { "tcp" },
+            backend,
+            threads: cfg.threads,
+            connections: cfg.connections,
+            size: cfg.size,
+            pipeline: cfg.pipeline,
+            rate: cfg.rate,
+            connected: s.connected,
+            messages: s.messages,
+            bytes: s.bytes,
+            duration_s: round(secs, 3),
+            msgs_per_sec: round(s.messages as f64 / secs, 1),
+            mbytes_per_sec: round(s.bytes as f64 / secs / 1e6, 3),
+            latency_us: Percentiles::of(&s.latency),
+            errors: s.errors.total(),
+            connect_errors: s.errors.connect,
+            mismatches: s.mismatches,
+            lost: cfg.udp.then_some(s.lost),
+            late: cfg.udp.then_some(s.late),
+            server_cpu_us_per_msg: o
+                .server_cpu_us
+                .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
+            server_peak_rss_kb: o.server_rss_kb.map(|r| r.1),
+            server_rss_kb: o.server_rss_kb.map(|r| r.0),
+            first_error: s.first_error.clone(),
+        }
+    }
+
+    /// Whether the run found a fault: an error or a mismatch (UDP losses
+    /// are reported, not faults).
+    pub fn failed(&self) -> bool {
+        self.errors > 0 || self.mismatches > 0
+    }
+
+    /// `1234567` as `1,234,567`.
+    pub fn thousands(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        out
+    }
+
+    /// The single-point table.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let rate = self.rate.map_or_else(
+            || "closed loop".to_owned(),
+            |r| format!("open loop at {r} msg/s"),
+        );
+        let _ = writeln!(
+            t,
+            "{} {}: {} connections x {} B, pipeline {}, {}, {} s, backend {}, {} thread(s)",
+            self.transport,
+            self.addr,
+            self.connections,
+            self.size,
+            self.pipeline,
+            rate,
+            self.duration_s,
+            self.backend,
+            self.threads
+        );
+        let _ = writeln!(t, "  connected     {}/{}", self.connected, self.connections);
+        let _ = writeln!(
+            t,
+            "  messages      {:>14}   {:>12} msg/s",
+            Self::thousands(self.messages),
+            Self::thousands(self.msgs_per_sec as u64)
+        );
+        let _ = writeln!(
+            t,
+            "  bytes         {:>14}   {:>12.2} MB/s",
+            Self::thousands(self.bytes),
+            self.mbytes_per_sec
+        );
+        let l = &self.latency_us;
+        let _ = writeln!(
+            t,
+            "  latency (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            l.p50, l.p90, l.p99, l.p999, l.max
+        );
+        let _ = writeln!(
+            t,
+            "  errors        {} (connect {})",
+            self.errors, self.connect_errors
+        );
+        let _ = writeln!(t, "  mismatches    {}", self.mismatches);
+        if let (Some(lost), Some(late)) = (self.lost, self.late) {
+            let _ = writeln!(t, "  lost          {lost} (late {late})");
+        }
+        if let Some(cpu) = self.server_cpu_us_per_msg {
+            let _ = writeln!(
+                t,
+                "  server        {cpu} us CPU/msg, RSS {} kB (peak {} kB)",
+                self.server_rss_kb.unwrap_or(0),
+                self.server_peak_rss_kb.unwrap_or(0)
+            );
+        }
+        if let Some(e) = &self.first_error {
+            let _ = writeln!(t, "  first error   {e}");
+        }
+        t
+    }
+
+    /// One table for a sweep, a row per point.
+    pub fn sweep_table(reports: &[Report]) -> String {
+        let mut t = String::new();
+        let server = reports.iter().any(|r| r.server_cpu_us_per_msg.is_some());
+        let _ = write!(
+            t,
+            "{:>7} {:>6} {:>4} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>5}",
+            "conns",
+            "size",
+            "pipe",
+            "msg/s",
+            "MB/s",
+            "p50us",
+            "p99us",
+            "p999us",
+            "maxus",
+            "errors",
+            "mism"
+        );
+        if server {
+            let _ = write!(t, " {:>9} {:>9}", "cpu/msg", "rss_kB");
+        }
+        t.push('\n');
+        for r in reports {
+            let l = &r.latency_us;
+            let _ = write!(
+                t,
+                "{:>7} {:>6} {:>4} {:>12} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>6} {:>5}",
+                r.connections,
+                r.size,
+                r.pipeline,
+                Self::thousands(r.msgs_per_sec as u64),
+                r.mbytes_per_sec,
+                l.p50,
+                l.p99,
+                l.p999,
+                l.max,
+                r.errors,
+                r.mismatches
+            );
+            if let Some(cpu) = r.server_cpu_us_per_msg {
+                let _ = write!(t, " {:>9} {:>9}", cpu, r.server_peak_rss_kb.unwrap_or(0));
+            }
+            t.push('\n');
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(Report::thousands(0), "0");
+        assert_eq!(Report::thousands(999), "999");
+        assert_eq!(Report::thousands(1000), "1,000");
+        assert_eq!(Report::thousands(1234567), "1,234,567");
+    }
+}
