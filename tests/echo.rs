@@ -1,0 +1,166 @@
+//! Every byte comes back once, in order, on every backend: many sizes, random chunking, one
+//! connection or 2,000 at once (more than select's classic FD_SETSIZE of 1,024).
+
+mod util;
+
+use std::io::Write;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use util::{assert_bytes_eq, connect, echo_once, exchange, random_bytes, Rng, Server};
+
+/// Sizes from one byte to 1 MiB, around the usual buffer boundaries.
+const SIZES: &[usize] = &[
+    1,
+    2,
+    7,
+    100,
+    1000,
+    1024,
+    4095,
+    4096,
+    4097,
+    16_384,
+    65_535,
+    65_536,
+    65_537,
+    300_000,
+    1 << 20,
+];
+
+fn start(backend: &str) -> Server {
+    Server::start(&["--backend", backend])
+}
+
+/// One connection per size, each written in random chunks while the echo is read.
+fn sizes_in_order(backend: &str) {
+    let server = start(backend);
+    let mut rng = Rng::new(1);
+    for (i, &size) in SIZES.iter().enumerate() {
+        let data = random_bytes(i as u64, size);
+        let max_chunk = 1 + rng.below(size as u64) as usize;
+        let stream = connect(server.addr());
+        let got = exchange(&stream, &data, max_chunk, i as u64);
+        assert_bytes_eq(&got, &data, &format!("{backend}: {size} bytes"));
+    }
+}
+
+/// Ping-pong of many differently sized messages on one connection.
+fn many_messages_one_connection(backend: &str) {
+    let server = start(backend);
+    let stream = connect(server.addr());
+    let mut rng = Rng::new(2);
+    for i in 0..500 {
+        let size = 1 + rng.below(5000) as usize;
+        echo_once(&stream, &random_bytes(i, size));
+    }
+    // One stream of all sizes back to back, written in one go.
+    let data: Vec<u8> = SIZES
+        .iter()
+        .take(11)
+        .flat_map(|&n| random_bytes(n as u64, n))
+        .collect();
+    let got = exchange(&stream, &data, data.len(), 3);
+    assert_bytes_eq(&got, &data, "back-to-back sizes");
+}
+
+/// 2,000 clients connected at once, each with its own message.
+fn two_thousand_clients(backend: &str) {
+    const CLIENTS: usize = 2000;
+    let limit = util::raise_nofile();
+    if limit < 2 * CLIENTS as u64 + 200 {
+        skip!("RLIMIT_NOFILE hard limit {limit} is too low for {CLIENTS} clients");
+    }
+    let server = start(backend);
+    let mut rng = Rng::new(4);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let stream = connect(server.addr());
+        let msg = random_bytes(i as u64, 1 + rng.below(2000) as usize);
+        (&stream).write_all(&msg).expect("write");
+        clients.push((stream, msg));
+    }
+    for (i, (stream, msg)) in clients.iter().enumerate() {
+        let got = util::read_n(stream, msg.len());
+        assert_bytes_eq(&got, msg, &format!("{backend}: client {i} of {CLIENTS}"));
+    }
+    assert!(
+        server.fd_count() >= CLIENTS,
+        "{backend}: server holds {} fds with {CLIENTS} clients open",
+        server.fd_count()
+    );
+    // Everyone still served on a second round, in reverse order.
+    for (stream, msg) in clients.iter().rev() {
+        echo_once(stream, &msg[..msg.len().min(10)]);
+    }
+}
+
+/// Random message sizes and chunkings on fresh connections to one server.
+fn random_chunking(backend: &str) {
+    let server = start(backend);
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        prop::collection::vec(1usize..=70_000, 1..6),
+        1usize..=65_536,
+        any::<u64>(),
+    );
+    runner
+        .run(&strategy, |(sizes, max_chunk, seed)| {
+            let data: Vec<u8> = sizes
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &n)| random_bytes(seed ^ i as u64, n))
+                .collect();
+            let stream = connect(server.addr());
+            let got = exchange(&stream, &data, max_chunk, seed);
+            prop_assert_eq!(got.len(), data.len());
+            prop_assert!(got == data, "bytes differ");
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{backend}: {e}"));
+}
+
+macro_rules! per_backend {
+    ($($backend:ident),* $(,)?) => {$(
+        mod $backend {
+            #[test]
+            fn sizes_in_order() {
+                super::sizes_in_order(stringify!($backend));
+            }
+
+            #[test]
+            fn many_messages_one_connection() {
+                super::many_messages_one_connection(stringify!($backend));
+            }
+
+            #[test]
+            fn two_thousand_clients() {
+                super::two_thousand_clients(stringify!($backend));
+            }
+
+            #[test]
+            fn random_chunking() {
+                super::random_chunking(stringify!($backend));
+            }
+        }
+    )*};
+}
+
+per_backend!(auto, epoll, poll, select);
+
+#[test]
+fn idle_clients_do_not_delay_others() {
+    // A client that connects and says nothing must not hold up the loop for the rest.
+    let server = Server::start(&[]);
+    let _silent: Vec<_> = (0..50).map(|_| connect(server.addr())).collect();
+    let stream = connect(server.addr());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    echo_once(&stream, b"hello");
+}
