@@ -4,7 +4,7 @@ use crate::Token;
 use std::fmt;
 
 /// Readiness bits shared by the backends and the events they produce.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Ready(u8);
 
 impl Ready {

@@ -68,3 +68,6 @@ pub use interest::Interest;
 pub use select::select;
 pub use selector::{BackendKind, Registration, Selector, Waker};
 pub use token::Token;
+
+#[cfg(feature = "faults")]
+pub use sys::faults::{Fault, FaultPlan};

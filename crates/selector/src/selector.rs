@@ -77,6 +77,8 @@ enum Sys {
     Epoll(sys::epoll::Epoll),
     Poll(sys::poll::Poll),
     Select(sys::select::Select),
+    #[cfg(feature = "faults")]
+    Faulty(sys::faults::Faulty),
 }
 
 macro_rules! dispatch {
@@ -86,6 +88,8 @@ macro_rules! dispatch {
             Sys::Epoll($b) => $body,
             Sys::Poll($b) => $body,
             Sys::Select($b) => $body,
+            #[cfg(feature = "faults")]
+            Sys::Faulty($b) => $body,
         }
     };
 }
@@ -189,13 +193,30 @@ impl Selector {
             BackendKind::Poll | BackendKind::Auto => Sys::Poll(sys::poll::Poll::create()?),
             BackendKind::Select => Sys::Select(sys::select::Select::create()?),
         };
-        Ok(Selector {
+        Ok(Selector::from_sys(sys, kind))
+    }
+
+    fn from_sys(sys: Sys, kind: BackendKind) -> Selector {
+        Selector {
             sys,
             kind,
             table: Vec::new(),
             count: 0,
             waker: None,
-        })
+        }
+    }
+
+    /// A selector whose backend is poll(2) with faults injected as `plan`
+    /// says: for testing a program's event loop without timing luck.
+    /// Reports itself as [`BackendKind::Poll`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Selector::with_backend`].
+    #[cfg(feature = "faults")]
+    pub fn with_faults(plan: crate::FaultPlan) -> io::Result<Selector> {
+        let sys = Sys::Faulty(sys::faults::Faulty::new(plan)?);
+        Ok(Selector::from_sys(sys, BackendKind::Poll))
     }
 
     /// The backend in use (never `Auto`).

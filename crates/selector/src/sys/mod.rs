@@ -27,6 +27,8 @@ use std::time::Duration;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
+#[cfg(feature = "faults")]
+pub(crate) mod faults;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod waker;
