@@ -1,7 +1,8 @@
 //! Peer echo servers for the benchmarks: small, honest versions of what people would write with
 //! tokio and mio instead of using echo-server.
 //!
-//! Every binary takes the listen address as its first argument (default `127.0.0.1:0`), sets
+//! Every binary takes the listen address as its first argument (default `127.0.0.1:0`; the
+//! tokio ones take their per-connection read-buffer size as the second), sets
 //! `TCP_NODELAY` on accepted sockets (echo-server does too), and prints `listening tcp ADDR` on
 //! stdout once bound, the same line echo-server prints, so the harness treats all servers alike.
 #![forbid(unsafe_code)]
@@ -9,7 +10,8 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-/// Bytes each tokio connection reads at once: one 16 KiB message fits in one read.
+/// Default bytes each tokio connection reads at once: one 16 KiB message fits in one read.
+/// tokio's README example uses 1 KiB; the second argument sets it.
 pub const TOKIO_BUF: usize = 16 * 1024;
 
 /// The listen address from the first command-line argument, or `127.0.0.1:0`.
@@ -21,6 +23,23 @@ pub fn listen_addr() -> io::Result<SocketAddr> {
     arg.parse().map_err(|e| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("bad listen address {arg:?}: {e}"))
     })
+}
+
+/// The tokio read-buffer size from the second command-line argument, or [`TOKIO_BUF`].
+///
+/// # Errors
+/// `InvalidInput` when the argument is not a positive number.
+pub fn buffer_size() -> io::Result<usize> {
+    match std::env::args().nth(2) {
+        None => Ok(TOKIO_BUF),
+        Some(arg) => match arg.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad buffer size {arg:?}: want a positive number of bytes"),
+            )),
+        },
+    }
 }
 
 /// Prints `listening tcp ADDR` on stdout and flushes it.
@@ -45,6 +64,7 @@ pub mod tokio_echo {
     /// Bad address, bind failure, or stdout failure. Accept errors (EMFILE) are logged and the
     /// loop goes on.
     pub async fn run() -> std::io::Result<()> {
+        let buf_size = super::buffer_size()?;
         let listener = TcpListener::bind(super::listen_addr()?).await?;
         super::announce(listener.local_addr()?)?;
         loop {
@@ -58,16 +78,19 @@ pub mod tokio_echo {
                 }
             };
             tokio::spawn(async move {
-                if let Err(e) = echo(stream).await {
-                    eprintln!("connection: {e}");
+                match echo(stream, buf_size).await {
+                    Ok(()) => {}
+                    // A client leaving with echoes unread resets; that is not news.
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    Err(e) => eprintln!("connection: {e}"),
                 }
             });
         }
     }
 
-    async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+    async fn echo(mut stream: TcpStream, buf_size: usize) -> std::io::Result<()> {
         stream.set_nodelay(true)?;
-        let mut buf = vec![0u8; super::TOKIO_BUF];
+        let mut buf = vec![0u8; buf_size];
         loop {
             let n = stream.read(&mut buf).await?;
             if n == 0 {

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison: every server over a matrix of connections x size x pipeline, each
+server pinned to core 0 and echo-bench to core 1, servers alternated within each point, each
+point repeated and reduced to medians. Writes raw JSON lines, summary.md and SVG plots under
+bench/results/<timestamp>/, and copies the summary to bench/results/latest.md.
+
+Run through bench/compare.sh, which builds the binaries and sets up the Python venv first.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+import idle_rss
+import report
+
+FULL_CONNS = [1, 100, 1000, 10000]
+FULL_SIZES = [64, 16384]
+FULL_PIPELINES = [1, 8]
+RATE_POINT = (100, 64, 1, 20000)
+
+
+@dataclass(frozen=True)
+class Point:
+    conns: int
+    size: int
+    pipeline: int
+    rate: int = 0
+
+    def describe(self):
+        rate = f" rate={self.rate}/s" if self.rate else ""
+        return f"c={self.conns} s={self.size} p={self.pipeline}{rate}"
+
+
+def matrix(quick):
+    if quick:
+        pts = [Point(1, 64, 1), Point(100, 64, 1), Point(1000, 64, 1),
+               Point(100, 16384, 1), Point(100, 64, 8)]
+    else:
+        pts = [Point(c, s, p) for s in FULL_SIZES for p in FULL_PIPELINES for c in FULL_CONNS]
+    return pts + [Point(*RATE_POINT)]
+
+
+def not_applicable(server, point):
+    """Why a server skips a point, or "" if it runs it."""
+    if server.skip_reason:
+        return server.skip_reason
+    if server.python and point.pipeline > 1:
+        return "Python servers run pipeline 1 only (time budget)"
+    return ""
+
+
+def run_one(server, point, args, logdir, tag):
+    """Starts the server, runs echo-bench against it, stops it. Returns a raw record."""
+    rec = {"server": server.name, "backend": server.backend, "conns": point.conns,
+           "size": point.size, "pipeline": point.pipeline, "rate": point.rate, "tag": tag,
+           "ok": False, "error": None, "result": None}
+    run = harness.Running(server, logdir / f"{tag}.stderr")
+    why = run.start()
+    if why:
+        rec["error"] = f"server did not start: {why}"
+        return rec
+    cmd = ["taskset", "-c", harness.CLIENT_CORE, args.bench, "--json",
+           "--server-pid", str(run.pid), "-c", str(point.conns), "-s", str(point.size),
+           "-p", str(point.pipeline), "-d", str(args.duration), "--warmup", str(args.warmup)]
+    if point.rate:
+        cmd += ["-r", str(point.rate)]
+    cmd.append(run.addr)
+    rec["command"] = " ".join(cmd)
+    limit = args.warmup + args.duration + 30 + point.conns / 200
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=limit, text=True)
+        rc, stdout, stderr = out.returncode, out.stdout, out.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, stdout, stderr = None, (e.stdout or b"").decode(errors="replace"), ""
+        rec["error"] = f"echo-bench did not finish in {limit:.0f} s"
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                rec["result"] = json.loads(line)
+            except ValueError:
+                pass
+            break
+    alive = run.alive()
+    tail = run.stderr_tail()
+    server_rc = run.stop()
+    res = rec["result"]
+    if not alive:
+        rec["error"] = f"server exited (status {server_rc}): {tail or 'no stderr'}"
+    elif rec["error"] is None and rc != 0:
+        if res:
+            rec["error"] = (f"echo-bench status {rc}: errors={res.get('errors')} "
+                            f"mismatches={res.get('mismatches')} "
+                            f"connected={res.get('connected')}/{point.conns}")
+        else:
+            last = stderr.strip().splitlines()[-1:] or ["no output"]
+            rec["error"] = f"echo-bench status {rc}: {last[0][:300]}"
+    elif rec["error"] is None and not res:
+        rec["error"] = "echo-bench printed no JSON"
+    rec["ok"] = rec["error"] is None
+    if rec["ok"] and run.log_path.exists() and run.log_path.stat().st_size == 0:
+        run.log_path.unlink()
+    return rec
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="reduced matrix, 1 repeat, 1 s points")
+    ap.add_argument("--repeats", type=int, help="runs per server and point (default 3, quick 1)")
+    ap.add_argument("--duration", type=int, help="measured seconds per run (default 2, quick 1)")
+    ap.add_argument("--warmup", type=int, default=1, help="warm-up seconds per run (default 1)")
+    ap.add_argument("--servers", help="comma-separated names or labels to run, e.g. tokio-ct,mio")
+    ap.add_argument("--bench", default=str(harness.RELEASE / "echo-bench"),
+                    help="load generator (default target/release/echo-bench)")
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle-memory measurement")
+    ap.add_argument("--hold", type=int, help="connections held by echo-server with every byte "
+                    "verified (default 19000, quick 0 = skip)")
+    ap.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
+    args = ap.parse_args()
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.duration = args.duration or (1 if args.quick else 2)
+    if args.hold is None:
+        args.hold = 0 if args.quick else 19000
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, _: sys.exit(128 + n))
+    try:
+        run_all(args)
+    finally:
+        harness.cleanup()
+
+
+def run_all(args):
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else harness.ROOT / "bench" / "results" / stamp
+    logdir = out / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+
+    servers = harness.all_servers()
+    if args.servers:
+        want = set(args.servers.split(","))
+        servers = [s for s in servers if s.name in want or s.label in want or s.backend in want]
+    points = matrix(args.quick)
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": harness.machine(),
+        "command": "bench/compare.sh " + " ".join(sys.argv[1:]),
+        "commit": subprocess.run(["git", "-C", str(harness.ROOT), "describe", "--always",
+                                  "--dirty"], capture_output=True, text=True).stdout.strip(),
+        "bench": args.bench, "repeats": args.repeats, "duration": args.duration,
+        "warmup": args.warmup, "nofile": hard, "loadavg_start": os.getloadavg(),
+    }
+    total = sum(1 for p in points for s in servers if not not_applicable(s, p)) * args.repeats
+    print(f"{len(servers)} servers, {len(points)} points, {args.repeats} repeats: "
+          f"at most {total} runs -> {out}", file=sys.stderr)
+
+    records, done = [], 0
+    with open(out / "raw.jsonl", "w") as raw:
+        for pi, point in enumerate(points):
+            failed = set()  # servers that crashed at this point: not repeated
+            for rep in range(args.repeats):
+                for s in servers:
+                    if not_applicable(s, point) or s.label in failed:
+                        continue
+                    done += 1
+                    tag = f"p{pi:02d}-{s.label.replace(' ', '').replace('(', '-').strip(')')}-r{rep}"
+                    rec = run_one(s, point, args, logdir, tag)
+                    rec["rep"] = rep
+                    records.append(rec)
+                    raw.write(json.dumps(rec) + "\n")
+                    raw.flush()
+                    res = rec["result"] or {}
+                    status = "ok" if rec["ok"] else f"FAILED: {rec['error']}"
+                    print(f"[{done}/{total}] {s.label:22} {point.describe():28} "
+                          f"{res.get('msgs_per_sec', 0):>10.0f} msg/s "
+                          f"{res.get('server_cpu_us_per_msg') or 0:6.2f} us/msg  {status}",
+                          file=sys.stderr)
+                    if rec["error"] and rec["error"].startswith(("server exited", "server did")):
+                        failed.add(s.label)
+
+    idle = None
+    if not args.no_idle:
+        n = 1000 if args.quick else 10000
+        idle = idle_rss.measure_all([s for s in servers if not s.skip_reason], n, logdir)
+        with open(out / "idle.json", "w") as f:
+            json.dump(idle, f, indent=1)
+    held = None
+    if args.hold:
+        held = idle_rss.hold(args.hold, args.bench, logdir)
+        with open(out / "hold.json", "w") as f:
+            json.dump(held, f, indent=1)
+    meta["loadavg_end"] = os.getloadavg()
+    summary = report.summary(meta, servers, points, records, idle, held, not_applicable, out)
+    (out / "summary.md").write_text(summary)
+    shutil.copyfile(out / "summary.md", harness.ROOT / "bench" / "results" / "latest.md")
+    print(f"wrote {out / 'summary.md'} and bench/results/latest.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

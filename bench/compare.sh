@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Side-by-side echo server comparison. Builds the servers and echo-bench, sets up the Python
+# venv (uvloop when it installs), raises the descriptor limit, then runs bench/compare.py.
+#   bench/compare.sh [--quick] [--repeats R] [--duration SECS] [--servers a,b] [--no-idle] ...
+# Results: bench/results/<timestamp>/ and bench/results/latest.md. See bench/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ulimit -n "$(ulimit -Hn)"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release -p echo-server -p echo-bench -p echo-peers
+fi
+
+venv=bench/.venv
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv" || echo "compare: no venv; Python peers use python3" >&2
+fi
+if [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c 'import uvloop' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet uvloop \
+        || echo "compare: uvloop did not install; its rows are skipped" >&2
+fi
+
+# compare.py stops every server it started (finally/atexit); this catches the rest of the
+# process group if it is killed outright.
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+python3 bench/compare.py "$@" &
+pids+=("$!")
+wait "${pids[0]}"

@@ -1,0 +1,201 @@
+"""Shared pieces of the benchmark scripts: the servers compared, starting one pinned to a core
+and reading its `listening tcp ADDR` line, stopping it, and reading /proc.
+
+Python 3.11 standard library only.
+"""
+import os
+import re
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+VENV_PY = ROOT / "bench" / ".venv" / "bin" / "python"
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+
+@dataclass
+class Server:
+    """One implementation under test: a name, a backend label, and how to start it."""
+
+    name: str
+    backend: str
+    argv: list
+    python: bool = False
+    needs: str = ""  # a Python module that must import, else the server is skipped
+    skip_reason: str = field(default="", compare=False)
+
+    @property
+    def label(self):
+        return self.name if self.backend == "-" else f"{self.name} ({self.backend})"
+
+
+def python_exe():
+    return str(VENV_PY) if VENV_PY.exists() else "python3"
+
+
+def all_servers():
+    """Every implementation, ours first, then the peers, slow ones last."""
+    es = str(RELEASE / "echo-server")
+    py = python_exe()
+    pydir = ROOT / "bench" / "python"
+    servers = [
+        Server("echo-server", b, [es, "-l", "127.0.0.1:0", "--backend", b])
+        for b in ("epoll", "poll", "select")
+    ]
+    servers += [
+        Server("tokio-ct", "-", [str(RELEASE / "tokio-ct"), "127.0.0.1:0"]),
+        Server("tokio-mt", "-", [str(RELEASE / "tokio-mt"), "127.0.0.1:0"]),
+        Server("mio", "-", [str(RELEASE / "mio-echo"), "127.0.0.1:0"]),
+        Server("python", "select", [py, str(pydir / "select_echo.py"), "127.0.0.1:0"], True),
+        Server("python", "asyncio", [py, str(pydir / "asyncio_echo.py"), "127.0.0.1:0"], True),
+        Server("python", "uvloop", [py, str(pydir / "asyncio_echo.py"), "--uvloop",
+                                    "127.0.0.1:0"], True, needs="uvloop"),
+    ]
+    for s in servers:
+        exe = Path(s.argv[0])
+        if exe.is_absolute() and not exe.exists():
+            s.skip_reason = f"{exe.name} not built"
+        elif s.needs:
+            probe = subprocess.run([py, "-c", f"import {s.needs}"], capture_output=True)
+            if probe.returncode != 0:
+                s.skip_reason = f"{s.needs} not installed"
+    return servers
+
+
+_live = set()
+
+
+def cleanup():
+    """Stops every server still running (for exits through an exception or a signal)."""
+    for run in list(_live):
+        run.stop()
+
+
+class Running:
+    """A started server: its process, its address, and its stderr log file."""
+
+    def __init__(self, server, log_path):
+        self.server = server
+        self.log_path = log_path
+        self.addr = None
+        self.proc = None
+
+    def start(self, timeout=15.0):
+        """Starts the server pinned to SERVER_CORE; returns None or a reason it did not start."""
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE] + self.server.argv,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
+            start_new_session=True,
+        )
+        _live.add(self)
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                break
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+        sel.close()
+        m = re.match(rb"listening tcp (\S+)", line)
+        if not m:
+            self.stop()
+            return f"no 'listening tcp' line ({self.stderr_tail() or 'no output'})"
+        self.addr = m.group(1).decode()
+        return None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, up to 10 s to exit, then SIGKILL to the whole process group."""
+        if self.proc is None:
+            return None
+        _live.discard(self)
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        if not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        self.log.close()
+        return self.proc.returncode
+
+    def stderr_tail(self, n=1):
+        try:
+            self.log.flush()
+            lines = Path(self.log_path).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " / ".join(lines[-n:])[-300:]
+
+
+def proc_status(pid, key):
+    """A /proc/PID/status field in kB (VmRSS, VmHWM), or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def socket_fds(pid):
+    """How many sockets the process has open (accepted connections plus listeners)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    n = 0
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def machine():
+    """One line naming the machine: CPU model, cores, kernel."""
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Linux {os.uname().release}"
