@@ -9,6 +9,7 @@
 //! buffer serve every connection of the worker.
 
 use crate::net::{self, describe};
+use crate::pace::Pacer;
 use crate::pattern;
 use crate::run::{Config, Handshake, Schedule, Share, DRAIN};
 use crate::stats::Stats;
@@ -85,6 +86,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
         origin: Instant::now(),
         in_window: false,
         sending: true,
+        pacer: None,
         echoed: 0,
     };
     w.connect_all()?;
@@ -114,6 +116,7 @@ struct Worker<'a> {
     origin: Instant,
     in_window: bool,
     sending: bool,
+    pacer: Option<Pacer>,
     /// Messages echoed since the start, for the progress line.
     echoed: u64,
 }
@@ -128,6 +131,9 @@ enum Failure {
     /// The echo differed from what was sent (counted as a mismatch).
     Mismatch,
 }
+
+/// The pacing timer's token; connections use their index.
+const TIMER: Token = Token(usize::MAX);
 
 fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -167,6 +173,12 @@ impl Worker<'_> {
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.events);
             for ev in &events {
+                if ev.token() == TIMER {
+                    if let Some(p) = &mut self.pacer {
+                        p.acknowledge();
+                    }
+                    continue;
+                }
                 let i = ev.token().0;
                 let Some(Link::Connecting(socket, _)) = self.conns.get(i).map(|c| &c.link) else {
                     continue;
@@ -228,11 +240,12 @@ impl Worker<'_> {
         let window_start = ns(s.window_start - s.start);
         let window_end = ns(s.window_end - s.start);
         let drain_end = ns(s.drain_end - s.start);
-        // Open loop: message j of this worker is due at j * gap and goes to
-        // connection j % n, so each connection sends every n * gap.
-        let gap = self.share.rate.map(|r| 1e9 / r.max(1e-9));
-        let n = self.conns.len() as u64;
-        let mut next_due = 0u64;
+        if let Some(rate) = self.share.rate.filter(|_| !self.conns.is_empty()) {
+            let n = self.conns.len() as u64;
+            let pacer = Pacer::new(rate, n, &mut self.selector, TIMER)
+                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+            self.pacer = Some(pacer);
+        }
         for i in 0..self.conns.len() {
             self.write(i);
         }
@@ -249,25 +262,29 @@ impl Worker<'_> {
             if self.sending && now >= window_end {
                 self.sending = false;
                 self.in_window = false;
+                if let Some(p) = &mut self.pacer {
+                    p.stop(&mut self.selector);
+                }
             }
             if !self.sending && (now >= drain_end || self.drained()) {
                 return Ok(());
             }
-            let mut wake = if !self.sending {
+            let wake = if !self.sending {
                 drain_end
             } else if now < window_start {
                 window_start
             } else {
                 window_end
             };
-            if let (Some(gap), true) = (gap, self.sending && n > 0) {
-                while (next_due as f64 * gap) as u64 <= now {
-                    let i = (next_due % n) as usize;
+            if self.sending {
+                while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
                     self.conns[i].due += 1;
-                    next_due += 1;
                     self.write(i);
                 }
-                wake = wake.min((next_due as f64 * gap) as u64);
+                if let Some(p) = &mut self.pacer {
+                    p.arm(now)
+                        .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+                }
             }
             let timeout =
                 Duration::from_nanos(wake.saturating_sub(now)).min(Duration::from_millis(50));
@@ -276,6 +293,12 @@ impl Worker<'_> {
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.events);
             for ev in &events {
+                if ev.token() == TIMER {
+                    if let Some(p) = &mut self.pacer {
+                        p.acknowledge();
+                    }
+                    continue;
+                }
                 let i = ev.token().0;
                 if ev.is_readable() || ev.is_error_or_hangup() {
                     self.read(i);
@@ -313,10 +336,10 @@ impl Worker<'_> {
     }
 
     fn start_time(&self, i: usize, k: u64, now: u64) -> u64 {
-        match self.share.rate {
+        match &self.pacer {
             // Latency counts from when the message was due, not from when a
             // slow server let us send it (no coordinated omission).
-            Some(r) => ((k * self.conns.len() as u64 + i as u64) as f64 * 1e9 / r.max(1e-9)) as u64,
+            Some(p) => p.due_time(i, k),
             None => now,
         }
     }

@@ -14,6 +14,7 @@
 
 mod client;
 mod net;
+mod pace;
 mod pattern;
 mod report;
 mod run;

@@ -53,6 +53,9 @@ pub struct Report {
     /// UDP only: echoes that came after their datagram was counted lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late: Option<u64>,
+    /// UDP only: sockets that got no echo in the window (all lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unserved: Option<u64>,
     /// Server CPU time (user + system) in the window per message, in µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_msg: Option<f64>,
@@ -97,6 +100,7 @@ impl Report {
             mismatches: s.mismatches,
             lost: cfg.udp.then_some(s.lost),
             late: cfg.udp.then_some(s.late),
+            unserved: cfg.udp.then_some(s.silent),
             server_cpu_us_per_msg: o
                 .server_cpu_us
                 .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
@@ -171,7 +175,11 @@ impl Report {
         );
         let _ = writeln!(t, "  mismatches    {}", self.mismatches);
         if let (Some(lost), Some(late)) = (self.lost, self.late) {
-            let _ = writeln!(t, "  lost          {lost} (late {late})");
+            let silent = self.unserved.unwrap_or(0);
+            let _ = writeln!(
+                t,
+                "  lost          {lost} datagrams (late {late}; {silent} sockets got no echo)"
+            );
         }
         if let Some(cpu) = self.server_cpu_us_per_msg {
             let _ = writeln!(

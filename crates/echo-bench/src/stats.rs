@@ -58,6 +58,8 @@ pub struct Stats {
     pub lost: u64,
     /// UDP echoes that arrived after their datagram was counted lost.
     pub late: u64,
+    /// UDP sockets that got no echo in the window (all datagrams lost).
+    pub silent: u64,
     /// The first failure seen, to print.
     pub first_error: Option<String>,
 }
@@ -75,6 +77,7 @@ impl Stats {
             mismatches: 0,
             lost: 0,
             late: 0,
+            silent: 0,
             first_error: None,
         }
     }
@@ -114,6 +117,7 @@ impl Stats {
         self.mismatches += o.mismatches;
         self.lost += o.lost;
         self.late += o.late;
+        self.silent += o.silent;
         if self.first_error.is_none() {
             self.first_error.clone_from(&o.first_error);
         }

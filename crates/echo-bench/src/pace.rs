@@ -1,0 +1,152 @@
+//! Open-loop pacing (`--rate`): when each message is due, and a timerfd
+//! that wakes the selector on time.
+//!
+//! Message `j` of a worker is due `j / rate` seconds after the start and
+//! goes to connection `j % n`, so each connection sends every `n / rate`
+//! seconds, the connections evenly staggered. The selector's own timeout
+//! has millisecond resolution, which at thousands of messages per second
+//! would send in bursts and add up to a millisecond to every latency; a
+//! timerfd has nanosecond resolution.
+
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+    Timespec,
+};
+use selector::{Interest, Selector, Token};
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// The schedule of one worker's messages.
+#[derive(Debug)]
+pub struct Pacer {
+    /// Nanoseconds between messages of this worker.
+    gap: f64,
+    /// Connections.
+    n: u64,
+    /// The next message not yet released.
+    next: u64,
+    timer: OwnedFd,
+    /// The due time the timer is set for, to skip re-arming it.
+    armed: Option<u64>,
+}
+
+impl Pacer {
+    /// A pacer for `rate` messages/s over `n` connections, its timer
+    /// registered in `selector` under `token`.
+    ///
+    /// # Errors
+    ///
+    /// Creating or registering the timerfd.
+    pub fn new(rate: f64, n: u64, selector: &mut Selector, token: Token) -> io::Result<Pacer> {
+        let timer = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        selector.register(&timer, token, Interest::READABLE)?;
+        Ok(Pacer {
+            gap: 1e9 / rate.max(1e-9),
+            n: n.max(1),
+            next: 0,
+            timer,
+            armed: None,
+        })
+    }
+
+    /// When message `k` of connection `i` is due (ns since the start).
+    pub fn due_time(&self, i: usize, k: u64) -> u64 {
+        self.at(k * self.n + i as u64)
+    }
+
+    fn at(&self, j: u64) -> u64 {
+        (j as f64 * self.gap) as u64
+    }
+
+    /// The connection whose next message is due by `now`, if any; each call
+    /// releases one message.
+    pub fn pop(&mut self, now: u64) -> Option<usize> {
+        if self.at(self.next) > now {
+            return None;
+        }
+        let i = (self.next % self.n) as usize;
+        self.next += 1;
+        Some(i)
+    }
+
+    /// Set the timer for the next due message; `now` is ns since the start.
+    ///
+    /// # Errors
+    ///
+    /// From timerfd_settime(2).
+    pub fn arm(&mut self, now: u64) -> io::Result<()> {
+        let due = self.at(self.next);
+        if self.armed == Some(due) {
+            return Ok(());
+        }
+        // Zero would disarm the timer; one nanosecond fires at once.
+        let wait = due.saturating_sub(now).max(1);
+        let spec = Itimerspec {
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: Timespec {
+                tv_sec: (wait / 1_000_000_000) as i64,
+                tv_nsec: (wait % 1_000_000_000) as _,
+            },
+        };
+        timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &spec)?;
+        self.armed = Some(due);
+        Ok(())
+    }
+
+    /// Consume the timer's expiry so it stops being readable.
+    pub fn acknowledge(&mut self) {
+        let mut count = [0u8; 8];
+        // WouldBlock only means it was already consumed.
+        let _ = rustix::io::read(&self.timer, &mut count);
+        self.armed = None;
+    }
+
+    /// Stop the timer (unregister it) once sending stops.
+    pub fn stop(&mut self, selector: &mut Selector) {
+        let _ = selector.unregister(&self.timer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_go_round_the_connections_on_time() {
+        let mut selector = Selector::new().unwrap();
+        // 1,000 msg/s over 4 connections: one every ms, each connection every 4 ms.
+        let mut p = Pacer::new(1000.0, 4, &mut selector, Token(0)).unwrap();
+        let released: Vec<usize> = std::iter::from_fn(|| p.pop(5_500_000)).collect();
+        assert_eq!(released, [0, 1, 2, 3, 0, 1]);
+        assert_eq!(p.pop(5_999_999), None);
+        assert_eq!(p.pop(6_000_000), Some(2));
+        assert_eq!(p.due_time(1, 2), 9_000_000);
+    }
+
+    #[test]
+    fn the_timer_wakes_the_selector() {
+        let mut selector = Selector::new().unwrap();
+        let mut p = Pacer::new(1000.0, 1, &mut selector, Token(9)).unwrap();
+        assert_eq!(p.pop(0), Some(0));
+        p.arm(0).unwrap();
+        let mut events = selector::Events::with_capacity(4);
+        let start = std::time::Instant::now();
+        selector
+            .select(&mut events, Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let waited = start.elapsed();
+        assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(9)));
+        assert!(waited < std::time::Duration::from_millis(500), "{waited:?}");
+        p.acknowledge();
+        selector
+            .select(&mut events, Some(std::time::Duration::ZERO))
+            .unwrap();
+        assert!(events.is_empty(), "acknowledged timer still readable");
+    }
+}

@@ -1,0 +1,169 @@
+//! Small echo servers the tests start in threads, and a way to run the
+//! real binary.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// How a test server treats each connection's byte stream.
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// Echo everything.
+    Echo,
+    /// Echo, but flip one bit of the byte at this stream offset.
+    Corrupt(u64),
+    /// Echo this many bytes, then close.
+    CloseAfter(u64),
+    /// Read and discard; echo nothing.
+    Silent,
+}
+
+/// Limits that keep a forgotten server from running forever.
+const MAX_CONNECTIONS: usize = 10_000;
+const IDLE: Duration = Duration::from_secs(20);
+
+/// A TCP server on 127.0.0.1:0; also returns the peers it accepted.
+pub fn tcp_server(behaviour: Behaviour) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&peers);
+    thread::spawn(move || {
+        for stream in listener.incoming().take(MAX_CONNECTIONS) {
+            let Ok(stream) = stream else { continue };
+            if let Ok(peer) = stream.peer_addr() {
+                seen.lock().unwrap().push(peer);
+            }
+            thread::spawn(move || serve(stream, behaviour));
+        }
+    });
+    (addr, peers)
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour) {
+    let _ = stream.set_read_timeout(Some(IDLE));
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut offset = 0u64;
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let chunk = &mut buf[..n];
+        match behaviour {
+            Behaviour::Echo => {}
+            Behaviour::Silent => {
+                offset += n as u64;
+                continue;
+            }
+            Behaviour::Corrupt(at) => {
+                if (offset..offset + n as u64).contains(&at) {
+                    chunk[(at - offset) as usize] ^= 0x20;
+                }
+            }
+            Behaviour::CloseAfter(limit) => {
+                let keep = limit.saturating_sub(offset).min(n as u64) as usize;
+                let _ = stream.write_all(&chunk[..keep]);
+                if offset + n as u64 >= limit {
+                    return;
+                }
+            }
+        }
+        if !matches!(behaviour, Behaviour::CloseAfter(_)) && stream.write_all(chunk).is_err() {
+            return;
+        }
+        offset += n as u64;
+    }
+}
+
+/// A UDP echo server on 127.0.0.1:0; `corrupt` flips a bit in every
+/// datagram's last byte.
+pub fn udp_server(corrupt: bool) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(IDLE)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            if corrupt && n > 0 {
+                buf[n - 1] ^= 1;
+            }
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on: bound, then released.
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Run echo-bench with `args`; killed after 60 s so a hang fails the test
+/// instead of stalling it. Its output is small, so pipes cannot fill.
+pub fn bench(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Run a shell command line (for `ulimit`), killed after 60 s likewise.
+pub fn shell(line: &str) -> Output {
+    let mut child = Command::new("sh")
+        .args(["-c", line])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_echo-bench")
+}
+
+/// The JSON object (or array) echo-bench printed.
+pub fn json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
