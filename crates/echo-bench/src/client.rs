@@ -21,15 +21,14 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Connects under way at once: enough to fill a listen backlog quickly
-/// without provoking SYN drops on a small one.
-const CONNECT_BATCH: usize = 512;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections between connect and their first echo at once: a common
+/// listen backlog (128), so that batches do not overflow the accept queue.
+const CONNECT_BATCH: usize = 128;
 const BUFFER: usize = 64 * 1024;
 
 enum Link {
     Idle,
-    Connecting(Socket, Instant),
+    Connecting(Socket),
     Open(TcpStream),
     Closed,
 }
@@ -48,6 +47,10 @@ struct Conn {
     /// Echoes owed at the window's start, or a message started in it.
     expecting: bool,
     served: bool,
+    /// Message 0 came back: the connection is established and served.
+    ready: bool,
+    /// When its connect started.
+    started: Instant,
 }
 
 /// Run `share`'s connections until the schedule ends.
@@ -71,6 +74,8 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             writable: false,
             expecting: false,
             served: false,
+            ready: false,
+            started: Instant::now(),
         })
         .collect();
     let mut w = Worker {
@@ -88,6 +93,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
         sending: true,
         pacer: None,
         echoed: 0,
+        settled: 0,
     };
     w.connect_all()?;
     let _ = hs.ready.send(crate::run::Connected {
@@ -119,6 +125,8 @@ struct Worker<'a> {
     pacer: Option<Pacer>,
     /// Messages echoed since the start, for the progress line.
     echoed: u64,
+    /// Connections that are ready or failed before they were.
+    settled: usize,
 }
 
 /// Why a connection was closed early.
@@ -140,94 +148,128 @@ fn ns(d: Duration) -> u64 {
 }
 
 impl Worker<'_> {
+    /// Connect every connection, at most [`CONNECT_BATCH`] at a time. A
+    /// connection counts as connected once message 0 has come back: a
+    /// completed handshake alone may sit in a full accept queue, and its
+    /// first message would then wait a retransmission timeout (a second or
+    /// more) inside the measured window.
     fn connect_all(&mut self) -> Result<()> {
         let addr = self.cfg.addr;
-        let (mut next, mut pending) = (0, 0);
+        let n = self.conns.len();
+        let mut next = 0;
         let mut last_sweep = Instant::now();
-        while next < self.conns.len() || pending > 0 {
-            while pending < CONNECT_BATCH && next < self.conns.len() {
-                let i = next;
+        let timeout = self.cfg.connect_timeout;
+        for c in &mut self.conns {
+            c.due = 1;
+        }
+        loop {
+            while next - self.settled < CONNECT_BATCH && next < n {
+                self.start_connect(next);
                 next += 1;
-                let source = net::source_for(addr, self.cfg.source_base, self.conns[i].id);
-                match net::start_connect(addr, source) {
-                    Ok((socket, done)) => {
-                        let interest = if done {
-                            Interest::READABLE
-                        } else {
-                            Interest::WRITABLE
-                        };
-                        if let Err(e) = self.selector.register(&socket, Token(i), interest) {
-                            self.connect_failed(i, format!("register: {}", describe(&e)));
-                        } else if done {
-                            self.opened(i, socket)?;
-                        } else {
-                            self.conns[i].link = Link::Connecting(socket, Instant::now());
-                            pending += 1;
-                        }
-                    }
-                    Err(msg) => self.connect_failed(i, msg),
-                }
+            }
+            if next == n && self.settled == n {
+                break;
             }
             self.selector
                 .select(&mut self.events, Some(Duration::from_millis(100)))
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.events);
             for ev in &events {
-                if ev.token() == TIMER {
-                    if let Some(p) = &mut self.pacer {
-                        p.acknowledge();
-                    }
-                    continue;
-                }
                 let i = ev.token().0;
-                let Some(Link::Connecting(socket, _)) = self.conns.get(i).map(|c| &c.link) else {
-                    continue;
-                };
-                pending -= 1;
-                match net::finish_connect(socket, addr) {
-                    Ok(()) => {
-                        let Link::Connecting(socket, _) =
-                            std::mem::replace(&mut self.conns[i].link, Link::Idle)
-                        else {
-                            continue;
-                        };
-                        self.selector
-                            .modify(&socket, Token(i), Interest::READABLE)
-                            .map_err(|e| anyhow!("modify: {}", describe(&e)))?;
-                        self.opened(i, socket)?;
-                    }
-                    Err(msg) => self.connect_failed(i, msg),
+                match self.conns.get(i).map(|c| &c.link) {
+                    Some(Link::Connecting(socket)) => match net::finish_connect(socket, addr) {
+                        Ok(()) => self.opened(i),
+                        Err(msg) => self.connect_failed(i, msg),
+                    },
+                    Some(Link::Open(_)) => self.read(i),
+                    _ => {}
                 }
+                self.check_ready(i);
             }
             self.events = events;
             if last_sweep.elapsed() >= Duration::from_millis(100) {
                 last_sweep = Instant::now();
                 for i in 0..next {
-                    if let Link::Connecting(_, since) = self.conns[i].link {
-                        if since.elapsed() > CONNECT_TIMEOUT {
-                            pending -= 1;
-                            self.connect_failed(i, format!("connect {addr}: timed out"));
+                    let c = &self.conns[i];
+                    if c.ready || c.started.elapsed() <= timeout {
+                        continue;
+                    }
+                    let secs = timeout.as_secs_f64();
+                    match c.link {
+                        Link::Connecting(_) => {
+                            self.connect_failed(i, format!("connect {addr}: timed out"))
                         }
+                        Link::Open(_) => self.connect_failed(
+                            i,
+                            format!("connect {addr}: no echo within {secs} s of connecting"),
+                        ),
+                        _ => {}
                     }
                 }
             }
         }
+        let due = if self.share.rate.is_none() {
+            u64::MAX
+        } else {
+            1
+        };
+        for c in &mut self.conns {
+            c.due = due;
+        }
         Ok(())
     }
 
-    fn opened(&mut self, i: usize, socket: Socket) -> Result<()> {
-        self.conns[i].link = Link::Open(TcpStream::from(socket));
-        self.stats.connected += 1;
-        Ok(())
+    fn start_connect(&mut self, i: usize) {
+        let addr = self.cfg.addr;
+        let source = net::source_for(addr, self.cfg.source_base, self.conns[i].id);
+        self.conns[i].started = Instant::now();
+        match net::start_connect(addr, source) {
+            Ok((socket, done)) => {
+                let interest = if done {
+                    Interest::READABLE
+                } else {
+                    Interest::WRITABLE
+                };
+                if let Err(e) = self.selector.register(&socket, Token(i), interest) {
+                    return self.connect_failed(i, format!("register: {}", describe(&e)));
+                }
+                self.conns[i].link = Link::Connecting(socket);
+                if done {
+                    self.opened(i);
+                }
+            }
+            Err(msg) => self.connect_failed(i, msg),
+        }
+    }
+
+    /// The handshake is done: send message 0.
+    fn opened(&mut self, i: usize) {
+        let Link::Connecting(socket) = std::mem::replace(&mut self.conns[i].link, Link::Idle)
+        else {
+            return;
+        };
+        let stream = TcpStream::from(socket);
+        if let Err(e) = self.selector.modify(&stream, Token(i), Interest::READABLE) {
+            self.conns[i].link = Link::Open(stream);
+            return self.connect_failed(i, format!("modify: {}", describe(&e)));
+        }
+        self.conns[i].link = Link::Open(stream);
+        self.write(i);
+    }
+
+    fn check_ready(&mut self, i: usize) {
+        let size = self.cfg.size as u64;
+        if let Some(c) = self.conns.get_mut(i) {
+            if !c.ready && c.recvd >= size && matches!(c.link, Link::Open(_)) {
+                c.ready = true;
+                self.settled += 1;
+                self.stats.connected += 1;
+            }
+        }
     }
 
     fn connect_failed(&mut self, i: usize, msg: String) {
-        if let Link::Connecting(socket, _) =
-            std::mem::replace(&mut self.conns[i].link, Link::Closed)
-        {
-            let _ = self.selector.unregister(&socket);
-        }
-        self.conns[i].link = Link::Closed;
+        self.close(i);
         self.stats.errors.connect += 1;
         self.stats.note(|| msg);
     }
@@ -339,7 +381,8 @@ impl Worker<'_> {
         match &self.pacer {
             // Latency counts from when the message was due, not from when a
             // slow server let us send it (no coordinated omission).
-            Some(p) => p.due_time(i, k),
+            // Message 0 went out while connecting; the pacer counts from 1.
+            Some(p) => p.due_time(i, k.saturating_sub(1)),
             None => now,
         }
     }
@@ -483,8 +526,18 @@ impl Worker<'_> {
     }
 
     fn close(&mut self, i: usize) {
-        if let Link::Open(stream) = std::mem::replace(&mut self.conns[i].link, Link::Closed) {
-            let _ = self.selector.unregister(&stream);
+        match std::mem::replace(&mut self.conns[i].link, Link::Closed) {
+            Link::Open(stream) => {
+                let _ = self.selector.unregister(&stream);
+            }
+            Link::Connecting(socket) => {
+                let _ = self.selector.unregister(&socket);
+            }
+            Link::Closed => return,
+            Link::Idle => {} // its connect failed to start
+        }
+        if !self.conns[i].ready {
+            self.settled += 1;
         }
     }
 

@@ -110,6 +110,10 @@ struct Common {
     /// UDP instead of TCP: one socket per connection, datagrams of --size
     #[arg(long)]
     udp: bool,
+    /// Seconds a TCP connect and its first echo may take before the
+    /// connection counts as a connect error
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    connect_timeout: f64,
     /// Milliseconds before an unechoed UDP datagram counts as lost
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     udp_timeout_ms: u64,
@@ -173,6 +177,7 @@ fn config(common: &Common, addr: SocketAddr, c: u64, size: usize, pipeline: usiz
         rate: common.rate,
         udp: common.udp,
         udp_timeout: Duration::from_millis(common.udp_timeout_ms),
+        connect_timeout: Duration::from_secs_f64(common.connect_timeout),
         threads: common.threads,
         backend: common.backend,
         source_base: common.source_base,

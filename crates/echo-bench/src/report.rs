@@ -65,6 +65,10 @@ pub struct Report {
     /// Server resident memory at the end (VmRSS), kB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_kb: Option<u64>,
+    /// echo-bench's own CPU time in the window per message, in µs (all its
+    /// threads): how close the load generator itself is to saturation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bench_cpu_us_per_msg: Option<f64>,
     /// The first failure, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -106,6 +110,9 @@ impl Report {
                 .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
             server_peak_rss_kb: o.server_rss_kb.map(|r| r.1),
             server_rss_kb: o.server_rss_kb.map(|r| r.0),
+            bench_cpu_us_per_msg: o
+                .own_cpu_us
+                .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
             first_error: s.first_error.clone(),
         }
     }
@@ -187,6 +194,13 @@ impl Report {
                 "  server        {cpu} us CPU/msg, RSS {} kB (peak {} kB)",
                 self.server_rss_kb.unwrap_or(0),
                 self.server_peak_rss_kb.unwrap_or(0)
+            );
+        }
+        if let Some(cpu) = self.bench_cpu_us_per_msg {
+            let busy = cpu * self.msgs_per_sec / 1e4;
+            let _ = writeln!(
+                t,
+                "  echo-bench    {cpu} us CPU/msg ({busy:.0}% of one core)"
             );
         }
         if let Some(e) = &self.first_error {

@@ -37,6 +37,8 @@ pub struct Config {
     pub rate: Option<f64>,
     /// UDP instead of TCP.
     pub udp: bool,
+    /// How long a TCP connect and its first echo may take.
+    pub connect_timeout: Duration,
     /// How long a UDP datagram may take before it counts as lost.
     pub udp_timeout: Duration,
     /// Worker threads.
@@ -113,6 +115,8 @@ pub struct Outcome {
     pub window: Duration,
     /// Server CPU microseconds spent in the window.
     pub server_cpu_us: Option<u64>,
+    /// echo-bench's own CPU microseconds in the window.
+    pub own_cpu_us: Option<u64>,
     /// Server (VmRSS, VmHWM) in kB at the end.
     pub server_rss_kb: Option<(u64, u64)>,
 }
@@ -188,7 +192,7 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
         let _ = tx.send(go);
     }
 
-    let mut cpu = None;
+    let mut cpu = (None, None);
     if go.is_some() {
         cpu = watch(cfg, &schedule, &workers)?;
     }
@@ -217,7 +221,8 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
     Ok(Outcome {
         stats,
         window: cfg.duration,
-        server_cpu_us: cpu,
+        server_cpu_us: cpu.0,
+        own_cpu_us: cpu.1,
         server_rss_kb,
     })
 }
@@ -228,16 +233,19 @@ type Workers = [(
     Arc<Progress>,
 )];
 
-/// Sleep through the run, sampling the server at the window's edges and
-/// drawing the progress line.
-fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<Option<u64>> {
+/// Sleep through the run, sampling the server's CPU time and our own at the
+/// window's edges, and drawing the progress line.
+fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<(Option<u64>, Option<u64>)> {
     let tick = Duration::from_millis(250);
+    let me = std::process::id();
     let mut cpu_start = None;
+    let mut own_start = None;
     let mut last = (Instant::now(), 0u64);
     loop {
         let now = Instant::now();
         if cpu_start.is_none() && now >= s.window_start {
             cpu_start = cfg.server_pid.map(server::cpu_us).transpose()?;
+            own_start = server::cpu_us(me).ok();
         }
         if now >= s.window_end {
             break;
@@ -283,10 +291,11 @@ fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<Option<u64>> {
         (Some(pid), Some(before)) => Some(server::cpu_us(pid)?.saturating_sub(before)),
         _ => None,
     };
+    let own = own_start.and_then(|before| Some(server::cpu_us(me).ok()?.saturating_sub(before)));
     if cfg.progress {
         let _ = write!(std::io::stderr(), "\r{:60}\r", "");
     }
-    Ok(cpu)
+    Ok((cpu, own))
 }
 
 #[cfg(test)]
@@ -304,6 +313,7 @@ mod tests {
             rate,
             udp: false,
             udp_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
             threads,
             backend: BackendKind::Auto,
             source_base: None,

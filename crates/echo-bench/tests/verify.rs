@@ -85,11 +85,28 @@ fn a_short_echo_is_an_error() {
 
 #[test]
 fn connections_never_served_are_errors() {
-    let (addr, _) = tcp_server(Behaviour::Silent);
+    // Message 0 (sent while connecting) comes back, then nothing.
+    let (addr, _) = tcp_server(Behaviour::SilentAfter(64));
     let out = run(addr, &["-c", "3"]);
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out);
     assert_eq!(r["connected"], 3);
     assert_eq!(r["messages"], 0);
     assert_eq!(r["errors"], 3, "{r}");
+    assert!(stderr(&out).contains("still missing"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_server_that_accepts_but_never_echoes_is_a_connect_error() {
+    let (addr, _) = tcp_server(Behaviour::SilentAfter(0));
+    let addr = addr.to_string();
+    let out = util::bench(&["-c", "2", "-d", "0.2", "--connect-timeout", "0.5", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "connect {addr}: no echo within 0.5 s of connecting"
+        )),
+        "{err}"
+    );
 }

@@ -19,8 +19,8 @@ pub enum Behaviour {
     Corrupt(u64),
     /// Echo this many bytes, then close.
     CloseAfter(u64),
-    /// Read and discard; echo nothing.
-    Silent,
+    /// Echo this many bytes, then read and discard the rest.
+    SilentAfter(u64),
 }
 
 /// Limits that keep a forgotten server from running forever.
@@ -58,7 +58,11 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
         let chunk = &mut buf[..n];
         match behaviour {
             Behaviour::Echo => {}
-            Behaviour::Silent => {
+            Behaviour::SilentAfter(limit) => {
+                let keep = limit.saturating_sub(offset).min(n as u64) as usize;
+                if stream.write_all(&chunk[..keep]).is_err() {
+                    return;
+                }
                 offset += n as u64;
                 continue;
             }
