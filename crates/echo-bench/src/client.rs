@@ -288,6 +288,11 @@ impl Worker<'_> {
                 .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
             self.pacer = Some(pacer);
         }
+        let now = self.now();
+        if let Some(p) = &mut self.pacer {
+            p.start(now)
+                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+        }
         for i in 0..self.conns.len() {
             self.write(i);
         }
@@ -322,10 +327,6 @@ impl Worker<'_> {
                 while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
                     self.conns[i].due += 1;
                     self.write(i);
-                }
-                if let Some(p) = &mut self.pacer {
-                    p.arm(now)
-                        .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
                 }
             }
             let timeout =

@@ -154,6 +154,11 @@ impl Worker<'_> {
                 .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
             self.pacer = Some(pacer);
         }
+        let now = self.now();
+        if let Some(p) = &mut self.pacer {
+            p.start(now)
+                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+        }
         let mut events = Events::with_capacity(1024);
         let mut last_sweep = 0;
         for i in 0..self.socks.len() {
@@ -198,10 +203,6 @@ impl Worker<'_> {
                 while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
                     self.socks[i].due += 1;
                     self.send(i);
-                }
-                if let Some(p) = &mut self.pacer {
-                    p.arm(now)
-                        .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
                 }
             }
             let wait =
