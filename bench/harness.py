@@ -141,6 +141,11 @@ class Running:
         if not self.proc.stdout.closed:
             self.proc.stdout.close()
         self.log.close()
+        try:
+            if Path(self.log_path).stat().st_size == 0:
+                Path(self.log_path).unlink()
+        except OSError:
+            pass
         return self.proc.returncode
 
     def stderr_tail(self, n=1):
@@ -178,6 +183,33 @@ def socket_fds(pid):
         except OSError:
             pass
     return n
+
+
+def cpu_times(line="cpu"):
+    """One line of /proc/stat ("cpu" for all CPUs, "cpu0" ...) as a dict of clock ticks."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    with open("/proc/stat") as f:
+        for row in f:
+            parts = row.split()
+            if parts[0] == line:
+                return dict(zip(names, (int(x) for x in parts[1:9])))
+    return dict.fromkeys(names, 0)
+
+
+def task_busy(t):
+    """Ticks charged to tasks (user, nice, system) and stolen by the hypervisor; softirq time
+    is charged to no task, so it is counted apart."""
+    return t["user"] + t["nice"] + t["system"] + t["steal"]
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process in clock ticks, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def median(xs):

@@ -37,8 +37,16 @@ def medians(records):
             "p99": harness.median([(x.get("latency_us") or {}).get("p99") for x in res]),
             "rss": harness.median([p / 1024 for p in peak if p is not None]),
             "connected": harness.median([x.get("connected") for x in res]),
+            "noise": harness.median([r.get("others_cpu_pct") for r in runs]),
         }
     return out
+
+
+def _noise(records):
+    xs = sorted(r["others_cpu_pct"] for r in records if r.get("others_cpu_pct") is not None)
+    if not xs:
+        return "an unknown share"
+    return f"a median {harness.median(xs):.0f}% (max {xs[-1]:.0f}%)"
 
 
 def _key(p):
@@ -54,17 +62,20 @@ def summary(meta, servers, points, records, idle, held, not_applicable, outdir):
          f"- Command: `{meta['command']}` (commit {meta['commit']})",
          f"- Each run: server pinned to core {harness.SERVER_CORE} (`taskset`), "
          f"`echo-bench --json --server-pid PID` pinned to core {harness.CLIENT_CORE}, "
-         f"--warmup {meta['warmup']} -d {meta['duration']}; {meta['repeats']} runs per server "
+         f"--warmup {meta['warmup']} -d {meta['duration']} (-d {3 * meta['duration']} at the "
+         f"fixed rate); {meta['repeats']} runs per server "
          f"and point, servers alternated within each point; medians shown. RLIMIT_NOFILE "
          f"{meta['nofile']}.",
+         f"- Noise: other processes used {_noise(records)} of the machine's CPU during the "
+         "runs (per run: all CPUs' busy time less the server's and echo-bench's).",
          "- CPU µs/msg: server utime+stime over the measured window / echoed messages "
          "(lower is better). Ratios are to tokio-ct at the same point. RSS: server peak RSS "
-         "(VmHWM).", ""]
+         "(VmHWM). Others' CPU %: the noise that row's runs saw (median).", ""]
     o += _headline(m, points)
     o += ["## All points", "",
           "| server | backend | conns | size | pipeline | rate | msgs/s | ×tokio-ct | "
-          "CPU µs/msg | ×tokio-ct | p99 µs | peak RSS MiB | runs ok | notes |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+          "CPU µs/msg | ×tokio-ct | p99 µs | peak RSS MiB | runs ok | others' CPU % | notes |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for p in points:
         base = m.get((BASE, _key(p)), {})
         for s in servers:
@@ -72,11 +83,11 @@ def summary(meta, servers, points, records, idle, held, not_applicable, outdir):
             head = f"| {s.name} | {s.backend} | {p.conns} | {p.size} | {p.pipeline} | {rate} |"
             why = not_applicable(s, p)
             if why:
-                o.append(f"{head} n/a | | n/a | | n/a | n/a | 0/0 | not run: {why} |")
+                o.append(f"{head} n/a | | n/a | | n/a | n/a | 0/0 | | not run: {why} |")
                 continue
             r = m.get((s.label, _key(p)))
             if r is None:
-                o.append(f"{head} n/a | | n/a | | n/a | n/a | 0/0 | not run |")
+                o.append(f"{head} n/a | | n/a | | n/a | n/a | 0/0 | | not run |")
                 continue
             note = "; ".join(r["errors"])[:240]
             if r["connected"] is not None and r["connected"] < p.conns:
@@ -84,6 +95,7 @@ def summary(meta, servers, points, records, idle, held, not_applicable, outdir):
             o.append(f"{head} {_f(r['msgs'], ',.0f')} | {_f(_ratio(r['msgs'], base.get('msgs')), '.2f')} | "
                      f"{_f(r['cpu'], '.2f')} | {_f(_ratio(r['cpu'], base.get('cpu')), '.2f')} | "
                      f"{_f(r['p99'], ',.0f')} | {_f(r['rss'], '.1f')} | {r['ok']}/{r['runs']} | "
+                     f"{_f(r['noise'], '.0f')} | "
                      f"{note.replace('|', '/')} |")
     o.append("")
     if idle:
@@ -137,7 +149,7 @@ def _headline(m, points):
             parts.append(f"tutorial Python select/epoll {r:.1f}× CPU")
         r = _ratio(m.get((OURS, _key(p)), {}).get("msgs"), py.get("msgs"))
         if r is not None:
-            parts.append(f"epoll/Python msgs/s {r:.1f}×")
+            parts.append(f"msgs/s epoll vs tutorial Python {r:.1f}×")
         if parts:
             o.append(f"- {p.conns} conns, 64 B, pipeline 1: " + ", ".join(parts))
     return o + [""]

@@ -28,6 +28,11 @@ def _fmt(v):
     return f"{v:g}"
 
 
+def _dash(name):
+    """Interpreted servers dashed, so the two families read apart at a glance."""
+    return ' stroke-dasharray="6,4"' if name.startswith("python") else ""
+
+
 def line_plot(path, title, xlabel, ylabel, series):
     """Writes an SVG. `series` maps a name to [(x, y), ...]; points with y None are left out."""
     pts = [(x, y) for s in series.values() for x, y in s if y]
@@ -68,12 +73,13 @@ def line_plot(path, title, xlabel, ylabel, series):
         good = [(sx(x), sy(y)) for x, y in s if y]
         if len(good) > 1:
             path_pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in good)
-            o.append(f'<polyline points="{path_pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+            o.append(f'<polyline points="{path_pts}" fill="none" stroke="{color}" '
+                     f'stroke-width="2"{_dash(name)}/>')
         for x, y in good:
             o.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>')
         ly = TOP + 10 + 20 * i
         o.append(f'<line x1="{LEFT + pw + 15}" x2="{LEFT + pw + 40}" y1="{ly}" y2="{ly}" '
-                 f'stroke="{color}" stroke-width="2"/>')
+                 f'stroke="{color}" stroke-width="2"{_dash(name)}/>')
         o.append(f'<text x="{LEFT + pw + 46}" y="{ly + 4}">{escape(name)}</text>')
     o.append("</svg>")
     with open(path, "w") as f:
