@@ -3,15 +3,22 @@
 mod util;
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use util::{assert_bytes_eq, connect, random_bytes, read_to_eof, Rng, Server};
 
 /// Writes `data` in random chunks, then shuts down the write side, while this thread reads
-/// to EOF. Returns the bytes read and whether a clean EOF ended them.
-fn send_then_shutdown(stream: &TcpStream, data: &[u8], seed: u64) -> (Vec<u8>, bool) {
+/// to EOF, starting after `read_delay`. Returns the bytes read and whether a clean EOF ended
+/// them.
+fn send_then_shutdown(
+    stream: &TcpStream,
+    data: &[u8],
+    seed: u64,
+    read_delay: Duration,
+) -> (Vec<u8>, bool) {
     thread::scope(|s| {
         s.spawn(|| {
             let mut rng = Rng::new(seed);
@@ -24,6 +31,7 @@ fn send_then_shutdown(stream: &TcpStream, data: &[u8], seed: u64) -> (Vec<u8>, b
             }
             stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
         });
+        thread::sleep(read_delay);
         read_to_eof(stream, data.len() + 1)
     })
 }
@@ -33,7 +41,7 @@ fn data_then_eof(backend: &str) {
     for (i, size) in [1usize, 1000, 300_000].into_iter().enumerate() {
         let data = random_bytes(i as u64, size);
         let stream = connect(server.addr());
-        let (got, eof) = send_then_shutdown(&stream, &data, i as u64);
+        let (got, eof) = send_then_shutdown(&stream, &data, i as u64, Duration::ZERO);
         assert_bytes_eq(&got, &data, &format!("{backend}: {size} bytes before EOF"));
         assert!(eof, "{backend}: no clean EOF after {size} bytes");
     }
@@ -52,23 +60,36 @@ fn shutdown_without_data_gets_eof(backend: &str) {
     assert!(eof, "{backend}: no EOF within {:?}", start.elapsed());
 }
 
+/// A client with a small receive buffer, so the server holds queued output when it reads
+/// the client's EOF.
+fn small_buffer_client(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&SockAddr::from(addr)).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(util::IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(util::IO_TIMEOUT)).unwrap();
+    stream
+}
+
 /// More than `--max-pending` in flight when the client half-closes: the queue still drains.
 fn large_queue_then_eof(backend: &str) {
     let server = Server::start(&["--backend", backend, "--max-pending", "65536"]);
-    let data = random_bytes(7, 4 << 20);
-    let stream = connect(server.addr());
-    let (got, eof) = send_then_shutdown(&stream, &data, 7);
-    assert_bytes_eq(&got, &data, &format!("{backend}: 4 MiB before EOF"));
-    assert!(eof, "{backend}: no clean EOF after 4 MiB");
+    let data = random_bytes(7, 8 << 20);
+    let stream = small_buffer_client(server.addr());
+    let (got, eof) = send_then_shutdown(&stream, &data, 7, Duration::ZERO);
+    assert_bytes_eq(&got, &data, &format!("{backend}: 8 MiB before EOF"));
+    assert!(eof, "{backend}: no clean EOF after 8 MiB");
 }
 
-/// The client half-closes and reads only later: the server must not drop queued output
-/// when it sees EOF on input.
+/// The client writes everything, half-closes, and reads only later: the server sees EOF
+/// with output still queued (8 MiB is more than its socket buffer can hold; the large
+/// `--max-pending` lets it read all of it) and must not drop that output.
 fn late_reader_after_half_close(backend: &str) {
-    let server = Server::start(&["--backend", backend]);
-    let stream = connect(server.addr());
-    let data = random_bytes(8, 200_000);
-    (&stream).write_all(&data).unwrap();
+    let server = Server::start(&["--backend", backend, "--max-pending", "67108864"]);
+    let data = random_bytes(8, 8 << 20);
+    let stream = small_buffer_client(server.addr());
+    (&stream).write_all(&data).expect("write 8 MiB");
     stream.shutdown(Shutdown::Write).unwrap();
     thread::sleep(Duration::from_millis(300));
     let (got, eof) = read_to_eof(&stream, data.len() + 1);

@@ -61,8 +61,9 @@ fn trace_output_queue_empty(backend: &str) {
     stream.set_read_timeout(Some(util::IO_TIMEOUT)).unwrap();
     let peer = stream.local_addr().unwrap().to_string();
     let pattern = Pattern::new(3);
-    const TOTAL: u64 = 1 << 20;
-    // Write a MiB before reading any of it: the server cannot send it all at once.
+    // More than the server's socket buffer (up to 4 MiB) and its queue (1 MiB) together,
+    // written before any of it is read: the server cannot send it all at once.
+    const TOTAL: u64 = 8 << 20;
     let progress = Default::default();
     thread::scope(|s| {
         s.spawn(|| {

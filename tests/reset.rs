@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use util::{connect, echo_once, wait_until, Server};
 
-/// A client with tiny socket buffers, so the server's echo backs up quickly.
+/// A client with a tiny receive buffer, so the server's echo backs up quickly.
 fn small_buffer_client(addr: SocketAddr) -> TcpStream {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    socket.set_send_buffer_size(4096).unwrap();
     socket.connect(&SockAddr::from(addr)).expect("connect");
     let stream: TcpStream = socket.into();
     stream.set_nonblocking(true).unwrap();

@@ -15,7 +15,7 @@ use util::{assert_bytes_eq, connect, echo_once, random_bytes, read_to_eof, Serve
 /// A blocking client with a small receive buffer, so the server holds queued output.
 fn small_buffer_client(addr: SocketAddr) -> TcpStream {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&SockAddr::from(addr)).expect("connect");
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(util::IO_TIMEOUT)).unwrap();
@@ -61,10 +61,20 @@ fn assert_exit(server: &mut Server, within: Duration, code: i32) -> Duration {
     start.elapsed()
 }
 
+/// Clients write more than the server's socket buffers hold and read only after SIGTERM, so
+/// the server has output queued when the signal comes (the large `--max-pending` lets it
+/// read all of it first).
 fn drains_in_flight_data(backend: &str) {
-    const CLIENTS: usize = 10;
-    const EACH: usize = 256 * 1024;
-    let mut server = Server::start(&["--backend", backend, "--shutdown-timeout", "5"]);
+    const CLIENTS: usize = 4;
+    const EACH: usize = 6 << 20;
+    let mut server = Server::start(&[
+        "--backend",
+        backend,
+        "--shutdown-timeout",
+        "5",
+        "--max-pending",
+        "16777216",
+    ]);
     let clients: Vec<(TcpStream, Vec<u8>)> = (0..CLIENTS)
         .map(|i| {
             let c = small_buffer_client(server.addr());
@@ -73,8 +83,8 @@ fn drains_in_flight_data(backend: &str) {
             (c, data)
         })
         .collect();
-    // The server has read it all by now; most of the echo waits in its queues.
-    thread::sleep(Duration::from_millis(200));
+    // The server has read it all by now; megabytes of echo wait in its queues.
+    thread::sleep(Duration::from_millis(300));
     server.term();
     let signalled = Instant::now();
     for (i, (c, data)) in clients.iter().enumerate() {

@@ -163,8 +163,8 @@ fn udp_rate_caps_reflected_bytes() {
         echoed <= 2 * RATE,
         "--udp-rate {RATE}: {echoed} bytes reflected from 100,000 sent in under a second"
     );
-    // Another source has its own allowance.
-    let other = client("127.0.0.1:0").unwrap();
+    // Another source address has its own allowance.
+    let other = client("127.0.0.2:0").unwrap();
     other.send_to(b"other source", server.udp[0]).unwrap();
     let (got, _) = recv(&other).expect("another source is echoed");
     assert_eq!(got, b"other source");
