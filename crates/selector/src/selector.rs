@@ -344,7 +344,12 @@ impl Selector {
     /// The kernel's error from the wait (`EINVAL`, `ENOMEM`).
     pub fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Only a wait that can be cut short needs the clock: zero retries as
+        // zero, and none as none.
+        let deadline = match timeout {
+            Some(t) if !t.is_zero() => Instant::now().checked_add(t),
+            _ => None,
+        };
         let mut remaining = timeout;
         let table = &self.table;
         let waker = self.waker.as_deref();

@@ -22,6 +22,14 @@ per_backend!(
     unregister_during_iteration,
 );
 
+/// The descriptor table is one `Option<Registration>` per number: the
+/// interest's niche keeps a slot at two words, so lookups stay dense.
+#[test]
+fn table_slot_is_two_words() {
+    let slot = std::mem::size_of::<Option<Registration>>();
+    assert_eq!(slot, 2 * std::mem::size_of::<usize>());
+}
+
 fn registration_lookup_and_count(kind: BackendKind) {
     let (a, b) = UnixStream::pair().unwrap();
     let mut selector = selector(kind);

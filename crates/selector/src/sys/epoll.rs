@@ -123,7 +123,7 @@ impl Backend for Epoll {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut dyn FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(RawFd, Ready),
     ) -> io::Result<()> {
         // Always-ready descriptors must not wait behind a sleeping epoll_wait.
         let timeout = if self.always_ready.is_empty() {

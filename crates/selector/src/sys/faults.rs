@@ -152,7 +152,7 @@ impl Backend for Faulty {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut dyn FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(RawFd, Ready),
     ) -> io::Result<()> {
         let fault = self.plan.next();
         let mut both = Ready::READABLE;

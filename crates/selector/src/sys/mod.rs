@@ -49,7 +49,7 @@ pub(crate) trait Backend: Sized {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut dyn FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(RawFd, Ready),
     ) -> io::Result<()>;
 }
 

@@ -77,7 +77,7 @@ impl Backend for Poll {
         &mut self,
         timeout: Option<Duration>,
         _max: usize,
-        emit: &mut dyn FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(RawFd, Ready),
     ) -> io::Result<()> {
         let timespec = super::timespec_millis(timeout);
         let mut left = rustix::event::poll(&mut self.fds, timespec.as_ref())?;

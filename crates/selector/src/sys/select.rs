@@ -150,7 +150,7 @@ impl Backend for Select {
         &mut self,
         timeout: Option<Duration>,
         _max: usize,
-        emit: &mut dyn FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(RawFd, Ready),
     ) -> io::Result<()> {
         let mut timeout = timeout;
         self.closed.clear();
