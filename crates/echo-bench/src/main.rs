@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod chaos;
 mod client;
 mod net;
 mod pace;
@@ -62,6 +63,40 @@ enum Command {
     /// Run a matrix of connections x size x pipeline and print one table
     /// (or, with --json, one JSON array).
     Sweep(SweepArgs),
+    /// Chaos: many connections at once doing random things — normal
+    /// traffic, one-byte and huge writes, slow and stalled reads,
+    /// half-close, RST with data in flight, connect-and-vanish, reconnect
+    /// storms — checking every byte of every session that completes.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    /// Sessions running at once
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = positive_usize)]
+    connections: usize,
+    /// Seconds to start new sessions for (running ones then get up to
+    /// --session-timeout to finish)
+    #[arg(short = 'd', long, default_value_t = 10.0, value_parser = positive_secs)]
+    duration: f64,
+    /// Largest stream of a "huge" session, bytes
+    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    max_bytes: u64,
+    /// Seconds without progress before a session counts as stalled
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    session_timeout: f64,
+    /// Random seed, to repeat a run (default: from the clock)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Report this process's open descriptors and memory before and after
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Print one JSON object on stdout instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Server address, e.g. 127.0.0.1:7000
+    #[arg(value_name = "ADDR")]
+    addr: String,
 }
 
 #[derive(Debug, Args)]
@@ -263,9 +298,47 @@ fn sweep(args: &SweepArgs) -> Result<bool> {
     Ok(reports.iter().all(|r| !r.failed()))
 }
 
+fn chaos(args: &ChaosArgs) -> Result<bool> {
+    let addr = resolve(&args.addr)?;
+    net::ensure_fd_limit(args.connections as u64)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.map_or(1, |d| d.as_nanos() as u64)
+    });
+    let cfg = chaos::ChaosConfig {
+        addr,
+        connections: args.connections,
+        duration: Duration::from_secs_f64(args.duration),
+        max_bytes: args.max_bytes,
+        session_timeout: Duration::from_secs_f64(args.session_timeout),
+        seed,
+    };
+    let fds_start = args.server_pid.map(server::fd_count).transpose()?;
+    let mut report = chaos::run(&cfg)?;
+    if let Some(pid) = args.server_pid {
+        // Let the server finish closing what the last sessions left behind.
+        std::thread::sleep(Duration::from_millis(200));
+        report.server_fds_start = fds_start;
+        report.server_fds_end = Some(server::fd_count(pid)?);
+        let (rss, peak) = server::rss_kb(pid)?;
+        report.server_rss_kb = Some(rss);
+        report.server_peak_rss_kb = Some(peak);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table(addr, args.connections));
+    }
+    if let Some(e) = report.first_failure.as_deref() {
+        eprintln!("echo-bench: chaos seed {seed}: {e}");
+    }
+    Ok(report.failures == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Some(Command::Chaos(args)) => chaos(args),
         Some(Command::Sweep(args)) => {
             validate(&args.common, &args.size);
             sweep(args)

@@ -40,6 +40,17 @@ pub fn rss_kb(pid: u32) -> Result<(u64, u64)> {
     Ok((rss, hwm))
 }
 
+/// How many descriptors `pid` has open, from /proc/PID/fd.
+///
+/// # Errors
+///
+/// When the directory cannot be read (the process is gone, or not ours).
+pub fn fd_count(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/fd");
+    let dir = fs::read_dir(&path).with_context(|| format!("read {path}"))?;
+    Ok(dir.count() as u64)
+}
+
 fn status_kb(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(key))?;
     line[key.len()..]
@@ -75,5 +86,9 @@ mod tests {
         assert!(cpu_us(pid).is_ok());
         let (rss, hwm) = rss_kb(pid).unwrap();
         assert!(rss > 0 && hwm >= rss);
+        let before = fd_count(pid).unwrap();
+        let extra = std::fs::File::open("/proc/self/stat").unwrap();
+        assert_eq!(fd_count(pid).unwrap(), before + 1);
+        drop(extra);
     }
 }

@@ -1,0 +1,611 @@
+//! `echo-bench chaos`: many connections at once, each a random session —
+//! normal traffic, one-byte writes, huge writes, slow and stalled readers,
+//! half-close, RST with data in flight, connect-and-vanish, reconnect
+//! storms — all on one [`Selector`], for `--duration` seconds.
+//!
+//! A session's byte stream is one long [`pattern`] message keyed by the
+//! session's number, so every echoed byte is checked where it lands. A
+//! session that should complete (all but RST and vanish) must get back
+//! exactly what it sent; anything else — a wrong byte, end of file early,
+//! a reset, no progress for `--session-timeout` — is a failure, and any
+//! failure makes the exit status 1.
+
+use crate::net::{self, describe};
+use crate::pattern;
+use anyhow::{anyhow, Result};
+use selector::{Events, Interest, Selector, Token};
+use socket2::SockRef;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What a session does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A few KiB in ordinary writes; close once all is echoed.
+    Normal,
+    /// One byte per write.
+    Tiny,
+    /// Megabytes in big writes while reading.
+    Huge,
+    /// Reads a few bytes at a time, pausing between reads.
+    Slow,
+    /// Writes a lot before reading anything for a while.
+    Stalled,
+    /// Sends, shuts down its write side, expects every byte and then EOF.
+    HalfClose,
+    /// Resets the connection (SO_LINGER 0) with data in flight.
+    Reset,
+    /// Connects and closes, maybe after sending a little, reading nothing.
+    Vanish,
+    /// A burst of short sessions back to back (one of them).
+    Storm,
+}
+
+const KINDS: [Kind; 9] = [
+    Kind::Normal,
+    Kind::Tiny,
+    Kind::Huge,
+    Kind::Slow,
+    Kind::Stalled,
+    Kind::HalfClose,
+    Kind::Reset,
+    Kind::Vanish,
+    Kind::Storm,
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Normal => "normal",
+            Kind::Tiny => "tiny",
+            Kind::Huge => "huge",
+            Kind::Slow => "slow",
+            Kind::Stalled => "stalled",
+            Kind::HalfClose => "half-close",
+            Kind::Reset => "reset",
+            Kind::Vanish => "vanish",
+            Kind::Storm => "storm",
+        }
+    }
+
+    /// Whether the session must end with every byte echoed.
+    fn completes(self) -> bool {
+        !matches!(self, Kind::Reset | Kind::Vanish)
+    }
+}
+
+/// Settings for a chaos run.
+#[derive(Clone, Debug)]
+pub struct ChaosConfig {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Sessions running at once.
+    pub connections: usize,
+    /// How long to start new sessions.
+    pub duration: Duration,
+    /// Largest stream of a huge session, bytes.
+    pub max_bytes: u64,
+    /// A session making no progress this long has failed.
+    pub session_timeout: Duration,
+    /// Random seed (printed, so a run can be repeated).
+    pub seed: u64,
+}
+
+/// Counts per kind and overall.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct KindCount {
+    /// Sessions started.
+    pub started: u64,
+    /// Sessions that ended as they should.
+    pub ok: u64,
+    /// Sessions that failed.
+    pub failed: u64,
+}
+
+/// The outcome of a chaos run. Field names are the JSON keys.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ChaosReport {
+    /// The seed used.
+    pub seed: u64,
+    /// Seconds sessions were started for.
+    pub duration_s: f64,
+    /// Sessions started.
+    pub sessions: u64,
+    /// Sessions that ended as they should (RST and vanish included).
+    pub completed: u64,
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Echoed bytes received and checked.
+    pub bytes_verified: u64,
+    /// Failed sessions (the sum of the kinds below).
+    pub failures: u64,
+    /// Echoes that differed from what was sent.
+    pub mismatches: u64,
+    /// Completing sessions cut short: end of file or reset before all bytes.
+    pub lost: u64,
+    /// Sessions with no progress for the session timeout, or unfinished
+    /// when the run ended (`--duration` plus the session timeout).
+    pub stalls: u64,
+    /// Connects that failed.
+    pub connect_errors: u64,
+    /// Per kind.
+    pub kinds: std::collections::BTreeMap<&'static str, KindCount>,
+    /// Server descriptors open before the run (`--server-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_fds_start: Option<u64>,
+    /// Server descriptors open after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_fds_end: Option<u64>,
+    /// Server resident memory after the run, kB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_kb: Option<u64>,
+    /// Server peak resident memory, kB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_peak_rss_kb: Option<u64>,
+    /// The first failure, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
+}
+
+impl ChaosReport {
+    /// The report as a table.
+    pub fn table(&self, addr: SocketAddr, connections: usize) -> String {
+        use std::fmt::Write as _;
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "chaos {addr}: {connections} connections, {} s, seed {}",
+            self.duration_s, self.seed
+        );
+        let _ = writeln!(
+            t,
+            "  sessions      {} (completed {})",
+            self.sessions, self.completed
+        );
+        let _ = writeln!(
+            t,
+            "  bytes         {} sent, {} echoed and verified",
+            self.bytes_sent, self.bytes_verified
+        );
+        let _ = writeln!(
+            t,
+            "  failures      {} (mismatches {}, lost {}, stalls {}, connect {})",
+            self.failures, self.mismatches, self.lost, self.stalls, self.connect_errors
+        );
+        let _ = writeln!(
+            t,
+            "  {:<12} {:>8} {:>8} {:>8}",
+            "kind", "started", "ok", "failed"
+        );
+        for (name, k) in &self.kinds {
+            let _ = writeln!(
+                t,
+                "  {name:<12} {:>8} {:>8} {:>8}",
+                k.started, k.ok, k.failed
+            );
+        }
+        if let (Some(a), Some(b)) = (self.server_fds_start, self.server_fds_end) {
+            let _ = writeln!(
+                t,
+                "  server        fds {a} -> {b}, RSS {} kB (peak {} kB)",
+                self.server_rss_kb.unwrap_or(0),
+                self.server_peak_rss_kb.unwrap_or(0)
+            );
+        }
+        if let Some(e) = &self.first_failure {
+            let _ = writeln!(t, "  first failure {e}");
+        }
+        t
+    }
+}
+
+/// splitmix64: small, fast, and enough for choosing behaviours.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+enum Link {
+    Connecting(socket2::Socket),
+    Open(TcpStream),
+    Gone,
+}
+
+struct Session {
+    link: Link,
+    kind: Kind,
+    id: u64,
+    total: u64,
+    sent: u64,
+    recvd: u64,
+    write_max: usize,
+    read_max: usize,
+    /// Reading paused until then (ns since the start).
+    read_at: u64,
+    /// Pause after each read (slow reader), until `slow_until`.
+    read_pause: u64,
+    slow_until: u64,
+    /// Reset or vanish once this much is sent.
+    end_at: u64,
+    shut: bool,
+    interest: Option<Interest>,
+    last_progress: u64,
+}
+
+enum End {
+    Ok,
+    Failed(Failure, String),
+}
+
+#[derive(Clone, Copy)]
+enum Failure {
+    Mismatch,
+    Connect,
+    Lost,
+}
+
+/// Run chaos sessions and report.
+///
+/// # Errors
+///
+/// Only when the selector itself fails; sessions' failures are counted.
+pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport> {
+    let mut selector = Selector::new().map_err(|e| anyhow!("create selector: {}", describe(&e)))?;
+    let mut events = Events::with_capacity(1024);
+    let mut slots: Vec<Option<Session>> = (0..cfg.connections).map(|_| None).collect();
+    let mut storm_left = vec![0u32; cfg.connections];
+    let mut rng = Rng(cfg.seed);
+    let mut report = ChaosReport {
+        seed: cfg.seed,
+        duration_s: cfg.duration.as_secs_f64(),
+        ..ChaosReport::default()
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut scratch = vec![0u8; 256 * 1024];
+    let origin = Instant::now();
+    let now_ns = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let stop = u64::try_from(cfg.duration.as_nanos()).unwrap_or(u64::MAX);
+    let timeout = u64::try_from(cfg.session_timeout.as_nanos()).unwrap_or(u64::MAX);
+    let grace = stop.saturating_add(timeout);
+    let mut next_id = 0u64;
+    loop {
+        let now = now_ns();
+        let mut running = 0;
+        for i in 0..slots.len() {
+            if slots[i].is_none() && now < stop {
+                let kind = if storm_left[i] > 0 {
+                    storm_left[i] -= 1;
+                    Kind::Storm
+                } else {
+                    let kind = KINDS[rng.range(0, KINDS.len() as u64 - 1) as usize];
+                    if kind == Kind::Storm {
+                        storm_left[i] = rng.range(10, 40) as u32;
+                    }
+                    kind
+                };
+                next_id += 1;
+                let entry = report.kinds.entry(kind.name()).or_default();
+                entry.started += 1;
+                report.sessions += 1;
+                match start(cfg, kind, next_id, &mut rng, now, &mut selector, i) {
+                    Ok(s) => slots[i] = Some(s),
+                    Err(msg) => {
+                        report.connect_errors += 1;
+                        fail(&mut report, kind, msg);
+                    }
+                }
+            }
+            let Some(s) = &mut slots[i] else { continue };
+            running += 1;
+            let stalled = now.saturating_sub(s.last_progress) > timeout;
+            if stalled || now > grace {
+                let why = if stalled {
+                    format!("no progress for {:.1} s", cfg.session_timeout.as_secs_f64())
+                } else {
+                    "unfinished when the run ended".to_owned()
+                };
+                let msg = format!(
+                    "session {} ({}): {why}; {} of {} bytes sent, {} echoed",
+                    s.id,
+                    s.kind.name(),
+                    s.sent,
+                    s.total,
+                    s.recvd,
+                );
+                let kind = s.kind;
+                if !kind.completes() {
+                    // Never reading, it may rightly be held up by the
+                    // server's backpressure: end it as it would have ended.
+                    if let Link::Open(stream) = &s.link {
+                        let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+                    }
+                    close(&mut selector, &mut slots[i]);
+                    report.completed += 1;
+                    report.kinds.entry(kind.name()).or_default().ok += 1;
+                    continue;
+                }
+                close(&mut selector, &mut slots[i]);
+                report.stalls += 1;
+                fail(&mut report, kind, msg);
+                continue;
+            }
+            set_interest(&mut selector, s, i, now);
+        }
+        if running == 0 && now >= stop {
+            break;
+        }
+        selector
+            .select(&mut events, Some(Duration::from_millis(5)))
+            .map_err(|e| anyhow!("select: {}", describe(&e)))?;
+        for ev in &events {
+            let i = ev.token().0;
+            let Some(s) = slots.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
+            let now = now_ns();
+            let end = step(
+                cfg,
+                s,
+                &mut buf,
+                &mut scratch,
+                &mut report,
+                now,
+                ev.is_writable(),
+            );
+            if let Some(end) = end {
+                let kind = s.kind;
+                close(&mut selector, &mut slots[i]);
+                match end {
+                    End::Ok => {
+                        report.completed += 1;
+                        report.kinds.entry(kind.name()).or_default().ok += 1;
+                    }
+                    End::Failed(what, msg) => {
+                        match what {
+                            Failure::Mismatch => report.mismatches += 1,
+                            Failure::Connect => report.connect_errors += 1,
+                            Failure::Lost => report.lost += 1,
+                        }
+                        fail(&mut report, kind, msg);
+                    }
+                }
+            }
+        }
+    }
+    report.failures = report.mismatches + report.lost + report.stalls + report.connect_errors;
+    Ok(report)
+}
+
+fn fail(report: &mut ChaosReport, kind: Kind, msg: String) {
+    report.kinds.entry(kind.name()).or_default().failed += 1;
+    if report.first_failure.is_none() {
+        report.first_failure = Some(msg);
+    }
+}
+
+fn start(
+    cfg: &ChaosConfig,
+    kind: Kind,
+    id: u64,
+    rng: &mut Rng,
+    now: u64,
+    selector: &mut Selector,
+    slot: usize,
+) -> Result<Session, String> {
+    let (socket, _) = net::start_connect(cfg.addr, None)?;
+    selector
+        .register(&socket, Token(slot), Interest::WRITABLE)
+        .map_err(|e| format!("register: {}", describe(&e)))?;
+    let ms = 1_000_000;
+    let (total, write_max, read_max, read_at, read_pause) = match kind {
+        Kind::Normal => (rng.range(1, 64 * 1024), 64 * 1024, 256 * 1024, 0, 0),
+        Kind::Tiny => (rng.range(1, 300), 1, 1, 0, 0),
+        Kind::Huge => (
+            rng.range(1 << 20, cfg.max_bytes.max(1 << 20)),
+            1 << 20,
+            256 * 1024,
+            0,
+            0,
+        ),
+        Kind::Slow => (
+            rng.range(4096, 256 * 1024),
+            64 * 1024,
+            rng.range(1, 512) as usize,
+            0,
+            rng.range(1, 5) * ms,
+        ),
+        Kind::Stalled => (
+            rng.range(256 * 1024, 2 << 20),
+            256 * 1024,
+            256 * 1024,
+            now + rng.range(100, 800) * ms,
+            0,
+        ),
+        Kind::HalfClose => (rng.range(0, 128 * 1024), 64 * 1024, 256 * 1024, 0, 0),
+        Kind::Reset => (rng.range(1024, 1 << 20), 64 * 1024, 256 * 1024, u64::MAX, 0),
+        Kind::Vanish => (rng.range(0, 4096), 4096, 4096, u64::MAX, 0),
+        Kind::Storm => (rng.range(1, 200), 64 * 1024, 256 * 1024, 0, 0),
+    };
+    let end_at = match kind {
+        Kind::Reset => rng.range(1, total),
+        Kind::Vanish => rng.range(0, total),
+        _ => u64::MAX,
+    };
+    Ok(Session {
+        link: Link::Connecting(socket),
+        kind,
+        id,
+        total,
+        sent: 0,
+        recvd: 0,
+        write_max,
+        read_max,
+        read_at,
+        read_pause,
+        slow_until: now + rng.range(200, 1500) * ms,
+        end_at,
+        shut: false,
+        interest: Some(Interest::WRITABLE),
+        last_progress: now,
+    })
+}
+
+/// Keep the registration in line with what the session wants now; with
+/// nothing wanted (a paused reader with nothing to write) it is dropped.
+fn set_interest(selector: &mut Selector, s: &mut Session, slot: usize, now: u64) {
+    let Link::Open(stream) = &s.link else { return };
+    let read = now >= s.read_at;
+    let write = s.sent < s.total.min(s.end_at);
+    let want = match (read, write) {
+        (true, true) => Some(Interest::BOTH),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    };
+    if want == s.interest {
+        return;
+    }
+    let result = match (s.interest, want) {
+        (Some(_), Some(w)) => selector.modify(stream, Token(slot), w),
+        (None, Some(w)) => selector.register(stream, Token(slot), w),
+        (Some(_), None) => selector.unregister(stream).map(drop),
+        (None, None) => Ok(()),
+    };
+    if result.is_ok() {
+        s.interest = want;
+    }
+}
+
+fn close(selector: &mut Selector, slot: &mut Option<Session>) {
+    if let Some(s) = slot.take() {
+        match &s.link {
+            Link::Connecting(socket) => drop(selector.unregister(socket)),
+            Link::Open(stream) if s.interest.is_some() => drop(selector.unregister(stream)),
+            Link::Open(_) | Link::Gone => {}
+        }
+    }
+}
+
+/// Advance a session on readiness; `Some` when it has ended.
+fn step(
+    cfg: &ChaosConfig,
+    s: &mut Session,
+    buf: &mut [u8],
+    scratch: &mut [u8],
+    report: &mut ChaosReport,
+    now: u64,
+    writable: bool,
+) -> Option<End> {
+    let tag = format!("session {} ({})", s.id, s.kind.name());
+    if let Link::Connecting(socket) = &s.link {
+        if let Err(msg) = net::finish_connect(socket, cfg.addr) {
+            return Some(End::Failed(Failure::Connect, format!("{tag}: {msg}")));
+        }
+        let Link::Connecting(socket) = std::mem::replace(&mut s.link, Link::Gone) else {
+            return None;
+        };
+        s.link = Link::Open(TcpStream::from(socket));
+        s.last_progress = now;
+        if s.kind == Kind::Vanish && s.end_at == 0 {
+            return Some(End::Ok);
+        }
+    }
+    let Link::Open(stream) = &mut s.link else {
+        return None;
+    };
+    // Write.
+    let limit = s.total.min(s.end_at);
+    if writable && s.sent < limit {
+        let len = ((limit - s.sent) as usize).min(s.write_max).min(buf.len());
+        pattern::fill(pattern::seed(s.id, 0), s.sent as usize, &mut buf[..len]);
+        match stream.write(&buf[..len]) {
+            Ok(n) => {
+                s.sent += n as u64;
+                report.bytes_sent += n as u64;
+                s.last_progress = now;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Some(lost(s, &tag, format!("write: {}", describe(&e)))),
+        }
+    }
+    if s.sent >= s.end_at {
+        // Reset and vanish end here, whatever is in flight.
+        if s.kind == Kind::Reset {
+            let _ = SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+        }
+        return Some(End::Ok);
+    }
+    if s.kind == Kind::HalfClose && s.sent == s.total && !s.shut {
+        if let Err(e) = stream.shutdown(Shutdown::Write) {
+            return Some(lost(s, &tag, format!("shutdown: {}", describe(&e))));
+        }
+        s.shut = true;
+    }
+    // Read.
+    if now < s.read_at {
+        return None;
+    }
+    let len = s.read_max.min(buf.len());
+    match stream.read(&mut buf[..len]) {
+        Ok(0) => {
+            if s.recvd == s.total && s.shut {
+                return Some(End::Ok);
+            }
+            let msg = format!("end of file after {} of {} bytes echoed", s.recvd, s.total);
+            return Some(lost(s, &tag, msg));
+        }
+        Ok(n) => {
+            if s.recvd + n as u64 > s.sent {
+                let msg = format!(
+                    "{tag}: {} more bytes echoed than sent",
+                    s.recvd + n as u64 - s.sent
+                );
+                return Some(End::Failed(Failure::Mismatch, msg));
+            }
+            if !pattern::matches(pattern::seed(s.id, 0), s.recvd as usize, &buf[..n], scratch) {
+                let msg = format!(
+                    "{tag}: echoed bytes {}..{} differ from those sent",
+                    s.recvd,
+                    s.recvd + n as u64
+                );
+                return Some(End::Failed(Failure::Mismatch, msg));
+            }
+            s.recvd += n as u64;
+            report.bytes_verified += n as u64;
+            s.last_progress = now;
+            if now < s.slow_until {
+                s.read_at = now + s.read_pause;
+            } else {
+                s.read_max = buf.len();
+            }
+            if s.recvd == s.total && s.kind != Kind::HalfClose {
+                return Some(End::Ok);
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Some(lost(s, &tag, format!("read: {}", describe(&e)))),
+    }
+    None
+}
+
+fn lost(s: &Session, tag: &str, msg: String) -> End {
+    if s.kind.completes() {
+        End::Failed(Failure::Lost, format!("{tag}: {msg}"))
+    } else {
+        End::Ok
+    }
+}
