@@ -214,6 +214,13 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
             None => bail!("no connection to {} could be established", cfg.addr),
         }
     }
+    if cfg.udp && stats.connected > 0 && stats.silent >= stats.connected {
+        // Not loss under load: nothing answers at all.
+        stats.errors.unserved += stats.silent;
+        let addr = cfg.addr;
+        stats
+            .note(|| format!("no echo from {addr} on any socket: is a UDP echo server listening?"));
+    }
     let server_rss_kb = match cfg.server_pid {
         Some(pid) => Some(server::rss_kb(pid)?),
         None => None,

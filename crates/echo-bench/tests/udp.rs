@@ -2,7 +2,7 @@
 
 mod util;
 
-use util::{bench, closed_port, json, stderr, udp_server};
+use util::{bench, closed_udp_port, json, stderr, udp_server};
 
 #[test]
 fn udp_echo_is_verified() {
@@ -47,7 +47,7 @@ fn corrupted_datagrams_are_mismatches() {
 
 #[test]
 fn nobody_listening_is_an_error() {
-    let addr = closed_port().to_string();
+    let addr = closed_udp_port().to_string();
     let out = bench(&[
         "--udp", "-c", "2", "-d", "0.3", "--warmup", "0", "--json", &addr,
     ]);

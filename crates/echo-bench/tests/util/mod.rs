@@ -110,6 +110,12 @@ pub fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// A UDP address nothing listens on: bound, then released.
+pub fn closed_udp_port() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
 /// Run echo-bench with `args`; killed after 60 s so a hang fails the test
 /// instead of stalling it. Its output is small, so pipes cannot fill.
 pub fn bench(args: &[&str]) -> Output {
