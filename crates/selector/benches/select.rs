@@ -194,7 +194,11 @@ fn timed_fresh(work: &Workload, iters: u64, mut select: impl FnMut() -> usize) -
             done += 1;
         } else {
             strays += 1;
-            assert!(strays < 100, "selects keep seeing {n} ready, not {}", work.ready);
+            assert!(
+                strays < 100,
+                "selects keep seeing {n} ready, not {}",
+                work.ready
+            );
             work.drain_strays();
         }
     }

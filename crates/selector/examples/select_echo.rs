@@ -284,7 +284,11 @@ mod tests {
         let mut polite = connect();
         echo(&mut polite, b"bye\n");
         polite.shutdown(Shutdown::Write).unwrap();
-        assert_eq!(polite.read(&mut [0; 8]).unwrap(), 0, "the server closes too");
+        assert_eq!(
+            polite.read(&mut [0; 8]).unwrap(),
+            0,
+            "the server closes too"
+        );
 
         // One resets: readable and exceptional in the same round, the case
         // the tutorial removes twice.

@@ -65,7 +65,9 @@ fn close_then_unregister_with_others_ready(kind: BackendKind) {
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
     selector.register(&r, Token(1), Interest::READABLE).unwrap();
-    selector.register(&live, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&live, Token(2), Interest::READABLE)
+        .unwrap();
     drop(r);
     // The closed one must not hide the live one (select(2) fails the whole
     // call with EBADF; its backend then looks at the rest again).
@@ -89,7 +91,9 @@ fn close_then_fd_reuse(kind: BackendKind) {
     old_w.write_all(b"stale").unwrap();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&old, Token(1), Interest::READABLE).unwrap();
+    selector
+        .register(&old, Token(1), Interest::READABLE)
+        .unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(1)]);
     drop(old);
     selector.unregister(&number).unwrap();
@@ -98,7 +102,9 @@ fn close_then_fd_reuse(kind: BackendKind) {
     let (fresh, mut fresh_w) = util::pipe();
     let new = reopen_at(&fresh, number);
     drop(fresh);
-    selector.register(&new, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&new, Token(2), Interest::READABLE)
+        .unwrap();
     // Nothing from the old file's pending bytes, under either token.
     expect_no_events(&mut selector, &mut events);
     fresh_w.write_all(b"new").unwrap();
@@ -114,7 +120,9 @@ fn reuse_before_unregister_is_already_exists(kind: BackendKind) {
     let number = old.as_raw_fd();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&old, Token(1), Interest::READABLE).unwrap();
+    selector
+        .register(&old, Token(1), Interest::READABLE)
+        .unwrap();
     drop(old);
 
     let (fresh, mut fresh_w) = util::pipe();
@@ -126,7 +134,9 @@ fn reuse_before_unregister_is_already_exists(kind: BackendKind) {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
     assert_eq!(selector.unregister(&new).unwrap().token, Token(1));
-    selector.register(&new, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&new, Token(2), Interest::READABLE)
+        .unwrap();
     expect_no_events(&mut selector, &mut events);
     fresh_w.write_all(b"new").unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(2)]);
@@ -140,7 +150,9 @@ fn duplicate_descriptors_are_separate_registrations(kind: BackendKind) {
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
     selector.register(&r, Token(1), Interest::READABLE).unwrap();
-    selector.register(&dup, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&dup, Token(2), Interest::READABLE)
+        .unwrap();
     w.write_all(b"x").unwrap();
     expect_events(
         &mut selector,

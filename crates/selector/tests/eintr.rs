@@ -141,7 +141,10 @@ fn select_fn_timeout() {
 }
 
 fn main() {
-    MAIN_TID.store(rustix::thread::gettid().as_raw_nonzero().get(), Ordering::Relaxed);
+    MAIN_TID.store(
+        rustix::thread::gettid().as_raw_nonzero().get(),
+        Ordering::Relaxed,
+    );
     // SAFETY: the handler only calls gettid(2) and touches atomics, both
     // async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
@@ -165,14 +168,20 @@ fn main() {
             Box::new(move || selector_no_timeout_woken(kind)),
         ));
     }
-    cases.push(("select_fn::timeout".to_string(), Box::new(select_fn_timeout)));
+    cases.push((
+        "select_fn::timeout".to_string(),
+        Box::new(select_fn_timeout),
+    ));
 
     // `cargo test -- NAME` runs only the cases whose name contains NAME.
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    println!("\nrunning {} signal-storm cases on the main thread", cases.len());
+    println!(
+        "\nrunning {} signal-storm cases on the main thread",
+        cases.len()
+    );
     let mut ran = 0;
     for (name, case) in &cases {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {

@@ -76,8 +76,12 @@ fn unregister_highest_then_lower_still_work(kind: BackendKind) {
     let high = File::from(util::dup_at_least(&r, 3000));
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&low, Token(1), Interest::READABLE).unwrap();
-    selector.register(&high, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&low, Token(1), Interest::READABLE)
+        .unwrap();
+    selector
+        .register(&high, Token(2), Interest::READABLE)
+        .unwrap();
     high_w.write_all(b"h").unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(2)]);
     selector.unregister(&high).unwrap();
@@ -85,7 +89,9 @@ fn unregister_highest_then_lower_still_work(kind: BackendKind) {
     low_w.write_all(b"l").unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(1)]);
     // And the high number can come back.
-    selector.register(&high, Token(3), Interest::READABLE).unwrap();
+    selector
+        .register(&high, Token(3), Interest::READABLE)
+        .unwrap();
     expect_events(
         &mut selector,
         &mut events,
@@ -131,7 +137,7 @@ fn more_ready_than_the_buffer_holds(kind: BackendKind) {
     }
     let mut events = Events::with_capacity(8);
     let capacity = events.capacity();
-    let mut seen = vec![false; READY];
+    let mut seen = [false; READY];
     for _ in 0..READY {
         selector
             .select(&mut events, Some(std::time::Duration::from_secs(1)))

@@ -33,12 +33,29 @@ const MAX_QUEUED_WRITES: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Register { end: usize, tag: usize, interest: Interest },
-    Modify { end: usize, tag: usize, interest: Interest },
-    Unregister { end: usize },
-    Write { end: usize, len: usize },
-    ReadAll { end: usize },
-    ClosePeer { end: usize },
+    Register {
+        end: usize,
+        tag: usize,
+        interest: Interest,
+    },
+    Modify {
+        end: usize,
+        tag: usize,
+        interest: Interest,
+    },
+    Unregister {
+        end: usize,
+    },
+    Write {
+        end: usize,
+        len: usize,
+    },
+    ReadAll {
+        end: usize,
+    },
+    ClosePeer {
+        end: usize,
+    },
 }
 
 fn interest() -> impl Strategy<Value = Interest> {
@@ -220,8 +237,8 @@ impl World {
             let peer_closed = !self.open(peer(end));
             let mut e = Expect::token(0);
             e.token = registration.token;
-            e.readable = registration.interest.is_readable()
-                && (self.model[end].pending > 0 || peer_closed);
+            e.readable =
+                registration.interest.is_readable() && (self.model[end].pending > 0 || peer_closed);
             e.writable = registration.interest.is_writable();
             e.hangup = peer_closed;
             e.error = self.model[end].reset;
@@ -237,7 +254,11 @@ impl World {
     /// waiting briefly) tolerate kernel latency, never a wrong answer.
     fn check(&mut self, step: usize) -> Result<(), TestCaseError> {
         let expected = self.expected();
-        let registered = self.model.iter().filter(|m| m.registration.is_some()).count();
+        let registered = self
+            .model
+            .iter()
+            .filter(|m| m.registration.is_some())
+            .count();
         let mut observed = Vec::new();
         for s in &mut self.selectors {
             prop_assert_eq!(s.len(), registered, "{}: registration count", s.backend());

@@ -89,7 +89,9 @@ fn steady_select_does_not_allocate(kind: BackendKind) {
         }
     }
     // Always ready (epoll keeps regular files on a side list).
-    selector.register(&file, Token(PAIRS), Interest::BOTH).unwrap();
+    selector
+        .register(&file, Token(PAIRS), Interest::BOTH)
+        .unwrap();
     let mut events = Events::with_capacity(64);
 
     // Warm-up: buffers reach their working size.

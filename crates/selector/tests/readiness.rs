@@ -198,7 +198,9 @@ fn tcp_stream_readable_after_write(kind: BackendKind) {
     let (mut client, server) = util::tcp_pair();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&server, Token(1), Interest::BOTH).unwrap();
+    selector
+        .register(&server, Token(1), Interest::BOTH)
+        .unwrap();
     selector
         .register(&client, Token(2), Interest::READABLE)
         .unwrap();
@@ -217,7 +219,9 @@ fn tcp_peer_close_is_end_of_file(kind: BackendKind) {
     let (client, server) = util::tcp_pair();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&server, Token(1), Interest::BOTH).unwrap();
+    selector
+        .register(&server, Token(1), Interest::BOTH)
+        .unwrap();
     drop(client);
     // A FIN only closes the peer's direction: readable (EOF), not hangup.
     expect_events(
@@ -249,7 +253,9 @@ fn tcp_reset_is_error_and_hangup(kind: BackendKind) {
     let (client, server) = util::tcp_pair();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&server, Token(1), Interest::BOTH).unwrap();
+    selector
+        .register(&server, Token(1), Interest::BOTH)
+        .unwrap();
     // SO_LINGER 0: close sends RST instead of FIN.
     let client = socket2::Socket::from(client);
     client.set_linger(Some(Duration::ZERO)).unwrap();
@@ -269,8 +275,7 @@ fn tcp_refused_connect_is_error(kind: BackendKind) {
         .unwrap()
         .local_addr()
         .unwrap();
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_nonblocking(true).unwrap();
     match socket.connect(&addr.into()) {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INPROGRESS.raw_os_error()) => {}
@@ -351,7 +356,9 @@ fn regular_file_always_ready(kind: BackendKind) {
         &mut events,
         &[Expect::readable(1).and_writable(), Expect::readable(2)],
     );
-    selector.modify(&file, Token(3), Interest::WRITABLE).unwrap();
+    selector
+        .modify(&file, Token(3), Interest::WRITABLE)
+        .unwrap();
     expect_events(
         &mut selector,
         &mut events,
@@ -369,7 +376,9 @@ fn regular_file_does_not_block_a_wait(kind: BackendKind) {
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
     selector.register(&r, Token(1), Interest::READABLE).unwrap();
-    selector.register(&file, Token(2), Interest::READABLE).unwrap();
+    selector
+        .register(&file, Token(2), Interest::READABLE)
+        .unwrap();
     // No timeout: the file is ready, so this returns at once.
     let ((), elapsed) = util::timed(|| selector.select(&mut events, None).unwrap());
     assert_eq!(util::seen(&events), [Expect::readable(2)]);
@@ -383,10 +392,18 @@ fn several_descriptors_at_once(kind: BackendKind) {
     let (da, db) = util::udp_pair();
     let mut selector = selector(kind);
     let mut events = Events::with_capacity(8);
-    selector.register(&pr, Token(10), Interest::READABLE).unwrap();
-    selector.register(&ua, Token(20), Interest::READABLE).unwrap();
-    selector.register(&ts, Token(30), Interest::READABLE).unwrap();
-    selector.register(&da, Token(40), Interest::READABLE).unwrap();
+    selector
+        .register(&pr, Token(10), Interest::READABLE)
+        .unwrap();
+    selector
+        .register(&ua, Token(20), Interest::READABLE)
+        .unwrap();
+    selector
+        .register(&ts, Token(30), Interest::READABLE)
+        .unwrap();
+    selector
+        .register(&da, Token(40), Interest::READABLE)
+        .unwrap();
     expect_no_events(&mut selector, &mut events);
     pw.write_all(b"p").unwrap();
     ub.write_all(b"u").unwrap();

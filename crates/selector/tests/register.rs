@@ -64,7 +64,10 @@ fn register_twice_is_already_exists(kind: BackendKind) {
         .register(&a, Token(2), Interest::WRITABLE)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
-    assert!(err.to_string().contains(&a.as_raw_fd().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&a.as_raw_fd().to_string()),
+        "{err}"
+    );
     // The first registration is untouched.
     assert_eq!(
         selector.registration(&a).map(|r| r.token),
@@ -83,7 +86,10 @@ fn unknown_fd_is_not_found(kind: BackendKind) {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let err = selector.unregister(&a).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(err.to_string().contains(&a.as_raw_fd().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&a.as_raw_fd().to_string()),
+        "{err}"
+    );
     // A number far beyond anything registered.
     let err = selector.unregister(&100_000).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");

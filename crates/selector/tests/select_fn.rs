@@ -70,8 +70,14 @@ fn hands_back_the_callers_objects_in_order() {
 fn shared_pointers_work_as_entries() {
     let (r, mut w) = util::pipe();
     w.write_all(b"x").unwrap();
-    let rc = [Rc::new(Named { name: "rc", file: r })];
-    let arc = [Arc::new(Named { name: "arc", file: w })];
+    let rc = [Rc::new(Named {
+        name: "rc",
+        file: r,
+    })];
+    let arc = [Arc::new(Named {
+        name: "arc",
+        file: w,
+    })];
     let ready = select(&rc, &arc, &rc, ZERO).unwrap();
     assert_eq!(names(&ready.readable), ["rc"]);
     assert_eq!(names(&ready.writable), ["arc"]);
@@ -165,7 +171,10 @@ fn timeouts_zero_finite_and_none() {
     let rlist = [&r];
     let (ready, elapsed) = util::timed(|| select(&rlist, &NONE, &NONE, ZERO).unwrap());
     assert!(ready.is_empty());
-    assert!(elapsed < Duration::from_millis(500), "zero took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(500),
+        "zero took {elapsed:?}"
+    );
 
     let timeout = Some(Duration::from_millis(100));
     let (ready, elapsed) = util::timed(|| select(&rlist, &NONE, &NONE, timeout).unwrap());

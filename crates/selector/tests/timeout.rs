@@ -109,7 +109,10 @@ fn no_timeout_woken_by_readiness(kind: BackendKind) {
     result.unwrap();
     let _w = writing.join().unwrap();
     assert_eq!(util::seen(&events), [Expect::readable(1)]);
-    assert!(elapsed >= Duration::from_millis(40), "woken after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(40),
+        "woken after {elapsed:?}"
+    );
 }
 
 /// A timeout too long for the syscall's milliseconds is clamped, not an

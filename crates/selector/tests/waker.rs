@@ -111,7 +111,11 @@ fn many_threads_no_lost_wake(kind: BackendKind) {
             "round {round}"
         );
         selector.select(&mut events, Some(Duration::ZERO)).unwrap();
-        assert!(events.is_empty(), "round {round}: {:?}", util::seen(&events));
+        assert!(
+            events.is_empty(),
+            "round {round}: {:?}",
+            util::seen(&events)
+        );
     }
     for thread in threads {
         thread.join().unwrap();
@@ -155,7 +159,7 @@ fn many_threads_free_running(kind: BackendKind) {
     selector.select(&mut events, Some(Duration::ZERO)).unwrap();
     assert!(events.len() <= 1);
     reported += events.len();
-    assert!(reported >= 1 && reported <= THREADS * WAKES, "{reported}");
+    assert!((1..=THREADS * WAKES).contains(&reported), "{reported}");
     expect_no_events(&mut selector, &mut events);
     waker.wake().unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(WAKER)]);
