@@ -245,13 +245,8 @@ impl Selector {
         if self.kind != BackendKind::Epoll && !sys::is_open(raw) {
             return Err(closed(raw));
         }
-        dispatch!(&mut self.sys, b => b.register(fd, interest)).map_err(|e| {
-            if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) {
-                closed(raw)
-            } else {
-                e
-            }
-        })?;
+        dispatch!(&mut self.sys, b => b.register(fd, interest))
+            .map_err(|e| closed_if_ebadf(raw, e))?;
         if self.table.len() <= i {
             self.table.resize(i + 1, None);
         }
@@ -264,15 +259,23 @@ impl Selector {
     ///
     /// # Errors
     ///
-    /// `NotFound` if `fd` is not registered; the kernel's error otherwise
-    /// (the registration is then left as it was).
+    /// `NotFound` if `fd` is not registered, `InvalidInput` if it was closed
+    /// behind the selector's back; the kernel's error otherwise. After an
+    /// error the registration is left as it was.
     pub fn modify(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
         let fd = fd.as_fd();
         let raw = fd.as_raw_fd();
         let slot = self.slot(raw)?;
         let old = slot.ok_or_else(|| not_registered(raw))?;
+        // epoll_ctl notices a closed descriptor itself; poll and select, or
+        // a change of token alone, would not, so ask, as register does.
+        let kernel_checks = self.kind == BackendKind::Epoll && old.interest != interest;
+        if !kernel_checks && !sys::is_open(raw) {
+            return Err(closed(raw));
+        }
         if old.interest != interest {
-            dispatch!(&mut self.sys, b => b.modify(fd, interest))?;
+            dispatch!(&mut self.sys, b => b.modify(fd, interest))
+                .map_err(|e| closed_if_ebadf(raw, e))?;
         }
         self.table[raw as usize] = Some(Registration { token, interest });
         Ok(())
@@ -391,6 +394,15 @@ fn closed(fd: RawFd) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!("fd {fd} is not an open file descriptor"),
     )
+}
+
+/// The kernel's EBADF means `fd` is closed: say so, as [`closed`] does.
+fn closed_if_ebadf(fd: RawFd, e: io::Error) -> io::Error {
+    if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) {
+        closed(fd)
+    } else {
+        e
+    }
 }
 
 /// The one place readiness gets its meaning (see [`Event`]): an error makes

@@ -18,6 +18,7 @@ per_backend!(
     close_then_fd_reuse,
     reuse_before_unregister_is_already_exists,
     duplicate_descriptors_are_separate_registrations,
+    modify_after_close_is_invalid_input,
 );
 
 /// What a descriptor closed while still registered looks like: select and
@@ -170,4 +171,30 @@ fn duplicate_descriptors_are_separate_registrations(kind: BackendKind) {
         .register(closed, Token(3), Interest::READABLE)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+/// Modifying a descriptor closed while registered is misuse, reported the
+/// same way on every backend, whether the interest or only the token
+/// changes; the registration stays as it was, ready to be unregistered.
+fn modify_after_close_is_invalid_input(kind: BackendKind) {
+    let (r, _w) = util::private_pipe();
+    let raw = r.as_raw_fd();
+    let mut selector = selector(kind);
+    selector.register(&r, Token(1), Interest::READABLE).unwrap();
+    drop(r);
+    // SAFETY: `raw` was this test's own number and is closed now; modify
+    // only hands it to the kernel, which refuses it.
+    let closed = unsafe { BorrowedFd::borrow_raw(raw) };
+    for (token, interest) in [(1, Interest::WRITABLE), (2, Interest::READABLE)] {
+        let err = selector.modify(closed, Token(token), interest).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(&raw.to_string()), "{err}");
+    }
+    assert_eq!(
+        selector.unregister(&raw).unwrap(),
+        Registration {
+            token: Token(1),
+            interest: Interest::READABLE
+        }
+    );
 }
