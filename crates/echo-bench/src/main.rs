@@ -247,7 +247,7 @@ fn single(cli: &Cli) -> Result<bool> {
     let addr = resolve(cli.addr.as_deref().unwrap_or_default())?;
     let p = &cli.point;
     let cfg = config(&cli.common, addr, p.connections, p.size, p.pipeline);
-    net::ensure_fd_limit(cfg.connections)?;
+    net::ensure_fd_limit(cfg.connections, cfg.threads)?;
     let report = measure(&cfg)?;
     if cli.common.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -263,7 +263,7 @@ fn single(cli: &Cli) -> Result<bool> {
 fn sweep(args: &SweepArgs) -> Result<bool> {
     let addr = resolve(&args.addr)?;
     let max = args.connections.iter().copied().max().unwrap_or(1);
-    net::ensure_fd_limit(max)?;
+    net::ensure_fd_limit(max, args.common.threads)?;
     let points: Vec<(u64, usize, usize)> = args
         .connections
         .iter()
@@ -300,7 +300,7 @@ fn sweep(args: &SweepArgs) -> Result<bool> {
 
 fn chaos(args: &ChaosArgs) -> Result<bool> {
     let addr = resolve(&args.addr)?;
-    net::ensure_fd_limit(args.connections as u64)?;
+    net::ensure_fd_limit(args.connections as u64, 1)?;
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         t.map_or(1, |d| d.as_nanos() as u64)

@@ -10,8 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// address has (32768-60999 by default), with room to spare.
 pub const PER_SOURCE: u64 = 20_000;
 
-/// Descriptors beyond one per connection: stdio, selectors, wakers, /proc.
-const SPARE_FDS: u64 = 32;
+/// Descriptors beyond one per connection: stdio, /proc reads, and so on;
+/// each worker thread adds its selector and pacing timer.
+const SPARE_FDS: u64 = 30;
+const FDS_PER_THREAD: u64 = 2;
 
 /// An I/O error as people read it: "connection refused", without the
 /// "(os error 111)" suffix.
@@ -29,9 +31,9 @@ pub fn describe(e: &io::Error) -> String {
 }
 
 /// Raise the soft descriptor limit to the hard one, and fail with advice if
-/// `connections` still do not fit.
-pub fn ensure_fd_limit(connections: u64) -> Result<()> {
-    let needed = connections + SPARE_FDS;
+/// `connections` over `threads` workers still do not fit.
+pub fn ensure_fd_limit(connections: u64, threads: usize) -> Result<()> {
+    let needed = connections + SPARE_FDS + FDS_PER_THREAD * threads as u64;
     let limit = getrlimit(Resource::Nofile);
     let hard = limit.maximum;
     if limit.current != hard {
