@@ -375,6 +375,7 @@ impl Worker<'_> {
                 ));
             }
             c.recvd += len as u64;
+            c.served = true; // echoed bytes, even of a message not yet whole
             data = &data[len..];
             if off + len == self.cfg.size {
                 let start = c.starts[(m % c.starts.len() as u64) as usize];
@@ -382,7 +383,6 @@ impl Worker<'_> {
                     self.stats.record(now.saturating_sub(start), self.cfg.size);
                 }
                 self.echoed += 1;
-                c.served = true;
             }
         }
         Ok(())
