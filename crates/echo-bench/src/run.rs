@@ -247,10 +247,12 @@ fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<(Option<u64>, 
     let me = std::process::id();
     let mut cpu_start = None;
     let mut own_start = None;
+    let mut sampled = false;
     let mut last = (Instant::now(), 0u64);
     loop {
         let now = Instant::now();
-        if cpu_start.is_none() && now >= s.window_start {
+        if !sampled && now >= s.window_start {
+            sampled = true;
             cpu_start = cfg.server_pid.map(server::cpu_us).transpose()?;
             own_start = server::cpu_us(me).ok();
         }

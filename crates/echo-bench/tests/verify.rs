@@ -27,6 +27,8 @@ fn faithful_echo_passes_with_every_byte_counted() {
     let messages = r["messages"].as_u64().unwrap();
     assert!(messages > 10, "{r}");
     assert_eq!(r["bytes"].as_u64().unwrap(), messages * 100);
+    // Busy for the whole window: its own CPU time shows (10 ms ticks).
+    assert!(r["bench_cpu_us_per_msg"].as_f64().unwrap() > 0.0, "{r}");
     let l = &r["latency_us"];
     let p50 = l["p50"].as_f64().unwrap();
     assert!(p50 > 0.0 && p50 <= l["p99"].as_f64().unwrap());
