@@ -58,3 +58,28 @@ fn nobody_listening_is_an_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn udp_open_loop_over_threads() {
+    let addr = udp_server(false).to_string();
+    let out = bench(&[
+        "--udp",
+        "-c",
+        "4",
+        "--threads",
+        "2",
+        "-r",
+        "400",
+        "-d",
+        "1",
+        "--warmup",
+        "0.2",
+        "--json",
+        &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["connected"], 4);
+    let messages = r["messages"].as_u64().unwrap();
+    assert!((300..=500).contains(&messages), "{r}");
+}
