@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 mod connect;
 
-/// Connections between connect and their first echo at once: a common
-/// listen backlog (128), so that batches do not overflow the accept queue.
+/// At most this many connections between connect and their first echo: a
+/// common listen backlog (128), so that batches do not overflow the accept
+/// queue.
 const CONNECT_BATCH: usize = 128;
 const BUFFER: usize = 64 * 1024;
 
@@ -51,8 +52,13 @@ struct Conn {
     served: bool,
     /// Message 0 came back: the connection is established and served.
     ready: bool,
-    /// When its connect started.
+    /// When its first connect started, and its latest attempt.
     started: Instant,
+    attempt: Instant,
+    /// Attempts reset because the first echo did not come back.
+    retries: u8,
+    /// It took long to connect (counted once, to shrink the connect window).
+    slow: bool,
 }
 
 /// Run `share`'s connections until the schedule ends.
@@ -78,6 +84,9 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             served: false,
             ready: false,
             started: Instant::now(),
+            attempt: Instant::now(),
+            retries: 0,
+            slow: false,
         })
         .collect();
     let mut w = Worker {

@@ -2,6 +2,17 @@
 //! the echo of message 0.
 
 use super::{Link, Worker, CONNECT_BATCH};
+
+/// The connect window to start with.
+const FIRST_WINDOW: usize = 16;
+/// A connect plus first echo taking longer than this is slow.
+const SLOW: Duration = Duration::from_millis(250);
+/// A connection whose handshake completed but whose first echo has not come
+/// back by then is probably stuck in an overflowed accept queue (the server
+/// dropped the handshake's last ACK); it is reset and connected afresh, at
+/// most [`MAX_RETRIES`] times.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRIES: u8 = 5;
 use crate::net::{self, describe};
 use anyhow::{anyhow, Result};
 use selector::{Interest, Token};
@@ -9,22 +20,30 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 impl Worker<'_> {
-    /// Connect every connection, at most [`CONNECT_BATCH`] at a time. A
-    /// connection counts as connected once message 0 has come back: a
-    /// completed handshake alone may sit in a full accept queue, and its
-    /// first message would then wait a retransmission timeout (a second or
-    /// more) inside the measured window.
+    /// Connect every connection, a window of them at a time. A connection
+    /// counts as connected once message 0 has come back: a completed
+    /// handshake alone may sit in a full accept queue, and its first message
+    /// would then wait a retransmission timeout (a second or more) inside
+    /// the measured window.
+    ///
+    /// The window is the one of TCP congestion control: it starts at
+    /// [`FIRST_WINDOW`], grows by one per connection that comes back, up to
+    /// [`CONNECT_BATCH`], and halves when connections start taking longer
+    /// than [`SLOW`] (a small listen backlog overflowing: the tutorial's
+    /// server listens with a backlog of 5).
     pub(super) fn connect_all(&mut self) -> Result<()> {
         let addr = self.cfg.addr;
         let n = self.conns.len();
         let mut next = 0;
+        let mut window = FIRST_WINDOW;
         let mut last_sweep = Instant::now();
         let timeout = self.cfg.connect_timeout;
         for c in &mut self.conns {
             c.due = 1;
         }
         loop {
-            while next - self.settled < CONNECT_BATCH && next < n {
+            while next - self.settled < window && next < n {
+                self.conns[next].started = Instant::now();
                 self.start_connect(next);
                 next += 1;
             }
@@ -45,14 +64,33 @@ impl Worker<'_> {
                     Some(Link::Open(_)) => self.read(i),
                     _ => {}
                 }
-                self.check_ready(i);
+                if self.check_ready(i) {
+                    window = (window + 1).min(CONNECT_BATCH);
+                }
             }
             self.events = events;
             if last_sweep.elapsed() >= Duration::from_millis(100) {
                 last_sweep = Instant::now();
+                let mut newly_slow = false;
                 for i in 0..next {
-                    let c = &self.conns[i];
-                    if c.ready || c.started.elapsed() <= timeout {
+                    let c = &mut self.conns[i];
+                    let waited = c.started.elapsed();
+                    let pending = !c.ready && matches!(c.link, Link::Connecting(_) | Link::Open(_));
+                    if pending && waited > SLOW && !c.slow {
+                        c.slow = true;
+                        newly_slow = true;
+                    }
+                    let stuck = pending
+                        && matches!(c.link, Link::Open(_))
+                        && c.attempt.elapsed() > RETRY_AFTER
+                        && waited + RETRY_AFTER < timeout
+                        && c.retries < MAX_RETRIES;
+                    if stuck {
+                        c.retries += 1;
+                        self.restart(i);
+                        continue;
+                    }
+                    if !pending || waited <= timeout {
                         continue;
                     }
                     let secs = timeout.as_secs_f64();
@@ -67,6 +105,9 @@ impl Worker<'_> {
                         _ => {}
                     }
                 }
+                if newly_slow {
+                    window = (window / 2).max(1);
+                }
             }
         }
         let due = if self.share.rate.is_none() {
@@ -80,10 +121,24 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Reset connection `i` (SO_LINGER 0) and connect it again, keeping
+    /// its place in the pending window.
+    fn restart(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        if let Link::Open(stream) = std::mem::replace(&mut c.link, Link::Idle) {
+            let _ = self.selector.unregister(&stream);
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        c.sent = 0;
+        c.recvd = 0;
+        c.writable = false;
+        self.start_connect(i);
+    }
+
     fn start_connect(&mut self, i: usize) {
         let addr = self.cfg.addr;
         let source = net::source_for(addr, self.cfg.source_base, self.conns[i].id);
-        self.conns[i].started = Instant::now();
+        self.conns[i].attempt = Instant::now();
         match net::start_connect(addr, source) {
             Ok((socket, done)) => {
                 let interest = if done {
@@ -118,15 +173,19 @@ impl Worker<'_> {
         self.write(i);
     }
 
-    fn check_ready(&mut self, i: usize) {
+    /// Whether connection `i` has just become ready.
+    fn check_ready(&mut self, i: usize) -> bool {
         let size = self.cfg.size as u64;
-        if let Some(c) = self.conns.get_mut(i) {
-            if !c.ready && c.recvd >= size && matches!(c.link, Link::Open(_)) {
-                c.ready = true;
-                self.settled += 1;
-                self.stats.connected += 1;
-            }
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        if c.ready || c.recvd < size || !matches!(c.link, Link::Open(_)) {
+            return false;
         }
+        c.ready = true;
+        self.settled += 1;
+        self.stats.connected += 1;
+        true
     }
 
     fn connect_failed(&mut self, i: usize, msg: String) {
