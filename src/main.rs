@@ -148,10 +148,13 @@ fn run(cli: &Cli) -> Result<Counters> {
     let mut wakers = Vec::with_capacity(workers);
     let mut signals = Some(signals);
     for (id, sockets) in all.into_iter().enumerate() {
+        let selector = selector::Selector::with_backend(cfg.backend)
+            .with_context(|| format!("cannot create a {} selector", cfg.backend))?;
         let (worker, waker) = Worker::new(
             id,
             Arc::clone(&cfg),
             Arc::clone(&shared),
+            selector,
             sockets.listeners,
             sockets.udp,
             signals.take(),

@@ -156,11 +156,11 @@ impl Worker {
         id: usize,
         cfg: Arc<Config>,
         shared: Arc<Shared>,
+        mut selector: Selector,
         listeners: Vec<Listener>,
         udp: Vec<UdpSocket>,
         signals: Option<UnixStream>,
     ) -> io::Result<(Worker, Waker)> {
-        let mut selector = Selector::with_backend(cfg.backend)?;
         let waker = Waker::new(&mut selector, WAKER)?;
         if let Some(s) = &signals {
             selector.register(s, SIGNALS, Interest::READABLE)?;
@@ -769,3 +769,7 @@ impl Worker {
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
