@@ -60,30 +60,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a matrix of connections x size x pipeline and print one table
-    /// (or, with --json, one JSON array).
+    /// Run a matrix of connections x size x pipeline into one table (--json: one array)
     Sweep(SweepArgs),
-    /// Chaos: many connections at once doing random things — normal
-    /// traffic, one-byte and huge writes, slow and stalled reads,
-    /// half-close, RST with data in flight, connect-and-vanish, reconnect
-    /// storms — checking every byte of every session that completes.
+    /// Random hostile sessions at once, checking every byte of those that complete
+    ///
+    /// Each of --connections slots runs one session after another, each of a
+    /// random kind: normal traffic, one-byte writes, huge writes, slow or
+    /// stalled reads, half-close, RST with data in flight, connect-and-vanish,
+    /// reconnect storms. Exit status 1 on any mismatch, loss or stall.
     Chaos(ChaosArgs),
 }
 
 #[derive(Debug, Args)]
 struct ChaosArgs {
     /// Sessions running at once
-    #[arg(short = 'c', long, default_value_t = 100, value_parser = positive_usize)]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 100, value_parser = positive_usize)]
     connections: usize,
     /// Seconds to start new sessions for (running ones then get up to
     /// --session-timeout to finish)
-    #[arg(short = 'd', long, default_value_t = 10.0, value_parser = positive_secs)]
+    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     duration: f64,
     /// Largest stream of a "huge" session, bytes
-    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     max_bytes: u64,
     /// Seconds without progress before a session counts as stalled
-    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     session_timeout: f64,
     /// Random seed, to repeat a run (default: from the clock)
     #[arg(long)]
@@ -102,26 +103,26 @@ struct ChaosArgs {
 #[derive(Debug, Args)]
 struct PointArgs {
     /// Concurrent connections (UDP: sockets)
-    #[arg(short = 'c', long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     connections: u64,
     /// Message size in bytes
-    #[arg(short = 's', long, default_value_t = 64, value_parser = positive_usize)]
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64, value_parser = positive_usize)]
     size: usize,
     /// Messages in flight per connection
-    #[arg(short = 'p', long, default_value_t = 1, value_parser = positive_usize)]
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
     pipeline: usize,
 }
 
 #[derive(Debug, Args)]
 struct SweepArgs {
     /// Connection counts, comma-separated
-    #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,100,1000", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N,..", value_delimiter = ',', default_value = "1,100,1000", value_parser = clap::value_parser!(u64).range(1..))]
     connections: Vec<u64>,
     /// Message sizes in bytes, comma-separated
-    #[arg(short = 's', long, value_delimiter = ',', default_value = "64,16384", value_parser = positive_usize)]
+    #[arg(short = 's', long, value_name = "BYTES,..", value_delimiter = ',', default_value = "64,16384", value_parser = positive_usize)]
     size: Vec<usize>,
     /// Pipeline depths, comma-separated
-    #[arg(short = 'p', long, value_delimiter = ',', default_value = "1,8", value_parser = positive_usize)]
+    #[arg(short = 'p', long, value_name = "N,..", value_delimiter = ',', default_value = "1,8", value_parser = positive_usize)]
     pipeline: Vec<usize>,
     #[command(flatten)]
     common: Common,
@@ -133,10 +134,10 @@ struct SweepArgs {
 #[derive(Clone, Debug, Args)]
 struct Common {
     /// Measured seconds, after the warm-up
-    #[arg(short = 'd', long, default_value_t = 10.0, value_parser = positive_secs)]
+    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     duration: f64,
     /// Seconds of load before measuring (not counted)
-    #[arg(long, default_value_t = 1.0, value_parser = secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = secs)]
     warmup: f64,
     /// Open loop: send this many messages per second in total, spread
     /// evenly over the connections, instead of as fast as echoes return
@@ -147,10 +148,10 @@ struct Common {
     udp: bool,
     /// Seconds a TCP connect and its first echo may take before the
     /// connection counts as a connect error
-    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     connect_timeout: f64,
     /// Milliseconds before an unechoed UDP datagram counts as lost
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     udp_timeout_ms: u64,
     /// Also report this process's CPU time per echoed message and its memory
     #[arg(long, value_name = "PID")]
@@ -159,10 +160,10 @@ struct Common {
     #[arg(long)]
     json: bool,
     /// Split the connections over this many threads
-    #[arg(long, default_value_t = 1, value_parser = positive_usize)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
     threads: usize,
     /// Readiness backend: auto, epoll, poll or select
-    #[arg(long, default_value_t = BackendKind::Auto)]
+    #[arg(long, value_name = "NAME", default_value_t = BackendKind::Auto)]
     backend: BackendKind,
     /// Bind connections to this source address, and the next one every
     /// 20,000 connections (default for 127.x targets: 127.0.0.1, then
