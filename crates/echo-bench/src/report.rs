@@ -15,7 +15,7 @@ pub struct Report {
     pub transport: &'static str,
     /// The readiness backend the workers used.
     pub backend: String,
-    /// Worker threads.
+    /// Worker threads used (never more than connections).
     pub threads: usize,
     /// Connections asked for.
     pub connections: u64,
@@ -87,7 +87,7 @@ impl Report {
             addr: cfg.addr.to_string(),
             transport: if cfg.udp { "udp" } else { "tcp" },
             backend,
-            threads: cfg.threads,
+            threads: cfg.threads.min(usize::try_from(cfg.connections).unwrap_or(usize::MAX)),
             connections: cfg.connections,
             size: cfg.size,
             pipeline: cfg.pipeline,
