@@ -87,7 +87,9 @@ impl Report {
             addr: cfg.addr.to_string(),
             transport: if cfg.udp { "udp" } else { "tcp" },
             backend,
-            threads: cfg.threads.min(usize::try_from(cfg.connections).unwrap_or(usize::MAX)),
+            threads: cfg
+                .threads
+                .min(usize::try_from(cfg.connections).unwrap_or(usize::MAX)),
             connections: cfg.connections,
             size: cfg.size,
             pipeline: cfg.pipeline,

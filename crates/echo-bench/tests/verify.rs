@@ -112,3 +112,16 @@ fn a_server_that_accepts_but_never_echoes_is_a_connect_error() {
         "{err}"
     );
 }
+
+#[test]
+fn echoing_more_than_was_sent_is_a_mismatch() {
+    let (addr, _) = tcp_server(Behaviour::Twice);
+    let out = run(addr, &["-c", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Caught on message 0, while connecting: nothing is left to measure.
+    assert!(
+        stderr(&out).contains("64 more bytes echoed than sent"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -21,6 +21,8 @@ pub enum Behaviour {
     CloseAfter(u64),
     /// Echo this many bytes, then read and discard the rest.
     SilentAfter(u64),
+    /// Echo everything twice.
+    Twice,
 }
 
 /// Limits that keep a forgotten server from running forever.
@@ -58,6 +60,11 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
         let chunk = &mut buf[..n];
         match behaviour {
             Behaviour::Echo => {}
+            Behaviour::Twice => {
+                if stream.write_all(chunk).is_err() {
+                    return;
+                }
+            }
             Behaviour::SilentAfter(limit) => {
                 let keep = limit.saturating_sub(offset).min(n as u64) as usize;
                 if stream.write_all(&chunk[..keep]).is_err() {
