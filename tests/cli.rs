@@ -195,3 +195,30 @@ fn verbosity_flags_are_accepted() {
     let server = Server::builder().env("RUST_LOG", "debug").start();
     echo_once(&connect(server.addr()), b"RUST_LOG");
 }
+
+#[test]
+fn tuning_flags_are_accepted() {
+    let server = Server::start(&[
+        "--backlog",
+        "16",
+        "--max-pending",
+        "1000",
+        "--shutdown-timeout",
+        "2",
+        "--idle-timeout",
+        "0",
+        "--stats-interval",
+        "0",
+        "--max-connections",
+        "100",
+        "--max-per-ip",
+        "50",
+        "--workers",
+        "1",
+    ]);
+    let stream = connect(server.addr());
+    // Larger than --max-pending: the small queue cap slows nothing down.
+    let data = util::random_bytes(5, 100_000);
+    let got = util::exchange(&stream, &data, 10_000, 5);
+    util::assert_bytes_eq(&got, &data, "echo with tuning flags");
+}

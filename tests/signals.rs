@@ -5,7 +5,7 @@
 mod util;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -248,4 +248,54 @@ fn sigterm_with_a_thousand_loaded_connections() {
     let summary = server.summary(Duration::from_secs(1));
     assert_eq!(summary.connections, CLIENTS as u64, "{summary:?}");
     assert_eq!(summary.bytes, (CLIENTS * EACH) as u64, "{summary:?}");
+}
+
+/// The server is paused by backpressure, so most of what the client sent still sits in the
+/// server's kernel receive buffer at SIGTERM: that is "already received" and comes back too.
+/// Only what is still in the client's own send buffer may be lost.
+#[test]
+fn sigterm_echoes_data_still_in_the_kernel() {
+    let mut server = Server::start(&["--max-pending", "65536", "--shutdown-timeout", "5"]);
+    let addr = server.addr();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    socket.connect(&SockAddr::from(addr)).expect("connect");
+    let slack = socket.send_buffer_size().unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(util::IO_TIMEOUT)).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let pattern = util::Pattern::new(9);
+    let mut written = 0u64;
+    let mut last = Instant::now();
+    // The server's send buffer keeps growing slowly, so the writes may trickle on: a second
+    // is enough to fill its receive buffer.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while last.elapsed() < Duration::from_millis(200) && Instant::now() < deadline {
+        match (&stream).write(pattern.at(written, 64 * 1024)) {
+            Ok(n) => {
+                written += n as u64;
+                last = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    server.term();
+    stream.set_nonblocking(false).unwrap();
+    let got = pattern.verify(&stream, written);
+    // What the client's kernel may still hold: its send buffer, plus one loopback segment
+    // (64 KiB) that the zero window kept out.
+    let slack = slack as u64 + 64 * 1024;
+    assert!(
+        got + slack >= written,
+        "echoed {got} of {written} bytes written before SIGTERM (allowed shortfall {slack})"
+    );
+    // Our EOF lets the server finish this connection without waiting for its timeout.
+    stream.shutdown(Shutdown::Write).unwrap();
+    let (rest, eof) = read_to_eof(&stream, 0);
+    assert!(rest.is_empty() && eof, "no clean EOF after the drain");
+    assert_exit(&mut server, Duration::from_secs(3), 0);
 }

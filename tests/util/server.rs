@@ -1,0 +1,424 @@
+//! The server under test: [`Server`] runs the real binary, reads its `listening` lines,
+//! keeps its output for assertions and kills it on drop; [`run_cli`] runs it to completion.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+use super::{cpu_time, fd_count, rss_kib, wait_for};
+
+/// How long the server gets to print its `listening` lines.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running echo-server, killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// TCP listeners, in the order the server printed them.
+    pub tcp: Vec<SocketAddr>,
+    /// UDP sockets, in the order the server printed them.
+    pub udp: Vec<SocketAddr>,
+    /// Unix-domain listeners, in the order the server printed them.
+    pub unix: Vec<PathBuf>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    status: Option<ExitStatus>,
+}
+
+/// Options for starting a [`Server`].
+#[derive(Debug, Default)]
+pub struct Builder {
+    args: Vec<String>,
+    nofile: Option<u64>,
+    envs: Vec<(String, String)>,
+}
+
+impl Builder {
+    /// Appends command-line arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Runs the server under `prlimit --nofile=N:N` (see [`prlimit_available`]).
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
+    /// Sets an environment variable for the server.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the server and waits for its `listening` lines; panics with its stderr if it
+    /// does not get that far.
+    pub fn start(self) -> Server {
+        match self.try_start() {
+            Ok(server) => server,
+            Err(e) => panic!("echo-server did not start: {e}"),
+        }
+    }
+
+    /// Starts the server and waits for its `listening` lines.
+    pub fn try_start(mut self) -> Result<Server, String> {
+        let listeners = self
+            .args
+            .iter()
+            .filter(|a| matches!(a.as_str(), "-l" | "--listen" | "-u" | "--udp" | "--unix"))
+            .count();
+        let expected = if listeners == 0 {
+            self.args.push("-l".into());
+            self.args.push("127.0.0.1:0".into());
+            1
+        } else {
+            listeners
+        };
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin()))?;
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        collect_lines(child.stdout.take().expect("stdout is piped"), {
+            let stdout = stdout.clone();
+            move |line| stdout.lock().unwrap().push(line)
+        });
+        collect_lines(child.stderr.take().expect("stderr is piped"), {
+            let stderr = stderr.clone();
+            move |line| {
+                let mut s = stderr.lock().unwrap();
+                s.push_str(&strip_ansi(&line));
+                s.push('\n');
+            }
+        });
+        let mut server = Server {
+            child,
+            tcp: Vec::new(),
+            udp: Vec::new(),
+            unix: Vec::new(),
+            stdout,
+            stderr,
+            status: None,
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let lines = server.listening_lines();
+            if lines.len() >= expected {
+                for line in lines {
+                    server.add_listener(&line)?;
+                }
+                return Ok(server);
+            }
+            if let Some(status) = server.try_wait() {
+                // Give the readers a moment to collect the last words.
+                thread::sleep(Duration::from_millis(100));
+                return Err(format!(
+                    "exited with {status} before listening; stderr:\n{}",
+                    server.stderr()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no {expected} listening lines within {STARTUP_TIMEOUT:?}; stdout: {:?}; stderr:\n{}",
+                    server.stdout_lines(),
+                    server.stderr()
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Path of the server binary: the one Cargo built for these tests, or `ECHO_SERVER_BIN` to
+/// hold another implementation to the same contract.
+pub fn bin() -> String {
+    std::env::var("ECHO_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_echo-server").into())
+}
+
+/// Removes terminal colour sequences (`ESC [ ... letter`), so assertions see plain words.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn collect_lines<R: Read + Send + 'static>(
+    pipe: R,
+    mut sink: impl FnMut(String) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let reader = BufReader::new(pipe);
+        for line in reader.split(b'\n') {
+            match line {
+                Ok(bytes) => sink(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+impl Server {
+    /// Starts a server with `args`, adding `-l 127.0.0.1:0` when no listener is given.
+    pub fn start(args: &[&str]) -> Server {
+        Builder::default().args(args).start()
+    }
+
+    /// A builder for servers that need more than arguments.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The first TCP listener.
+    pub fn addr(&self) -> SocketAddr {
+        *self.tcp.first().expect("server has a TCP listener")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn listening_lines(&self) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for line in self.stdout.lock().unwrap().iter() {
+            if line.starts_with("listening ") && !seen.contains(line) {
+                seen.push(line.clone());
+            }
+        }
+        seen
+    }
+
+    fn add_listener(&mut self, line: &str) -> Result<(), String> {
+        let mut words = line.splitn(3, ' ');
+        let (_, kind, addr) = (words.next(), words.next(), words.next());
+        let bad = || format!("bad listening line {line:?}");
+        let addr = addr.ok_or_else(bad)?.trim();
+        match kind {
+            Some("tcp") => self.tcp.push(addr.parse().map_err(|_| bad())?),
+            Some("udp") => self.udp.push(addr.parse().map_err(|_| bad())?),
+            Some("unix") => self.unix.push(PathBuf::from(addr)),
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to the server.
+    pub fn signal(&self, sig: Signal) {
+        let pid = Pid::from_raw(self.pid() as i32).expect("child pid is positive");
+        kill_process(pid, sig).expect("kill echo-server");
+    }
+
+    /// Sends SIGTERM.
+    pub fn term(&self) {
+        self.signal(Signal::TERM);
+    }
+
+    /// Sends SIGINT.
+    pub fn int(&self) {
+        self.signal(Signal::INT);
+    }
+
+    /// The exit status if the server has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait on echo-server");
+        }
+        self.status
+    }
+
+    /// Waits at most `timeout` for the server to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Every stdout line so far, `listening` lines included.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits at most `timeout` for a stderr line matching `pred`; returns it.
+    pub fn wait_stderr_line(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        wait_for(timeout, || {
+            self.stderr().lines().find(|l| pred(l)).map(str::to_string)
+        })
+    }
+
+    /// Waits at most `timeout` for a stdout line matching `pred`; returns it.
+    pub fn wait_stdout_line(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        wait_for(timeout, || {
+            self.stdout_lines().into_iter().find(|l| pred(l))
+        })
+    }
+
+    /// Waits at most `timeout` for the shutdown summary line and parses it.
+    pub fn summary(&self, timeout: Duration) -> Summary {
+        let line = self
+            .wait_stdout_line(timeout, |l| l.starts_with("summary:"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no summary line on stdout; stdout: {:?}; stderr:\n{}",
+                    self.stdout_lines(),
+                    self.stderr()
+                )
+            });
+        Summary::parse(&line).unwrap_or_else(|| panic!("bad summary line {line:?}"))
+    }
+
+    /// Open file descriptors of the server.
+    pub fn fd_count(&self) -> usize {
+        fd_count(self.pid())
+    }
+
+    /// Resident set size of the server, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    /// CPU time (user + system, every thread) the server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.pid())
+    }
+
+    /// Number of threads of the server.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The shutdown line: `summary: connections N, bytes echoed B, datagrams echoed D`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub connections: u64,
+    pub bytes: u64,
+    pub datagrams: u64,
+}
+
+impl Summary {
+    /// Parses the summary line, `None` if any field is missing.
+    pub fn parse(line: &str) -> Option<Summary> {
+        let rest = line.strip_prefix("summary:")?;
+        let field = |name: &str| -> Option<u64> {
+            rest.split(',')
+                .map(str::trim)
+                .find_map(|part| part.strip_prefix(name))
+                .and_then(|n| n.trim().parse().ok())
+        };
+        Some(Summary {
+            connections: field("connections ")?,
+            bytes: field("bytes echoed ")?,
+            datagrams: field("datagrams echoed ")?,
+        })
+    }
+}
+
+/// Runs the server binary with `args` to completion, within `timeout`; returns its status,
+/// stdout and stderr.
+pub fn run_cli(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let err = Arc::new(Mutex::new(Vec::new()));
+    let readers = [
+        collect_lines(child.stdout.take().unwrap(), {
+            let out = out.clone();
+            move |l| out.lock().unwrap().push(l)
+        }),
+        collect_lines(child.stderr.take().unwrap(), {
+            let err = err.clone();
+            move |l| err.lock().unwrap().push(l)
+        }),
+    ];
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("echo-server {args:?} still running after {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    // The pipes close with the process, so the readers end.
+    for r in readers {
+        let _ = r.join();
+    }
+    let out = out.lock().unwrap().join("\n");
+    let err = err.lock().unwrap().join("\n");
+    (status, out, err)
+}
