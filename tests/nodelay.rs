@@ -45,6 +45,7 @@ fn rate(backend: &str) {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     let per_sec = total as f64 / start.elapsed().as_secs_f64();
+    eprintln!("{backend}: {per_sec:.0} messages/s");
     assert!(
         per_sec >= 2000.0,
         "{backend}: {per_sec:.0} messages/s of 16 KiB on {CONNECTIONS} connections (Nagle-stalled: ~230)"

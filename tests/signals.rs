@@ -299,3 +299,28 @@ fn sigterm_echoes_data_still_in_the_kernel() {
     assert!(rest.is_empty() && eof, "no clean EOF after the drain");
     assert_exit(&mut server, Duration::from_secs(3), 0);
 }
+
+/// A script may signal the server as soon as it has read the `listening` line: the handlers
+/// must be in place by then, or the default action kills it (exit by signal, no summary).
+/// The window is small, so many servers are raced at once.
+#[test]
+fn signal_right_after_listening_line_exits_0() {
+    thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..40 {
+                    let mut server = Server::start(&[]);
+                    server.term();
+                    let status = server
+                        .wait_exit(Duration::from_secs(3))
+                        .expect("server still running after SIGTERM");
+                    assert_eq!(
+                        status.code(),
+                        Some(0),
+                        "SIGTERM right after the listening line: {status}"
+                    );
+                }
+            });
+        }
+    });
+}
