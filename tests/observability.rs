@@ -114,6 +114,52 @@ fn stats_line_fields(backend: &str) {
     assert!((0.0..=100.0).contains(&share), "{line}");
 }
 
+/// A client that writes without reading is paused by backpressure: the stats line counts it
+/// and the queue's peak, and the count drops once the client reads.
+#[test]
+fn stats_count_paused_connections() {
+    let server = Server::start(&["--stats-interval", "1", "--max-pending", "65536"]);
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&SockAddr::from(server.addr())).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(util::IO_TIMEOUT)).unwrap();
+    let pattern = Pattern::new(4);
+    const TOTAL: u64 = 8 << 20;
+    let progress = Default::default();
+    thread::scope(|s| {
+        s.spawn(|| pattern.write(&stream, TOTAL, 64 * 1024, &progress));
+        let paused = server
+            .wait_stderr_line(Duration::from_millis(3500), |l| {
+                l.starts_with("stats ") && field(l, "paused").is_some_and(|v| v >= 1.0)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `stats ` line with paused>=1 while a client does not read; stderr:\n{}",
+                    tail(&server.stderr())
+                )
+            });
+        let peak = field(&paused, "peak_queued").unwrap_or(0.0);
+        assert!(peak >= 65536.0, "peak_queued below --max-pending: {paused}");
+        assert_eq!(pattern.verify(&stream, TOTAL), TOTAL);
+    });
+    // Only lines printed after the drain count.
+    let seen = server.stderr().lines().count();
+    let resumed = util::wait_for(Duration::from_millis(3500), || {
+        server
+            .stderr()
+            .lines()
+            .skip(seen)
+            .find(|l| l.starts_with("stats ") && field(l, "paused") == Some(0.0))
+            .map(str::to_string)
+    });
+    assert!(
+        resumed.is_some(),
+        "no `stats ` line with paused=0 after the client read everything; stderr:\n{}",
+        tail(&server.stderr())
+    );
+}
+
 /// The number after `key=` in a stats line (a trailing `%` or unit letters are ignored).
 fn field(line: &str, key: &str) -> Option<f64> {
     let prefix = format!("{key}=");
