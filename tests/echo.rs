@@ -4,6 +4,7 @@
 mod util;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -65,7 +66,8 @@ fn many_messages_one_connection(backend: &str) {
     assert_bytes_eq(&got, &data, "back-to-back sizes");
 }
 
-/// 2,000 clients connected at once, each with its own message.
+/// 2,000 clients connected at once, each with its own message, written in two parts that
+/// interleave across clients; every 100th message is large.
 fn two_thousand_clients(backend: &str) {
     const CLIENTS: usize = 2000;
     let limit = util::raise_nofile();
@@ -74,14 +76,29 @@ fn two_thousand_clients(backend: &str) {
     }
     let server = start(backend);
     let mut rng = Rng::new(4);
-    let mut clients = Vec::with_capacity(CLIENTS);
-    for i in 0..CLIENTS {
-        let stream = connect(server.addr());
-        let msg = random_bytes(i as u64, 1 + rng.below(2000) as usize);
-        (&stream).write_all(&msg).expect("write");
-        clients.push((stream, msg));
+    let clients: Vec<(TcpStream, Vec<u8>, usize)> = (0..CLIENTS)
+        .map(|i| {
+            let size = if i % 100 == 0 {
+                100_000 + rng.below(50_000) as usize
+            } else {
+                1 + rng.below(2000) as usize
+            };
+            let msg = random_bytes(i as u64, size);
+            let split = rng.below(size as u64 + 1) as usize;
+            (connect(server.addr()), msg, split)
+        })
+        .collect();
+    for (stream, msg, split) in &clients {
+        (&*stream)
+            .write_all(&msg[..*split])
+            .expect("write first part");
     }
-    for (i, (stream, msg)) in clients.iter().enumerate() {
+    for (stream, msg, split) in &clients {
+        (&*stream)
+            .write_all(&msg[*split..])
+            .expect("write second part");
+    }
+    for (i, (stream, msg, _)) in clients.iter().enumerate() {
         let got = util::read_n(stream, msg.len());
         assert_bytes_eq(&got, msg, &format!("{backend}: client {i} of {CLIENTS}"));
     }
@@ -91,7 +108,7 @@ fn two_thousand_clients(backend: &str) {
         server.fd_count()
     );
     // Everyone still served on a second round, in reverse order.
-    for (stream, msg) in clients.iter().rev() {
+    for (stream, msg, _) in clients.iter().rev() {
         echo_once(stream, &msg[..msg.len().min(10)]);
     }
 }
