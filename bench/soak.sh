@@ -169,17 +169,20 @@ now() {
     fi
 }
 
-# Whether PID is running (not gone, not a zombie waiting to be reaped).
+# Whether PID is running (not gone, not a zombie waiting to be reaped). A status file that
+# cannot be read for a moment (as during exec) counts as running.
 alive() {
-    local key val _
-    [[ -r /proc/$1/status ]] || return 1
-    while read -r key val _; do
-        if [[ "$key" == State: ]]; then
-            [[ "$val" != Z && "$val" != X ]]
-            return
-        fi
-    done <"/proc/$1/status" 2>/dev/null
-    return 1
+    local key val _ state=""
+    [[ -e /proc/$1 ]] || return 1
+    {
+        while read -r key val _; do
+            if [[ "$key" == State: ]]; then
+                state=$val
+                break
+            fi
+        done <"/proc/$1/status"
+    } 2>/dev/null || true
+    [[ "$state" != Z && "$state" != X ]]
 }
 
 # Open descriptors and VmRSS (KiB) of PID, as "FDS RSS"; no forks, so it samples cheaply.
@@ -290,6 +293,7 @@ started=$(now)
 for backend in "${backend_list[@]}"; do
     dir="$work/$backend"
     mkdir -p "$dir"
+    rm -f "$dir/stop" "$dir/samples" "$dir/chaos.json" "$dir/chaos.err"
     fail=()
 
     "${pin_server[@]}" "$bin/echo-server" -l 127.0.0.1:0 --backend "$backend" \
@@ -304,7 +308,8 @@ for backend in "${backend_list[@]}"; do
         sleep 0.1
     done
     if [[ -z "$addr" ]]; then
-        failures+=("$backend: server did not start ($(tail -n 1 "$dir/server.err"))")
+        last=$(tail -n 1 "$dir/server.err")
+        failures+=("$backend: server announced no address in 10 s${last:+ (stderr: $last)}")
         echo "soak: $backend: server did not start; stderr: $(tail -n 3 "$dir/server.err")"
         wait_for "$server" 0 || true
         continue
@@ -351,7 +356,8 @@ for backend in "${backend_list[@]}"; do
         [[ -n "$settled" ]] \
             || fail+=("fds ${fd_after} ${settle_s} s after the load, ${fd_idle} idle (leak)")
     else
-        fail+=("server died under load ($(tail -n 1 "$dir/server.err"))")
+        last=$(tail -n 1 "$dir/server.err")
+        fail+=("server died under load${last:+ (stderr: $last)}")
         rss_after=0
     fi
 
@@ -395,7 +401,7 @@ for backend in "${backend_list[@]}"; do
     if ((n >= 6)); then
         if awk -v s="$fd_slope" -v a="$fd_first" -v b="$fd_last" -v sm="$fd_slope_max" \
             -v rm="$fd_rise_max" 'BEGIN { exit !(s > sm && b - a > rm) }'; then
-            fail+=("fd slope ${fd_slope}/min, median ${fd_first} -> ${fd_last} (leak)")
+            fail+=("fd slope $(printf '%+.1f' "$fd_slope")/min, median ${fd_first} -> ${fd_last} (leak)")
         fi
         if awk -v s="$rss_slope" -v a="$rss_first" -v b="$rss_last" -v sm="$rss_slope_max" \
             -v rm="$rss_rise_min_kib" -v rf="$rss_rise_frac" \
@@ -427,7 +433,11 @@ elapsed=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", (b - a) / 60
 if ((${#failures[@]})); then
     keep=1
     echo "soak: seed ${seed}; logs in ${work}"
-    (IFS=';'; echo "soak: FAIL ${failures[*]}" | sed 's/;/; /g')
+    verdict="soak: FAIL ${failures[0]}"
+    for f in "${failures[@]:1}"; do
+        verdict+="; $f"
+    done
+    echo "$verdict"
     exit 1
 fi
 if [[ -n "$worst_fd_slope" ]]; then
