@@ -120,6 +120,9 @@ fn run(cli: &Cli) -> Result<Counters> {
         all.push(Sockets { listeners, udp });
     }
 
+    // Signal handlers go in before the sockets are announced: a script that
+    // sends SIGTERM as soon as it reads the line must get the graceful path.
+    let signals = signal_pipe()?;
     let mut out = std::io::stdout().lock();
     for l in &all[0].listeners {
         writeln!(out, "listening {}", l.describe())?;
@@ -142,7 +145,6 @@ fn run(cli: &Cli) -> Result<Counters> {
         backlog, workers, "configured"
     );
     let shared = Arc::new(Shared::new(workers));
-    let signals = signal_pipe()?;
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
