@@ -68,10 +68,12 @@ fn a_server_closing_early_is_an_error() {
     let r = json(&out);
     assert_eq!(r["errors"], 2, "{r}");
     assert_eq!(r["mismatches"], 0);
+    // Closing with unread input makes the kernel send RST instead of FIN, so
+    // the client may see either, depending on timing.
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("closed by the server"),
-        "{}",
-        stderr(&out)
+        err.contains("closed by the server") || err.contains("connection reset by peer"),
+        "{err}"
     );
 }
 
