@@ -58,7 +58,9 @@ fn main() -> io::Result<()> {
             if event.is_writable() && !conn.pending.is_empty() {
                 next = flush(conn);
             }
-            if matches!(next, Next::Keep) && (event.is_readable() || event.is_read_closed()) {
+            // An error event alone is also read: the read reports the error and closes.
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            if matches!(next, Next::Keep) && readable {
                 next = read_and_echo(conn, &mut buf);
             }
             if matches!(next, Next::Close) {
