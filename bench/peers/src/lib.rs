@@ -19,9 +19,14 @@ pub const TOKIO_BUF: usize = 16 * 1024;
 /// # Errors
 /// `InvalidInput` when the argument is not a socket address.
 pub fn listen_addr() -> io::Result<SocketAddr> {
-    let arg = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let arg = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     arg.parse().map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("bad listen address {arg:?}: {e}"))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad listen address {arg:?}: {e}"),
+        )
     })
 }
 

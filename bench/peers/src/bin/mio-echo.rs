@@ -31,7 +31,8 @@ fn main() -> io::Result<()> {
     echo_peers::announce(listener.local_addr()?)?;
 
     let mut poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut events = Events::with_capacity(1024);
     // A slab: token = index; freed slots are reused.
     let mut conns: Vec<Option<Connection>> = Vec::new();
@@ -100,7 +101,10 @@ fn accept_all(
             free.push(idx);
             continue;
         }
-        let conn = Some(Connection { stream, pending: Vec::new() });
+        let conn = Some(Connection {
+            stream,
+            pending: Vec::new(),
+        });
         if idx == conns.len() {
             conns.push(conn);
         } else {
