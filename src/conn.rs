@@ -96,12 +96,29 @@ impl OutQueue {
         self.len() == 0
     }
 
-    pub fn push(&mut self, data: &[u8]) {
-        if self.head > 0 && self.head >= self.buf.len() / 2 {
+    /// Append `data`. The buffer grows by doubling, but never past `limit`
+    /// bytes of capacity unless the queued bytes themselves need it, so a
+    /// connection capped at `--max-pending` holds at most that much memory.
+    pub fn push(&mut self, data: &[u8], limit: usize) {
+        if self.head > 0
+            && (self.head >= self.buf.len() / 2
+                || self.buf.len() + data.len() > self.buf.capacity())
+        {
             self.buf.drain(..self.head);
             self.head = 0;
         }
+        let needed = self.buf.len() + data.len();
+        if needed > self.buf.capacity() {
+            let grown = (self.buf.capacity() * 2).clamp(needed, limit.max(needed));
+            self.buf.reserve_exact(grown - self.buf.len());
+        }
         self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes of memory held, for the memory bound.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     pub fn front(&self) -> &[u8] {
@@ -181,6 +198,8 @@ mod tests {
     use super::OutQueue;
     use proptest::prelude::*;
 
+    const LIMIT: usize = 1000;
+
     proptest! {
         /// Whatever is pushed comes out once, in order, however it is sent.
         #[test]
@@ -196,10 +215,14 @@ mod tests {
             let mut sent = Vec::new();
             for op in ops {
                 match op {
-                    Ok(data) => {
+                    // The server reads no more than the room left under the
+                    // limit, so the queue never holds more than LIMIT.
+                    Ok(data) if queue.len() + data.len() <= LIMIT => {
                         pushed.extend_from_slice(&data);
-                        queue.push(&data);
+                        queue.push(&data, LIMIT);
+                        prop_assert!(queue.capacity() <= LIMIT);
                     }
+                    Ok(_) => {}
                     Err(n) => {
                         let n = n.min(queue.len());
                         sent.extend_from_slice(&queue.front()[..n]);

@@ -486,7 +486,7 @@ impl Worker {
             }
         }
         if sent < n {
-            conn.out.push(&data[sent..]);
+            conn.out.push(&data[sent..], self.cfg.max_pending);
             self.counters.queue_grew(n - sent);
         }
     }
