@@ -273,7 +273,7 @@ trend() {
 
 kib() {
     awk -v k="$1" 'BEGIN {
-        s = k < 0 ? "-" : "+"; a = k < 0 ? -k : k
+        s = k < -0.5 ? "-" : "+"; a = (k < 0 ? -k : k) + 0
         if (a >= 1024) printf "%s%.1f MiB", s, a / 1024; else printf "%s%.0f KiB", s, a
     }'
 }
@@ -296,13 +296,17 @@ for backend in "${backend_list[@]}"; do
     rm -f "$dir/stop" "$dir/samples" "$dir/chaos.json" "$dir/chaos.err"
     fail=()
 
+    # Created here, not by the background job's redirection, which may come after the
+    # first look for the address.
+    : >"$dir/server.out"
+    : >"$dir/server.err"
     "${pin_server[@]}" "$bin/echo-server" -l 127.0.0.1:0 --backend "$backend" \
         </dev/null >"$dir/server.out" 2>"$dir/server.err" &
     server=$!
     pids+=("$server")
     addr=""
     for _ in $(seq 100); do
-        addr=$(awk '$1 == "listening" && $2 == "tcp" { print $3; exit }' "$dir/server.out")
+        addr=$(awk '$1 == "listening" && $2 == "tcp" { print $3; exit }' "$dir/server.out" || true)
         [[ -n "$addr" ]] && break
         alive "$server" || break
         sleep 0.1
