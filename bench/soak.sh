@@ -28,8 +28,9 @@ backend's share of the time, and samples the server's open descriptors
   - descriptors or RSS trend upward once the load is steady. Over the samples
     of the load after its first 20% it fits a least-squares slope, and fails
     only when the slope AND the rise from the first third's median to the
-    last third's both pass a threshold: descriptors 30/min and max(10, C/10);
-    RSS 1 MiB/min and max(1 MiB, 10% of the first third's median).
+    last third's both pass a threshold: descriptors max(30, C/2)/min and
+    max(10, C/10); RSS 1 MiB/min and max(1 MiB, 10% of the first third's
+    median). (The exact descriptor check is the one after the load.)
     Fewer than 6 samples (backend share under ~8 s): no trend test.
 It prints one line of figures per backend; the last line is the verdict.
 Exit status 0 only when everything held, 1 otherwise, 2 on a usage error.
@@ -38,8 +39,8 @@ Options:
   --minutes N      total time for all backends together, decimals allowed [default: 1]
                    (each backend's load runs its share less ~2 s for start,
                    settle and shutdown; chaos's last sessions may add a little)
-  --connections C  chaos sessions at once [default: 100]; keep it under ~900 so
-                   the select backend's descriptors stay below FD_SETSIZE (1024)
+  --connections C  chaos sessions at once [default: 100]; thresholds scale
+                   with it (checked up to 1100, select included)
   --backends LIST  space-separated backends [default: "epoll poll select"]
   --seed S         chaos seed, the same for every backend, to repeat a run
                    [default: from the clock; printed on the first line]
@@ -119,7 +120,7 @@ done
 # every backend) stay well below them, while a leak of one descriptor or one small buffer
 # per session - thousands of sessions a minute - passes them many times over.
 warmup_frac=0.2
-fd_slope_max=30
+fd_slope_max=$((connections / 2 > 30 ? connections / 2 : 30))
 fd_rise_max=$((connections / 10 > 10 ? connections / 10 : 10))
 rss_slope_max=1024
 rss_rise_min_kib=1024
