@@ -23,11 +23,10 @@ impl Listener {
     /// Accept one connection, non-blocking and close-on-exec in one call,
     /// with TCP_NODELAY set: echo traffic must not wait on delayed ACKs.
     pub fn accept(&self, unix_serial: u64) -> io::Result<(Stream, Peer)> {
-        use rustix::net::{acceptfrom_with, sockopt, SocketFlags};
-        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        use rustix::net::sockopt;
         match self {
             Listener::Tcp(l) => {
-                let (fd, addr) = acceptfrom_with(l, flags)?;
+                let (fd, addr) = accept_nonblocking(l)?;
                 sockopt::set_tcp_nodelay(&fd, true)?;
                 let peer = addr
                     .and_then(|a| SocketAddr::try_from(a).ok())
@@ -37,7 +36,7 @@ impl Listener {
                 Ok((Stream::Tcp(fd.into()), Peer::Ip(peer)))
             }
             Listener::Unix(l, _) => {
-                let (fd, _) = acceptfrom_with(l, flags)?;
+                let (fd, _) = accept_nonblocking(l)?;
                 Ok((Stream::Unix(fd.into()), Peer::Unix(unix_serial)))
             }
         }
@@ -53,6 +52,29 @@ impl Listener {
             Listener::Unix(_, path) => format!("unix {}", path.display()),
         }
     }
+}
+
+type Accepted = (std::os::fd::OwnedFd, Option<rustix::net::SocketAddrAny>);
+
+/// accept4(2) with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one syscall per client.
+#[cfg(not(target_vendor = "apple"))]
+fn accept_nonblocking(listener: impl std::os::fd::AsFd) -> io::Result<Accepted> {
+    use rustix::net::{acceptfrom_with, SocketFlags};
+    Ok(acceptfrom_with(
+        listener,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+    )?)
+}
+
+/// Apple has no accept4(2): accept, then set the flags.
+#[cfg(target_vendor = "apple")]
+fn accept_nonblocking(listener: impl std::os::fd::AsFd) -> io::Result<Accepted> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+    use rustix::io::{fcntl_setfd, FdFlags};
+    let (fd, addr) = rustix::net::acceptfrom(listener)?;
+    fcntl_setfd(&fd, FdFlags::CLOEXEC)?;
+    fcntl_setfl(&fd, fcntl_getfl(&fd)? | OFlags::NONBLOCK)?;
+    Ok((fd, addr))
 }
 
 impl std::os::fd::AsRawFd for Listener {
@@ -96,11 +118,9 @@ pub fn somaxconn() -> i32 {
 }
 
 fn socket(addr: SocketAddr, ty: Type, protocol: Protocol, reuse_port: bool) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        ty.nonblocking().cloexec(),
-        Some(protocol),
-    )?;
+    // socket2 opens sockets close-on-exec on every platform.
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    socket.set_nonblocking(true)?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -142,7 +162,8 @@ pub fn unix(path: &Path, backlog: i32) -> Result<UnixListener> {
         }
     }
     let addr = socket2::SockAddr::unix(path).with_context(what)?;
-    let s = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None)
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
         .and_then(|s| s.bind(&addr).map(|()| s))
         .and_then(|s| s.listen(backlog).map(|()| s))
         .with_context(what)?;

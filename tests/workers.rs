@@ -20,6 +20,11 @@ fn four_workers(backend: &str) {
         "one listening line per address, whatever the workers: {:?}",
         server.stdout_lines()
     );
+    // The loops start right after the sockets are announced: give them a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while server.threads() < 4 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         server.threads() >= 4,
         "{backend}: {} threads with --workers 4",

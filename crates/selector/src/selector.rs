@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 /// Which readiness syscall a [`Selector`] uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BackendKind {
-    /// The best this OS has: epoll on Linux, poll elsewhere (like Python's
-    /// `DefaultSelector`).
+    /// The best this OS has: epoll on Linux, kqueue on macOS and the BSDs,
+    /// poll elsewhere (like Python's `DefaultSelector`).
     #[default]
     Auto,
     /// epoll(7): cost follows the number of ready descriptors. Linux only.
@@ -24,18 +24,69 @@ pub enum BackendKind {
     Poll,
     /// select(2): cost follows the highest descriptor number.
     Select,
+    /// kqueue(2): cost follows the number of ready descriptors. macOS and
+    /// the BSDs only.
+    Kqueue,
 }
 
 impl BackendKind {
-    /// Every name [`FromStr`] accepts, for help texts.
+    /// Every name [`FromStr`] accepts on this OS, for help texts.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub const NAMES: [&'static str; 4] = ["auto", "epoll", "poll", "select"];
+    /// Every name [`FromStr`] accepts on this OS, for help texts.
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    pub const NAMES: [&'static str; 4] = ["auto", "kqueue", "poll", "select"];
+    /// Every name [`FromStr`] accepts on this OS, for help texts.
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    )))]
+    pub const NAMES: [&'static str; 3] = ["auto", "poll", "select"];
+
+    /// Whether the kernel itself refuses a closed descriptor when this
+    /// backend registers it (epoll_ctl and kevent do; poll and select only
+    /// notice at the next wait).
+    fn checks_descriptors(self) -> bool {
+        matches!(self, BackendKind::Epoll | BackendKind::Kqueue)
+    }
 
     /// The concrete backend `Auto` stands for on this OS; others are themselves.
     pub fn resolve(self) -> BackendKind {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             BackendKind::Auto => BackendKind::Epoll,
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            BackendKind::Auto => BackendKind::Kqueue,
+            #[cfg(not(any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            )))]
             BackendKind::Auto => BackendKind::Poll,
             other => other,
         }
@@ -49,6 +100,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Epoll => "epoll",
             BackendKind::Poll => "poll",
             BackendKind::Select => "select",
+            BackendKind::Kqueue => "kqueue",
         })
     }
 }
@@ -57,16 +109,26 @@ impl FromStr for BackendKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(BackendKind::Auto),
-            "epoll" => Ok(BackendKind::Epoll),
-            "poll" => Ok(BackendKind::Poll),
-            "select" => Ok(BackendKind::Select),
-            other => Err(format!(
-                "unknown backend {other:?}; expected one of: {}",
+        let kind = match s {
+            "auto" => BackendKind::Auto,
+            "epoll" => BackendKind::Epoll,
+            "poll" => BackendKind::Poll,
+            "select" => BackendKind::Select,
+            "kqueue" => BackendKind::Kqueue,
+            other => {
+                return Err(format!(
+                    "unknown backend {other:?}; expected one of: {}",
+                    BackendKind::NAMES.join(", ")
+                ))
+            }
+        };
+        if !BackendKind::NAMES.contains(&s) {
+            return Err(format!(
+                "the {s} backend does not exist on this OS; expected one of: {}",
                 BackendKind::NAMES.join(", ")
-            )),
+            ));
         }
+        Ok(kind)
     }
 }
 
@@ -77,6 +139,15 @@ enum Sys {
     Epoll(sys::epoll::Epoll),
     Poll(sys::poll::Poll),
     Select(sys::select::Select),
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd",
+        target_os = "dragonfly"
+    ))]
+    Kqueue(sys::kqueue::Kqueue),
     #[cfg(feature = "faults")]
     Faulty(sys::faults::Faulty),
 }
@@ -88,6 +159,15 @@ macro_rules! dispatch {
             Sys::Epoll($b) => $body,
             Sys::Poll($b) => $body,
             Sys::Select($b) => $body,
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            Sys::Kqueue($b) => $body,
             #[cfg(feature = "faults")]
             Sys::Faulty($b) => $body,
         }
@@ -183,11 +263,34 @@ impl Selector {
         let sys = match kind {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             BackendKind::Epoll => Sys::Epoll(sys::epoll::Epoll::create()?),
+            #[cfg(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            ))]
+            BackendKind::Kqueue => Sys::Kqueue(sys::kqueue::Kqueue::create()?),
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
             BackendKind::Epoll => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "the epoll backend exists only on Linux",
+                ))
+            }
+            #[cfg(not(any(
+                target_os = "macos",
+                target_os = "ios",
+                target_os = "freebsd",
+                target_os = "netbsd",
+                target_os = "openbsd",
+                target_os = "dragonfly"
+            )))]
+            BackendKind::Kqueue => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the kqueue backend exists only on macOS and the BSDs",
                 ))
             }
             BackendKind::Poll | BackendKind::Auto => Sys::Poll(sys::poll::Poll::create()?),
@@ -242,7 +345,7 @@ impl Selector {
         }
         // poll and select would only notice a bad descriptor at the next wait;
         // check now so every backend refuses it here, the same way.
-        if self.kind != BackendKind::Epoll && !sys::is_open(raw) {
+        if !self.kind.checks_descriptors() && !sys::is_open(raw) {
             return Err(closed(raw));
         }
         dispatch!(&mut self.sys, b => b.register(fd, interest))
@@ -269,7 +372,7 @@ impl Selector {
         let old = slot.ok_or_else(|| not_registered(raw))?;
         // epoll_ctl notices a closed descriptor itself; poll and select, or
         // a change of token alone, would not, so ask, as register does.
-        let kernel_checks = self.kind == BackendKind::Epoll && old.interest != interest;
+        let kernel_checks = self.kind.checks_descriptors() && old.interest != interest;
         if !kernel_checks && !sys::is_open(raw) {
             return Err(closed(raw));
         }

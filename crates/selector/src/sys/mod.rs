@@ -29,6 +29,15 @@ use std::time::Duration;
 pub(crate) mod epoll;
 #[cfg(feature = "faults")]
 pub(crate) mod faults;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+pub(crate) mod kqueue;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod waker;
@@ -81,7 +90,7 @@ pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event
 pub(crate) fn ready_from_poll(revents: rustix::event::PollFlags) -> Ready {
     use rustix::event::PollFlags;
     let mut ready = Ready::default();
-    if revents.intersects(PollFlags::IN | PollFlags::PRI | PollFlags::RDHUP) {
+    if revents.intersects(PollFlags::IN | PollFlags::PRI) {
         ready.insert(Ready::READABLE);
     }
     if revents.contains(PollFlags::OUT) {

@@ -1,0 +1,239 @@
+//! kqueue(2), level-triggered (no `EV_CLEAR`), for macOS and the BSDs. Like
+//! epoll, each wait costs time in proportion to the ready descriptors.
+//!
+//! Verified here only by compiling for FreeBSD and macOS; the behavioural
+//! suite runs on Linux, so this backend is not yet tested (see the README).
+//!
+//! Quirks handled here: reading and writing are two filters, so one
+//! descriptor can come back as two kernel events; they are merged into one.
+//! `EV_EOF` on the read filter is end of file (readable); on the write filter
+//! it is a hangup; `EV_ERROR` is an error. Regular files
+//! are kept on a side list and reported always ready, as select and poll do
+//! (kqueue would report them readable only before end of file).
+
+use super::Backend;
+use crate::event::Ready;
+use crate::Interest;
+use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
+use rustix::io::Errno;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::ptr;
+use std::time::Duration;
+
+pub(crate) struct Kqueue {
+    kq: OwnedFd,
+    /// Interest by descriptor number, to know which filters to change.
+    interest: Vec<Option<Interest>>,
+    always_ready: Vec<(RawFd, Interest)>,
+    buffer: Vec<Event>,
+    merged: Vec<(RawFd, Ready)>,
+}
+
+// SAFETY: `Event` is not `Send` only because its udata field can hold a
+// pointer. This backend always stores a null pointer there, so the buffer is
+// plain data that may move between threads.
+unsafe impl Send for Kqueue {}
+
+impl std::fmt::Debug for Kqueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kqueue")
+            .field("kq", &self.kq)
+            .field("always_ready", &self.always_ready)
+            .finish_non_exhaustive()
+    }
+}
+
+fn change(fd: RawFd, write: bool, flags: EventFlags) -> Event {
+    let filter = if write {
+        EventFilter::Write(fd)
+    } else {
+        EventFilter::Read(fd)
+    };
+    Event::new(filter, flags, ptr::null_mut())
+}
+
+fn is_regular_file(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    })
+}
+
+impl Kqueue {
+    /// Apply filter changes; with `EV_RECEIPT` every change reports its own
+    /// result instead of failing the whole call.
+    fn apply(&mut self, changes: &[Event], tolerate: &[Errno]) -> io::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut receipts: Vec<Event> = Vec::with_capacity(changes.len());
+        // SAFETY: the descriptors named in `changes` are registered, hence
+        // open (unregister before close); the kernel drops a filter on its
+        // own when its descriptor is closed.
+        unsafe {
+            kqueue::kevent_timespec(
+                &self.kq,
+                changes,
+                rustix::buffer::spare_capacity(&mut receipts),
+                Some(&rustix::event::Timespec::default()),
+            )?;
+        }
+        for receipt in &receipts {
+            let code = receipt.data();
+            if receipt.flags().contains(EventFlags::ERROR) && code != 0 {
+                let errno = Errno::from_raw_os_error(code as i32);
+                if !tolerate.contains(&errno) {
+                    return Err(errno.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, fd: RawFd, old: Option<Interest>, new: Option<Interest>) -> io::Result<()> {
+        let add = EventFlags::ADD | EventFlags::RECEIPT;
+        let delete = EventFlags::DELETE | EventFlags::RECEIPT;
+        let mut changes = Vec::with_capacity(2);
+        for write in [false, true] {
+            let want = |i: Option<Interest>| {
+                i.is_some_and(|i| {
+                    if write {
+                        i.is_writable()
+                    } else {
+                        i.is_readable()
+                    }
+                })
+            };
+            match (want(old), want(new)) {
+                (false, true) => changes.push(change(fd, write, add)),
+                (true, false) => changes.push(change(fd, write, delete)),
+                _ => {}
+            }
+        }
+        let tolerate: &[Errno] = if new.is_none() {
+            &[Errno::BADF, Errno::NOENT]
+        } else {
+            &[]
+        };
+        self.apply(&changes, tolerate)
+    }
+}
+
+impl Backend for Kqueue {
+    fn create() -> io::Result<Self> {
+        Ok(Kqueue {
+            kq: kqueue::kqueue()?,
+            interest: Vec::new(),
+            always_ready: Vec::new(),
+            buffer: Vec::new(),
+            merged: Vec::new(),
+        })
+    }
+
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if is_regular_file(fd) {
+            self.always_ready.push((raw, interest));
+            return Ok(());
+        }
+        self.set(raw, None, Some(interest))?;
+        let slot = raw as usize;
+        if self.interest.len() <= slot {
+            self.interest.resize(slot + 1, None);
+        }
+        self.interest[slot] = Some(interest);
+        Ok(())
+    }
+
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _)| *f == raw) {
+            entry.1 = interest;
+            return Ok(());
+        }
+        let old = self.interest.get(raw as usize).copied().flatten();
+        self.set(raw, old, Some(interest))?;
+        self.interest[raw as usize] = Some(interest);
+        Ok(())
+    }
+
+    fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
+        if let Some(i) = self.always_ready.iter().position(|(f, _)| *f == fd) {
+            self.always_ready.swap_remove(i);
+            return Ok(());
+        }
+        let old = self.interest.get_mut(fd as usize).and_then(Option::take);
+        self.set(fd, old, None)
+    }
+
+    fn select(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        emit: &mut impl FnMut(RawFd, Ready),
+    ) -> io::Result<()> {
+        let timeout = if self.always_ready.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.buffer.clear();
+        self.buffer.reserve(max.max(1));
+        let timespec = super::timespec_millis(timeout);
+        // SAFETY: no changes are passed; the wait only fills `buffer`.
+        unsafe {
+            kqueue::kevent_timespec(
+                self.kq.as_fd(),
+                &[],
+                rustix::buffer::spare_capacity(&mut self.buffer),
+                timespec.as_ref(),
+            )?;
+        }
+        self.merged.clear();
+        for event in &self.buffer {
+            let flags = event.flags();
+            let mut ready = Ready::default();
+            let fd = match event.filter() {
+                EventFilter::Read(fd) => {
+                    ready.insert(Ready::READABLE);
+                    fd
+                }
+                EventFilter::Write(fd) => {
+                    if flags.contains(EventFlags::EOF) {
+                        ready.insert(Ready::HANGUP);
+                    }
+                    ready.insert(Ready::WRITABLE);
+                    fd
+                }
+                _ => continue,
+            };
+            if flags.contains(EventFlags::ERROR) {
+                ready.insert(Ready::ERROR);
+            }
+            self.merged.push((fd, ready));
+        }
+        // A descriptor ready both ways comes back as two kernel events.
+        self.merged.sort_unstable_by_key(|&(fd, _)| fd);
+        self.merged.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1.insert(later.1);
+            }
+            same
+        });
+        for &(fd, ready) in &self.merged {
+            emit(fd, ready);
+        }
+        for &(fd, interest) in &self.always_ready {
+            let mut ready = Ready::default();
+            if interest.is_readable() {
+                ready.insert(Ready::READABLE);
+            }
+            if interest.is_writable() {
+                ready.insert(Ready::WRITABLE);
+            }
+            emit(fd, ready);
+        }
+        Ok(())
+    }
+}
