@@ -220,7 +220,7 @@ pub struct Selector {
     table: Vec<Option<Registration>>,
     count: usize,
     /// The waker's descriptor, drained whenever it is reported.
-    waker: Option<Arc<sys::waker::WakerFd>>,
+    waker: Option<(Token, Arc<sys::waker::WakerFd>)>,
 }
 
 // A selector is built on one thread and run on another (one per worker).
@@ -348,7 +348,8 @@ impl Selector {
         if !self.kind.checks_descriptors() && !sys::is_open(raw) {
             return Err(closed(raw));
         }
-        dispatch!(&mut self.sys, b => b.register(fd, interest))
+        let tag = sys::Tag::pack(raw, token, interest);
+        dispatch!(&mut self.sys, b => b.register(fd, interest, tag))
             .map_err(|e| closed_if_ebadf(raw, e))?;
         if self.table.len() <= i {
             self.table.resize(i + 1, None);
@@ -372,15 +373,23 @@ impl Selector {
         let old = slot.ok_or_else(|| not_registered(raw))?;
         // epoll_ctl notices a closed descriptor itself; poll and select, or
         // a change of token alone, would not, so ask, as register does.
-        let kernel_checks = self.kind.checks_descriptors() && old.interest != interest;
+        let new = Registration { token, interest };
+        let kernel_checks = self.kind.checks_descriptors() && old != new;
         if !kernel_checks && !sys::is_open(raw) {
             return Err(closed(raw));
         }
-        if old.interest != interest {
-            dispatch!(&mut self.sys, b => b.modify(fd, interest))
+        if old != new {
+            // A new token matters too: epoll carries it in the kernel.
+            let tag = sys::Tag::pack(raw, token, interest);
+            dispatch!(&mut self.sys, b => b.modify(fd, interest, tag))
                 .map_err(|e| closed_if_ebadf(raw, e))?;
         }
-        self.table[raw as usize] = Some(Registration { token, interest });
+        self.table[raw as usize] = Some(new);
+        if let Some((waker_token, w)) = &mut self.waker {
+            if w.fd().as_raw_fd() == raw {
+                *waker_token = token;
+            }
+        }
         Ok(())
     }
 
@@ -403,7 +412,7 @@ impl Selector {
         if self
             .waker
             .as_ref()
-            .is_some_and(|w| w.fd().as_raw_fd() == raw)
+            .is_some_and(|(_, w)| w.fd().as_raw_fd() == raw)
         {
             self.waker = None;
         }
@@ -458,21 +467,22 @@ impl Selector {
         };
         let mut remaining = timeout;
         let table = &self.table;
-        let waker = self.waker.as_deref();
+        let waker = self.waker.as_ref().map(|(token, fd)| (*token, &**fd));
         let max = events.capacity();
-        let mut emit = |fd: RawFd, ready: Ready| {
-            let Some(Some(registration)) = table.get(fd as usize) else {
-                return; // raced with unregister; not ours any more
+        let mut emit = |tag: sys::Tag, ready: Ready| {
+            let (token, interest) = match tag.unpack() {
+                Ok(registration) => registration,
+                Err(fd) => match table.get(fd as usize) {
+                    Some(Some(r)) => (r.token, r.interest),
+                    _ => return, // raced with unregister; not ours any more
+                },
             };
-            if let Some(w) = waker {
-                if w.fd().as_raw_fd() == fd {
+            if let Some((waker_token, w)) = waker {
+                if waker_token == token {
                     w.drain();
                 }
             }
-            events.push(Event::new(
-                registration.token,
-                filter(ready, registration.interest),
-            ));
+            events.push(Event::new(token, filter(ready, interest)));
         };
         loop {
             match dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit)) {
@@ -576,7 +586,7 @@ impl Waker {
         }
         let fd = Arc::new(sys::waker::WakerFd::new()?);
         selector.register(fd.fd(), token, Interest::READABLE)?;
-        selector.waker = Some(Arc::clone(&fd));
+        selector.waker = Some((token, Arc::clone(&fd)));
         Ok(Waker { fd })
     }
 

@@ -20,6 +20,7 @@ per_backend!(
     unregister_returns_registration,
     register_again_after_unregister,
     unregister_during_iteration,
+    any_token_comes_back,
 );
 
 /// The descriptor table is one `Option<Registration>` per number: the
@@ -165,6 +166,28 @@ fn modify_to_same_interest_changes_token(kind: BackendKind) {
     selector.modify(&b, Token(9), Interest::READABLE).unwrap();
     expect_events(&mut selector, &mut events, &[Expect::readable(9)]);
     assert_eq!(selector.registration(&b).map(|r| r.token), Some(Token(9)));
+}
+
+/// Every `usize` is a valid token, including those too large for epoll to
+/// carry in its event data (above 2^61), and modify can cross that line.
+fn any_token_comes_back(kind: BackendKind) {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    a.write_all(b"ping").unwrap();
+    let mut selector = selector(kind);
+    let mut events = Events::with_capacity(8);
+    let tokens = [usize::MAX, (1 << 61) - 1, 1 << 61, 0, usize::MAX - 3];
+    selector
+        .register(&b, Token(tokens[0]), Interest::READABLE)
+        .unwrap();
+    expect_events(&mut selector, &mut events, &[Expect::readable(tokens[0])]);
+    for &token in &tokens[1..] {
+        selector.modify(&b, Token(token), Interest::BOTH).unwrap();
+        expect_events(
+            &mut selector,
+            &mut events,
+            &[Expect::readable(token).and_writable()],
+        );
+    }
 }
 
 fn unregister_returns_registration(kind: BackendKind) {

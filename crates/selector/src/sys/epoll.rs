@@ -8,7 +8,7 @@
 //! (once every duplicate of it is closed), so unregistering a closed
 //! descriptor is not an error.
 
-use super::Backend;
+use super::{Backend, Tag};
 use crate::event::Ready;
 use crate::Interest;
 use rustix::event::epoll;
@@ -22,7 +22,7 @@ pub(crate) struct Epoll {
     /// Kernel events from the last wait; capacity reused across calls.
     buffer: Vec<epoll::Event>,
     /// Descriptors epoll cannot watch (regular files): always ready.
-    always_ready: Vec<(RawFd, Interest)>,
+    always_ready: Vec<(RawFd, Interest, Tag)>,
 }
 
 // SAFETY: `epoll::Event` is not `Send` only because its data field can hold
@@ -50,9 +50,8 @@ fn flags(interest: Interest) -> epoll::EventFlags {
     flags
 }
 
-fn data(fd: BorrowedFd<'_>) -> epoll::EventData {
-    // Registered descriptors are non-negative, so the cast is lossless.
-    epoll::EventData::new_u64(fd.as_raw_fd() as u64)
+fn data(tag: Tag) -> epoll::EventData {
+    epoll::EventData::new_u64(tag.to_u64())
 }
 
 fn ready(flags: epoll::EventFlags) -> Ready {
@@ -82,28 +81,28 @@ impl Backend for Epoll {
         })
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
-        match epoll::add(&self.epoll, fd, data(fd), flags(interest)) {
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
+        match epoll::add(&self.epoll, fd, data(tag), flags(interest)) {
             Ok(()) => Ok(()),
             Err(Errno::PERM) => {
-                self.always_ready.push((fd.as_raw_fd(), interest));
+                self.always_ready.push((fd.as_raw_fd(), interest, tag));
                 Ok(())
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _)| *f == raw) {
-            entry.1 = interest;
+        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _, _)| *f == raw) {
+            *entry = (raw, interest, tag);
             return Ok(());
         }
-        Ok(epoll::modify(&self.epoll, fd, data(fd), flags(interest))?)
+        Ok(epoll::modify(&self.epoll, fd, data(tag), flags(interest))?)
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        if let Some(i) = self.always_ready.iter().position(|(f, _)| *f == fd) {
+        if let Some(i) = self.always_ready.iter().position(|(f, _, _)| *f == fd) {
             self.always_ready.swap_remove(i);
             return Ok(());
         }
@@ -123,7 +122,7 @@ impl Backend for Epoll {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         // Always-ready descriptors must not wait behind a sleeping epoll_wait.
         let timeout = if self.always_ready.is_empty() {
@@ -141,10 +140,10 @@ impl Backend for Epoll {
         )?;
         for event in &self.buffer {
             let flags = event.flags;
-            // The data is the descriptor number we stored at registration.
-            emit(event.data.u64() as RawFd, ready(flags));
+            // The data is the tag stored at registration.
+            emit(Tag::from_u64(event.data.u64()), ready(flags));
         }
-        for &(fd, interest) in &self.always_ready {
+        for &(_, interest, tag) in &self.always_ready {
             let mut r = Ready::default();
             if interest.is_readable() {
                 r.insert(Ready::READABLE);
@@ -152,7 +151,7 @@ impl Backend for Epoll {
             if interest.is_writable() {
                 r.insert(Ready::WRITABLE);
             }
-            emit(fd, r);
+            emit(tag, r);
         }
         Ok(())
     }

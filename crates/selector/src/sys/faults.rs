@@ -7,7 +7,7 @@
 //! machine without timing luck. Compiled only with the `faults` feature.
 
 use super::poll::Poll;
-use super::Backend;
+use super::{Backend, Tag};
 use crate::event::Ready;
 use crate::Interest;
 use std::collections::VecDeque;
@@ -111,7 +111,7 @@ pub(crate) struct Faulty {
     plan: FaultPlan,
     registered: Vec<RawFd>,
     last_unregistered: Option<RawFd>,
-    round: Vec<(RawFd, Ready)>,
+    round: Vec<(Tag, Ready)>,
 }
 
 impl Faulty {
@@ -131,14 +131,14 @@ impl Backend for Faulty {
         Faulty::new(FaultPlan::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
-        self.poll.register(fd, interest)?;
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
+        self.poll.register(fd, interest, tag)?;
         self.registered.push(fd.as_raw_fd());
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
-        self.poll.modify(fd, interest)
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
+        self.poll.modify(fd, interest, tag)
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
@@ -152,7 +152,7 @@ impl Backend for Faulty {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         let fault = self.plan.next();
         let mut both = Ready::READABLE;
@@ -161,7 +161,7 @@ impl Backend for Faulty {
             Some(Fault::Interrupt) => return Err(io::ErrorKind::Interrupted.into()),
             Some(Fault::Spurious) => {
                 for &fd in &self.registered {
-                    emit(fd, both);
+                    emit(Tag::fd(fd), both);
                 }
                 return Ok(());
             }
@@ -187,13 +187,13 @@ impl Backend for Faulty {
             }
             Some(Fault::Stale) => {
                 if let Some(fd) = self.last_unregistered {
-                    self.round.insert(0, (fd, Ready::READABLE));
+                    self.round.insert(0, (Tag::fd(fd), Ready::READABLE));
                 }
             }
             _ => {}
         }
-        for &(fd, ready) in &self.round {
-            emit(fd, ready);
+        for &(tag, ready) in &self.round {
+            emit(tag, ready);
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! are kept on a side list and reported always ready, as select and poll do
 //! (kqueue would report them readable only before end of file).
 
-use super::Backend;
+use super::{Backend, Tag};
 use crate::event::Ready;
 use crate::Interest;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
@@ -130,7 +130,7 @@ impl Backend for Kqueue {
         })
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         if is_regular_file(fd) {
             self.always_ready.push((raw, interest));
@@ -145,7 +145,7 @@ impl Backend for Kqueue {
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         if let Some(entry) = self.always_ready.iter_mut().find(|(f, _)| *f == raw) {
             entry.1 = interest;
@@ -170,7 +170,7 @@ impl Backend for Kqueue {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         let timeout = if self.always_ready.is_empty() {
             timeout
@@ -222,7 +222,7 @@ impl Backend for Kqueue {
             same
         });
         for &(fd, ready) in &self.merged {
-            emit(fd, ready);
+            emit(Tag::fd(fd), ready);
         }
         for &(fd, interest) in &self.always_ready {
             let mut ready = Ready::default();
@@ -232,7 +232,7 @@ impl Backend for Kqueue {
             if interest.is_writable() {
                 ready.insert(Ready::WRITABLE);
             }
-            emit(fd, ready);
+            emit(Tag::fd(fd), ready);
         }
         Ok(())
     }

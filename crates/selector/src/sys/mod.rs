@@ -47,9 +47,11 @@ pub(crate) trait Backend: Sized {
     /// An empty backend.
     fn create() -> io::Result<Self>;
     /// Start watching `fd`, which the facade has checked is not registered.
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
-    /// Change the interest of a registered `fd`.
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()>;
+    /// A backend that can keep a word per registration in the kernel keeps
+    /// `tag` and reports it; the others report [`Tag::fd`].
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()>;
+    /// Change the interest (and tag) of a registered `fd`.
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()>;
     /// Stop watching `fd`; it may already be closed.
     fn unregister(&mut self, fd: RawFd) -> io::Result<()>;
     /// Wait once (no `EINTR` retry) and call `emit` once per ready descriptor,
@@ -58,8 +60,63 @@ pub(crate) trait Backend: Sized {
         &mut self,
         timeout: Option<Duration>,
         max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()>;
+}
+
+/// How a backend names a ready descriptor to the facade: by its number, or,
+/// where the kernel keeps a word per registration (epoll's event data), by
+/// the registration itself — token and interest packed — which spares the
+/// facade a lookup in its table for every event (a cache miss when many
+/// descriptors are registered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tag(u64);
+
+impl Tag {
+    const PACKED: u64 = 1 << 63;
+    const TOKEN_LIMIT: usize = 1 << 61;
+
+    /// A descriptor number; the facade looks the registration up.
+    pub(crate) fn fd(fd: RawFd) -> Tag {
+        Tag(u64::from(fd as u32))
+    }
+
+    /// The registration itself, when the token fits in 61 bits (any token
+    /// a slab or a `Vec` index produces); otherwise the descriptor number.
+    pub(crate) fn pack(fd: RawFd, token: crate::Token, interest: Interest) -> Tag {
+        if token.0 >= Tag::TOKEN_LIMIT {
+            return Tag::fd(fd);
+        }
+        let bits = u64::from(interest.is_readable()) | u64::from(interest.is_writable()) << 1;
+        Tag(Tag::PACKED | (token.0 as u64) << 2 | bits)
+    }
+
+    /// The registration, or the descriptor number to look it up by.
+    pub(crate) fn unpack(self) -> Result<(crate::Token, Interest), RawFd> {
+        if self.0 & Tag::PACKED == 0 {
+            return Err(self.0 as u32 as RawFd);
+        }
+        let interest = match self.0 & 0b11 {
+            0b01 => Interest::READABLE,
+            0b10 => Interest::WRITABLE,
+            _ => Interest::BOTH,
+        };
+        Ok((
+            crate::Token(((self.0 & !Tag::PACKED) >> 2) as usize),
+            interest,
+        ))
+    }
+
+    /// The word epoll keeps in its event data.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn from_u64(word: u64) -> Tag {
+        Tag(word)
+    }
 }
 
 /// A timeout in whole milliseconds for poll(2) and epoll_wait(2), `-1` for
@@ -116,6 +173,26 @@ pub(crate) fn is_open(fd: RawFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_round_trip() {
+        use crate::Token;
+        for interest in [Interest::READABLE, Interest::WRITABLE, Interest::BOTH] {
+            for token in [0, 1, 7, (1 << 24) + 5, (1 << 61) - 1] {
+                let tag = Tag::pack(9, Token(token), interest);
+                assert_eq!(tag.unpack(), Ok((Token(token), interest)));
+            }
+        }
+        assert_eq!(
+            Tag::pack(9, Token(1 << 61), Interest::BOTH).unpack(),
+            Err(9)
+        );
+        assert_eq!(
+            Tag::pack(4, Token(usize::MAX), Interest::READABLE).unpack(),
+            Err(4)
+        );
+        assert_eq!(Tag::fd(1500).unpack(), Err(1500));
+    }
 
     #[test]
     fn timeouts_round_up_to_the_millisecond() {

@@ -4,7 +4,7 @@
 //! A descriptor closed behind the selector's back comes back as `POLLNVAL`,
 //! reported as an error event until it is unregistered.
 
-use super::Backend;
+use super::{Backend, Tag};
 use crate::event::Ready;
 use crate::Interest;
 use rustix::event::{PollFd, PollFlags};
@@ -45,7 +45,7 @@ impl Backend for Poll {
         Ok(Poll::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let slot = raw as usize;
         if self.index.len() <= slot {
@@ -56,7 +56,7 @@ impl Backend for Poll {
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let i = self.position(raw).ok_or(io::ErrorKind::NotFound)?;
         self.fds[i] = entry(raw, interest);
@@ -77,7 +77,7 @@ impl Backend for Poll {
         &mut self,
         timeout: Option<Duration>,
         _max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         let timespec = super::timespec_millis(timeout);
         let mut left = rustix::event::poll(&mut self.fds, timespec.as_ref())?;
@@ -88,7 +88,7 @@ impl Backend for Poll {
             let revents = entry.revents();
             if !revents.is_empty() {
                 left -= 1;
-                emit(raw_fd(entry), super::ready_from_poll(revents));
+                emit(Tag::fd(raw_fd(entry)), super::ready_from_poll(revents));
             }
         }
         Ok(())

@@ -10,7 +10,7 @@
 //! the whole call fail with EBADF; the registered descriptors are then checked
 //! one by one and the closed ones reported as errors, as poll's POLLNVAL.
 
-use super::Backend;
+use super::{Backend, Tag};
 use crate::event::Ready;
 use crate::Interest;
 use rustix::event::{fd_set_insert, fd_set_num_elements, fd_set_remove};
@@ -117,7 +117,7 @@ impl Backend for Select {
         Ok(Select::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         let fd = fd.as_raw_fd();
         if self.interest.len() <= fd as usize {
             self.interest.resize(fd as usize + 1, None);
@@ -127,7 +127,7 @@ impl Backend for Select {
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
         self.set(fd.as_raw_fd(), interest);
         Ok(())
     }
@@ -150,7 +150,7 @@ impl Backend for Select {
         &mut self,
         timeout: Option<Duration>,
         _max: usize,
-        emit: &mut impl FnMut(RawFd, Ready),
+        emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         let mut timeout = timeout;
         self.closed.clear();
@@ -183,7 +183,7 @@ impl Backend for Select {
                     self.collect_ready();
                     self.classify()?;
                     for &(fd, ready) in &self.ready {
-                        emit(fd, ready);
+                        emit(Tag::fd(fd), ready);
                     }
                     break;
                 }
@@ -204,7 +204,7 @@ impl Backend for Select {
             }
         }
         for &fd in &self.closed {
-            emit(fd, Ready::ERROR);
+            emit(Tag::fd(fd), Ready::ERROR);
         }
         Ok(())
     }
