@@ -320,10 +320,20 @@ fn chaos(args: &ChaosArgs) -> Result<bool> {
         // Let the server finish closing what the last sessions left behind.
         std::thread::sleep(Duration::from_millis(200));
         report.server_fds_start = fds_start;
-        report.server_fds_end = Some(server::fd_count(pid)?);
-        let (rss, peak) = server::rss_kb(pid)?;
-        report.server_rss_kb = Some(rss);
-        report.server_peak_rss_kb = Some(peak);
+        match (server::fd_count(pid), server::rss_kb(pid)) {
+            (Ok(fds), Ok((rss, peak))) => {
+                report.server_fds_end = Some(fds);
+                report.server_rss_kb = Some(rss);
+                report.server_peak_rss_kb = Some(peak);
+            }
+            // Gone: still report what the sessions saw, and fail the run.
+            _ => {
+                report.failures += 1;
+                report
+                    .first_failure
+                    .get_or_insert_with(|| format!("server process {pid} is gone"));
+            }
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

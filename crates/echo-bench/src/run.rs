@@ -221,10 +221,12 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
         stats
             .note(|| format!("no echo from {addr} on any socket: is a UDP echo server listening?"));
     }
-    let server_rss_kb = match cfg.server_pid {
-        Some(pid) => Some(server::rss_kb(pid)?),
-        None => None,
-    };
+    // A server that died during the run has no /proc entry left: the report
+    // still comes out, without its figures, and says so.
+    let server_rss_kb = cfg.server_pid.and_then(|pid| server::rss_kb(pid).ok());
+    if let (Some(pid), None) = (cfg.server_pid, server_rss_kb) {
+        stats.note(|| format!("server process {pid} is gone: no CPU or memory figures"));
+    }
     Ok(Outcome {
         stats,
         window: cfg.duration,
@@ -297,7 +299,9 @@ fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<(Option<u64>, 
         thread::sleep(tick.min(next.duration_since(now)));
     }
     let cpu = match (cfg.server_pid, cpu_start) {
-        (Some(pid), Some(before)) => Some(server::cpu_us(pid)?.saturating_sub(before)),
+        (Some(pid), Some(before)) => server::cpu_us(pid)
+            .ok()
+            .map(|now| now.saturating_sub(before)),
         _ => None,
     };
     let own = own_start.and_then(|before| Some(server::cpu_us(me).ok()?.saturating_sub(before)));
