@@ -8,9 +8,11 @@
 
 mod config;
 mod conn;
+mod limits;
 mod listen;
 mod server;
 mod stats;
+mod udp;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -144,7 +146,7 @@ fn run(cli: &Cli) -> Result<Counters> {
         max_connections = cfg.max_connections,
         backlog, workers, "configured"
     );
-    let shared = Arc::new(Shared::new(workers));
+    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip));
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);

@@ -21,12 +21,12 @@
 //! pause the listeners instead of spinning; a signal drains and stops.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind, Read};
-use std::net::{IpAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use selector::{Event, Events, Interest, Selector, Token, Waker};
@@ -35,8 +35,10 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::conn::{Connection, OutQueue, Peer, Phase};
+use crate::limits::PerIp;
 use crate::listen::Listener;
 use crate::stats::{self, Counters, Published};
+use crate::udp::{RateLimited, UdpEcho};
 
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -49,9 +51,6 @@ const ACCEPT_BATCH: usize = 64;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The shared read buffer: one per loop, not one per connection.
 const READ_BUFFER: usize = 64 * 1024;
-/// UDP source ports never echoed to: echo, daytime, qotd, chargen, time.
-/// Echoing to them could start an endless packet loop between services.
-const UDP_REFUSED_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
 
 /// State shared by all workers. Touched on accept, close and shutdown only.
 #[derive(Debug)]
@@ -62,19 +61,19 @@ pub struct Shared {
     /// still see a second signal while the others drain.
     pub running: AtomicUsize,
     pub serial: AtomicU64,
-    pub per_ip: Mutex<HashMap<IpAddr, u32>>,
+    pub per_ip: PerIp,
     pub wakers: OnceLock<Vec<Waker>>,
     pub published: Vec<Published>,
 }
 
 impl Shared {
-    pub fn new(workers: usize) -> Shared {
+    pub fn new(workers: usize, max_per_ip: Option<u32>) -> Shared {
         Shared {
             shutdown: AtomicBool::new(false),
             open: AtomicUsize::new(0),
             running: AtomicUsize::new(workers),
             serial: AtomicU64::new(0),
-            per_ip: Mutex::new(HashMap::new()),
+            per_ip: PerIp::new(max_per_ip),
             wakers: OnceLock::new(),
             published: (0..workers).map(|_| Published::default()).collect(),
         }
@@ -89,34 +88,6 @@ impl Shared {
     }
 }
 
-/// Messages logged at most once per second, with a count of the rest.
-#[derive(Debug, Default)]
-struct RateLimited {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimited {
-    fn ready(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            self.suppressed += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.suppressed))
-    }
-}
-
-/// A per-source token bucket for `--udp-rate`.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// One event loop: a selector, its sockets, and its connections.
 #[derive(Debug)]
 pub struct Worker {
@@ -128,7 +99,7 @@ pub struct Worker {
     listeners: Vec<Listener>,
     listening: bool,
     resume_at: Option<Instant>,
-    udp: Vec<(UdpSocket, u16)>,
+    udp: UdpEcho,
     conns: Slab<Connection>,
     buf: Box<[u8]>,
     /// Worker 0 only: the signal self-pipe.
@@ -140,8 +111,6 @@ pub struct Worker {
     stats_due: Option<Instant>,
     stats_before: (Counters, Instant),
     accept_log: RateLimited,
-    udp_log: RateLimited,
-    buckets: HashMap<IpAddr, Bucket>,
     started: Instant,
     now: Instant,
 }
@@ -168,13 +137,11 @@ impl Worker {
         for (i, l) in listeners.iter().enumerate() {
             selector.register(l, Token(FIRST_SOCKET + i), Interest::READABLE)?;
         }
-        let mut udp_sockets = Vec::with_capacity(udp.len());
-        for (j, socket) in udp.into_iter().enumerate() {
+        for (j, socket) in udp.iter().enumerate() {
             let token = Token(FIRST_SOCKET + listeners.len() + j);
-            selector.register(&socket, token, Interest::READABLE)?;
-            let port = socket.local_addr()?.port();
-            udp_sockets.push((socket, port));
+            selector.register(socket, token, Interest::READABLE)?;
         }
+        let udp = UdpEcho::new(udp, cfg.udp_rate)?;
         let now = Instant::now();
         let stats_due = (id == 0)
             .then_some(())
@@ -187,7 +154,7 @@ impl Worker {
             listeners,
             listening: true,
             resume_at: None,
-            udp: udp_sockets,
+            udp,
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER.max(65_536)].into_boxed_slice(),
             signals,
@@ -198,8 +165,6 @@ impl Worker {
             stats_due,
             stats_before: (Counters::default(), now),
             accept_log: RateLimited::default(),
-            udp_log: RateLimited::default(),
-            buckets: HashMap::new(),
             started: now,
             now,
             cfg,
@@ -337,31 +302,23 @@ impl Worker {
 
     /// The per-IP cap, when configured.
     fn admit(&mut self, peer: Peer) -> bool {
-        let (Some(cap), Peer::Ip(addr)) = (self.cfg.max_per_ip, peer) else {
+        let Peer::Ip(addr) = peer else {
             return true;
         };
-        let mut map = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(addr.ip()).or_insert(0);
-        if *count >= cap {
-            drop(map);
-            if let Some(more) = self.accept_log.ready(self.now) {
-                warn!(%peer, suppressed = more, "refusing connection: {cap} already open from {} (--max-per-ip)", addr.ip());
+        match self.shared.per_ip.admit(addr.ip()) {
+            Ok(()) => true,
+            Err(cap) => {
+                if let Some(more) = self.accept_log.ready(self.now) {
+                    warn!(%peer, suppressed = more, "refusing connection: {cap} already open from {} (--max-per-ip)", addr.ip());
+                }
+                false
             }
-            return false;
         }
-        *count += 1;
-        true
     }
 
     fn release_ip(&self, peer: Peer) {
-        if let (Some(_), Peer::Ip(addr)) = (self.cfg.max_per_ip, peer) {
-            let mut map = self.shared.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(count) = map.get_mut(&addr.ip()) {
-                *count -= 1;
-                if *count == 0 {
-                    map.remove(&addr.ip());
-                }
-            }
+        if let Peer::Ip(addr) = peer {
+            self.shared.per_ip.release(addr.ip());
         }
     }
 
@@ -581,69 +538,9 @@ impl Worker {
     }
 
     fn on_datagram(&mut self, index: usize) {
-        let Some((socket, own_port)) = self.udp.get(index) else {
-            return;
-        };
-        let own_port = *own_port;
-        let (n, from) = match socket.recv_from(&mut self.buf) {
-            Ok(received) => received,
-            Err(e) if would_block(&e) => return,
-            Err(e) => {
-                debug!(error = %e, "udp receive failed");
-                return;
-            }
-        };
-        let refused = UDP_REFUSED_PORTS.contains(&from.port()) || from.port() == own_port;
-        if refused || !self.within_rate(from.ip(), n) {
-            self.counters.datagrams_dropped += 1;
-            if let Some(more) = self.udp_log.ready(self.now) {
-                let why = if refused {
-                    "its source port belongs to a small service (reflection guard)"
-                } else {
-                    "over --udp-rate"
-                };
-                warn!(peer = %from, suppressed = more, "dropping a datagram: {why}");
-            }
-            return;
-        }
-        match self.udp[index].0.send_to(&self.buf[..n], from) {
-            Ok(m) => {
-                self.counters.datagrams += 1;
-                self.counters.bytes_in += n as u64;
-                self.counters.bytes_out += m as u64;
-                if self.cfg.trace {
-                    info!(target: "trace", peer = %from, bytes = n, "echoed a {n}-byte datagram to {from}");
-                }
-            }
-            // UDP makes no promise; a full send buffer drops the echo.
-            Err(e) => {
-                self.counters.datagrams_dropped += 1;
-                debug!(peer = %from, error = %e, "udp send failed");
-            }
-        }
-    }
-
-    fn within_rate(&mut self, ip: IpAddr, bytes: usize) -> bool {
-        let Some(rate) = self.cfg.udp_rate else {
-            return true;
-        };
-        let rate = rate as f64;
-        if self.buckets.len() > 65_536 {
-            self.buckets.clear(); // bounded memory under a spoofed-source flood
-        }
-        let now = self.now;
-        let bucket = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
-        bucket.at = now;
-        if bucket.tokens < bytes as f64 {
-            return false;
-        }
-        bucket.tokens -= bytes as f64;
-        true
+        let trace = self.cfg.trace;
+        self.udp
+            .echo(index, &mut self.buf, self.now, &mut self.counters, trace);
     }
 
     /// The self-pipe says a signal came: the first starts the drain, the
@@ -681,7 +578,7 @@ impl Worker {
         }
         self.listening = false;
         self.resume_at = None;
-        for (socket, _) in self.udp.drain(..) {
+        for socket in self.udp.close() {
             let _ = self.selector.unregister(&socket);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

@@ -34,7 +34,7 @@ impl Running {
     fn start(plan: FaultPlan, cfg: Config) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(1));
+        let shared = Arc::new(Shared::new(1, None));
         let selector = Selector::with_faults(plan).unwrap();
         let (worker, waker) = Worker::new(
             0,

@@ -1,0 +1,187 @@
+//! UDP echo (RFC 862): each datagram goes back to its sender unchanged,
+//! except where echoing would make the server a reflector.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use crate::stats::Counters;
+
+/// Source ports never echoed to: echo, daytime, qotd, chargen, time (and 0,
+/// which no real sender uses). Echoing to another small service could start
+/// an endless packet loop between the two (the classic echo-to-chargen
+/// ping-pong); careful inetd implementations refuse them too.
+const REFUSED_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
+
+/// Source addresses tracked by `--udp-rate` before the table is reset, so
+/// a flood of spoofed sources cannot grow it without bound.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+/// Messages logged at most once per second, with a count of the rest.
+#[derive(Debug, Default)]
+pub struct RateLimited {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    /// `Some(suppressed since the last one)` when a message may be logged now.
+    pub fn ready(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// A per-source token bucket for `--udp-rate`: up to one second's worth of
+/// bytes in a burst.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// One worker's UDP sockets and what it remembers about their senders.
+#[derive(Debug)]
+pub struct UdpEcho {
+    /// Each socket with its own port (never echoed to).
+    sockets: Vec<(UdpSocket, u16)>,
+    rate: Option<u64>,
+    buckets: HashMap<IpAddr, Bucket>,
+    log: RateLimited,
+}
+
+impl UdpEcho {
+    pub fn new(sockets: Vec<UdpSocket>, rate: Option<u64>) -> io::Result<UdpEcho> {
+        let sockets = sockets
+            .into_iter()
+            .map(|s| {
+                let port = s.local_addr()?.port();
+                Ok((s, port))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(UdpEcho {
+            sockets,
+            rate,
+            buckets: HashMap::new(),
+            log: RateLimited::default(),
+        })
+    }
+
+    /// Take the sockets out, to unregister and close them.
+    pub fn close(&mut self) -> impl Iterator<Item = UdpSocket> + '_ {
+        self.sockets.drain(..).map(|(s, _)| s)
+    }
+
+    /// A readable socket: one datagram in, the same datagram back out.
+    pub fn echo(
+        &mut self,
+        index: usize,
+        buf: &mut [u8],
+        now: Instant,
+        counters: &mut Counters,
+        trace: bool,
+    ) {
+        let Some((socket, own_port)) = self.sockets.get(index) else {
+            return;
+        };
+        let (n, from) = match socket.recv_from(buf) {
+            Ok(received) => received,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
+            Err(e) => {
+                debug!(error = %e, "udp receive failed");
+                return;
+            }
+        };
+        let refused = REFUSED_PORTS.contains(&from.port()) || from.port() == *own_port;
+        if refused || !self.within_rate(from, n, now) {
+            counters.datagrams_dropped += 1;
+            if let Some(more) = self.log.ready(now) {
+                let why = if refused {
+                    "its source port belongs to a small service (reflection guard)"
+                } else {
+                    "over --udp-rate"
+                };
+                warn!(peer = %from, suppressed = more, "dropping a datagram: {why}");
+            }
+            return;
+        }
+        let socket = &self.sockets[index].0;
+        match socket.send_to(&buf[..n], from) {
+            Ok(m) => {
+                counters.datagrams += 1;
+                counters.bytes_in += n as u64;
+                counters.bytes_out += m as u64;
+                if trace {
+                    info!(target: "trace", peer = %from, bytes = n, "echoed a {n}-byte datagram to {from}");
+                }
+            }
+            // UDP makes no promise; a full send buffer drops the echo.
+            Err(e) => {
+                counters.datagrams_dropped += 1;
+                debug!(peer = %from, error = %e, "udp send failed");
+            }
+        }
+    }
+
+    fn within_rate(&mut self, from: SocketAddr, bytes: usize, now: Instant) -> bool {
+        let Some(rate) = self.rate else {
+            return true;
+        };
+        let rate = rate as f64;
+        if self.buckets.len() > MAX_TRACKED_SOURCES {
+            self.buckets.clear();
+        }
+        let bucket = self.buckets.entry(from.ip()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens < bytes as f64 {
+            return false;
+        }
+        bucket.tokens -= bytes as f64;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_refills_over_time() {
+        let mut udp = UdpEcho::new(Vec::new(), Some(1000)).unwrap();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(udp.within_rate(from, 600, t0));
+        assert!(!udp.within_rate(from, 600, t0), "only 400 bytes left");
+        assert!(udp.within_rate(from, 600, t0 + Duration::from_millis(300)));
+        let other: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        assert!(
+            udp.within_rate(other, 1000, t0),
+            "each source has its own bucket"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_rate_limited() {
+        let mut log = RateLimited::default();
+        let t0 = Instant::now();
+        assert_eq!(log.ready(t0), Some(0));
+        assert_eq!(log.ready(t0 + Duration::from_millis(10)), None);
+        assert_eq!(log.ready(t0 + Duration::from_millis(20)), None);
+        assert_eq!(log.ready(t0 + Duration::from_secs(2)), Some(2));
+    }
+}
