@@ -31,29 +31,13 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     pub const NAMES: [&'static str; 4] = ["auto", "epoll", "poll", "select"];
     /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(has_kqueue)]
     pub const NAMES: [&'static str; 4] = ["auto", "kqueue", "poll", "select"];
     /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    )))]
+    #[cfg(not(any(has_epoll, has_kqueue)))]
     pub const NAMES: [&'static str; 3] = ["auto", "poll", "select"];
 
     /// Whether the kernel itself refuses a closed descriptor when this
@@ -66,27 +50,11 @@ impl BackendKind {
     /// The concrete backend `Auto` stands for on this OS; others are themselves.
     pub fn resolve(self) -> BackendKind {
         match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(has_epoll)]
             BackendKind::Auto => BackendKind::Epoll,
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(has_kqueue)]
             BackendKind::Auto => BackendKind::Kqueue,
-            #[cfg(not(any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            )))]
+            #[cfg(not(any(has_epoll, has_kqueue)))]
             BackendKind::Auto => BackendKind::Poll,
             other => other,
         }
@@ -135,18 +103,11 @@ impl FromStr for BackendKind {
 /// Dispatch over the backend structs: no `dyn`, each backend in its file.
 #[derive(Debug)]
 enum Sys {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     Epoll(sys::epoll::Epoll),
     Poll(sys::poll::Poll),
     Select(sys::select::Select),
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(has_kqueue)]
     Kqueue(sys::kqueue::Kqueue),
     #[cfg(feature = "faults")]
     Faulty(sys::faults::Faulty),
@@ -155,18 +116,11 @@ enum Sys {
 macro_rules! dispatch {
     ($sys:expr, $b:ident => $body:expr) => {
         match $sys {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(has_epoll)]
             Sys::Epoll($b) => $body,
             Sys::Poll($b) => $body,
             Sys::Select($b) => $body,
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(has_kqueue)]
             Sys::Kqueue($b) => $body,
             #[cfg(feature = "faults")]
             Sys::Faulty($b) => $body,
@@ -261,32 +215,18 @@ impl Selector {
     pub fn with_backend(kind: BackendKind) -> io::Result<Selector> {
         let kind = kind.resolve();
         let sys = match kind {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
+            #[cfg(has_epoll)]
             BackendKind::Epoll => Sys::Epoll(sys::epoll::Epoll::create()?),
-            #[cfg(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            ))]
+            #[cfg(has_kqueue)]
             BackendKind::Kqueue => Sys::Kqueue(sys::kqueue::Kqueue::create()?),
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            #[cfg(not(has_epoll))]
             BackendKind::Epoll => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
                     "the epoll backend exists only on Linux",
                 ))
             }
-            #[cfg(not(any(
-                target_os = "macos",
-                target_os = "ios",
-                target_os = "freebsd",
-                target_os = "netbsd",
-                target_os = "openbsd",
-                target_os = "dragonfly"
-            )))]
+            #[cfg(not(has_kqueue))]
             BackendKind::Kqueue => {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,

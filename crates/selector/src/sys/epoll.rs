@@ -144,14 +144,7 @@ impl Backend for Epoll {
             emit(Tag::from_u64(event.data.u64()), ready(flags));
         }
         for &(_, interest, tag) in &self.always_ready {
-            let mut r = Ready::default();
-            if interest.is_readable() {
-                r.insert(Ready::READABLE);
-            }
-            if interest.is_writable() {
-                r.insert(Ready::WRITABLE);
-            }
-            emit(tag, r);
+            emit(tag, super::always_ready(interest));
         }
         Ok(())
     }

@@ -225,14 +225,7 @@ impl Backend for Kqueue {
             emit(Tag::fd(fd), ready);
         }
         for &(fd, interest) in &self.always_ready {
-            let mut ready = Ready::default();
-            if interest.is_readable() {
-                ready.insert(Ready::READABLE);
-            }
-            if interest.is_writable() {
-                ready.insert(Ready::WRITABLE);
-            }
-            emit(Tag::fd(fd), ready);
+            emit(Tag::fd(fd), super::always_ready(interest));
         }
         Ok(())
     }

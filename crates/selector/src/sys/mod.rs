@@ -25,18 +25,11 @@ use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(has_epoll)]
 pub(crate) mod epoll;
 #[cfg(feature = "faults")]
 pub(crate) mod faults;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(has_kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod poll;
 pub(crate) mod select;
@@ -108,12 +101,12 @@ impl Tag {
     }
 
     /// The word epoll keeps in its event data.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     pub(crate) fn to_u64(self) -> u64 {
         self.0
     }
 
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     pub(crate) fn from_u64(word: u64) -> Tag {
         Tag(word)
     }
@@ -141,6 +134,20 @@ pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event
             tv_nsec: i64::from(ms % 1000) * 1_000_000,
         }),
     }
+}
+
+/// What select(2) and poll(2) say of a regular file: ready for whatever is
+/// asked. epoll and kqueue report it this way from their side lists.
+#[cfg(any(has_epoll, has_kqueue))]
+pub(crate) fn always_ready(interest: Interest) -> Ready {
+    let mut ready = Ready::default();
+    if interest.is_readable() {
+        ready.insert(Ready::READABLE);
+    }
+    if interest.is_writable() {
+        ready.insert(Ready::WRITABLE);
+    }
+    ready
 }
 
 /// Readiness bits from poll(2)'s `revents`.

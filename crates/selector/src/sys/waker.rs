@@ -9,19 +9,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 #[derive(Debug)]
 pub(crate) struct WakerFd {
     read: OwnedFd,
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(has_epoll))]
     write: OwnedFd,
 }
 
 impl WakerFd {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(has_epoll)]
     pub(crate) fn new() -> io::Result<WakerFd> {
         use rustix::event::{eventfd, EventfdFlags};
         let read = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(WakerFd { read })
     }
 
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(has_epoll))]
     pub(crate) fn new() -> io::Result<WakerFd> {
         use rustix::fs::{fcntl_setfl, OFlags};
         use rustix::io::{fcntl_setfd, FdFlags};
@@ -38,9 +38,9 @@ impl WakerFd {
     }
 
     fn write_end(&self) -> BorrowedFd<'_> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
+        #[cfg(has_epoll)]
         return self.read.as_fd();
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        #[cfg(not(has_epoll))]
         return self.write.as_fd();
     }
 
