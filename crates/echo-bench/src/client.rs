@@ -11,7 +11,7 @@
 use crate::net::describe;
 use crate::pace::Pacer;
 use crate::pattern;
-use crate::run::{Config, Handshake, Schedule, Share, DRAIN};
+use crate::run::{ns, Config, Handshake, Schedule, Share, DRAIN};
 use crate::stats::Stats;
 use anyhow::{anyhow, Result};
 use selector::{Events, Interest, Selector, Token};
@@ -154,19 +154,13 @@ enum Failure {
 /// The pacing timer's token; connections use their index.
 const TIMER: Token = Token(usize::MAX);
 
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Worker<'_> {
     fn now(&self) -> u64 {
         ns(self.origin.elapsed())
     }
 
     fn run(&mut self, s: &Schedule, hs: &Handshake) -> Result<()> {
-        let window_start = ns(s.window_start - s.start);
-        let window_end = ns(s.window_end - s.start);
-        let drain_end = ns(s.drain_end - s.start);
+        let marks = s.marks();
         if let Some(rate) = self.share.rate.filter(|_| !self.conns.is_empty()) {
             let n = self.conns.len() as u64;
             let pacer = Pacer::new(rate, n, &mut self.selector, TIMER)
@@ -183,7 +177,7 @@ impl Worker<'_> {
         }
         loop {
             let now = self.now();
-            if !self.in_window && self.sending && now >= window_start {
+            if !self.in_window && self.sending && now >= marks.window_start {
                 self.in_window = true;
                 self.stats.start_window();
                 for c in &mut self.conns {
@@ -191,23 +185,17 @@ impl Worker<'_> {
                     c.expecting = c.recvd < c.sent;
                 }
             }
-            if self.sending && now >= window_end {
+            if self.sending && now >= marks.window_end {
                 self.sending = false;
                 self.in_window = false;
                 if let Some(p) = &mut self.pacer {
                     p.stop(&mut self.selector);
                 }
             }
-            if !self.sending && (now >= drain_end || self.drained()) {
+            if !self.sending && (now >= marks.drain_end || self.drained()) {
                 return Ok(());
             }
-            let wake = if !self.sending {
-                drain_end
-            } else if now < window_start {
-                window_start
-            } else {
-                window_end
-            };
+            let wake = marks.next_wake(now, self.sending);
             if self.sending {
                 while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
                     self.conns[i].due += 1;

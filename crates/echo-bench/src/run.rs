@@ -77,6 +77,43 @@ pub struct Schedule {
     pub drain_end: Instant,
 }
 
+impl Schedule {
+    /// The schedule on a worker's clock: nanoseconds since `start`.
+    pub fn marks(&self) -> Marks {
+        Marks {
+            window_start: ns(self.window_start - self.start),
+            window_end: ns(self.window_end - self.start),
+            drain_end: ns(self.drain_end - self.start),
+        }
+    }
+}
+
+/// [`Schedule`] in nanoseconds since its start.
+#[derive(Clone, Copy, Debug)]
+pub struct Marks {
+    pub window_start: u64,
+    pub window_end: u64,
+    pub drain_end: u64,
+}
+
+impl Marks {
+    /// The next moment a worker must wake up for, whatever the sockets do.
+    pub fn next_wake(&self, now: u64, sending: bool) -> u64 {
+        if !sending {
+            self.drain_end
+        } else if now < self.window_start {
+            self.window_start
+        } else {
+            self.window_end
+        }
+    }
+}
+
+/// A duration in nanoseconds, saturating.
+pub fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// What a worker says once its connects are done.
 #[derive(Debug)]
 pub struct Connected {

@@ -15,7 +15,7 @@
 use crate::net::{self, describe};
 use crate::pace::Pacer;
 use crate::pattern;
-use crate::run::{Config, Connected, Handshake, Schedule, Share};
+use crate::run::{ns, Config, Connected, Handshake, Schedule, Share};
 use crate::stats::Stats;
 use anyhow::{anyhow, Result};
 use selector::{Events, Interest, Selector, Token};
@@ -63,10 +63,6 @@ struct Worker<'a> {
 
 /// The pacing timer's token; connections use their index.
 const TIMER: Token = Token(usize::MAX);
-
-fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 fn header_len(size: usize) -> usize {
     size.min(8)
@@ -144,9 +140,7 @@ impl Worker<'_> {
     }
 
     fn run(&mut self, s: &Schedule, hs: &Handshake) -> Result<()> {
-        let window_start = ns(s.window_start - s.start);
-        let window_end = ns(s.window_end - s.start);
-        let drain_end = ns(s.drain_end - s.start);
+        let marks = s.marks();
         let timeout = ns(self.cfg.udp_timeout);
         if let Some(rate) = self.share.rate.filter(|_| !self.socks.is_empty()) {
             let n = self.socks.len() as u64;
@@ -166,7 +160,7 @@ impl Worker<'_> {
         }
         loop {
             let now = self.now();
-            if !self.in_window && self.sending && now >= window_start {
+            if !self.in_window && self.sending && now >= marks.window_start {
                 self.in_window = true;
                 self.stats.start_window();
                 for c in &mut self.socks {
@@ -174,7 +168,7 @@ impl Worker<'_> {
                     c.expecting = c.inflight > 0;
                 }
             }
-            if self.sending && now >= window_end {
+            if self.sending && now >= marks.window_end {
                 self.sending = false;
                 self.in_window = false;
                 if let Some(p) = &mut self.pacer {
@@ -185,20 +179,14 @@ impl Worker<'_> {
                 .socks
                 .iter()
                 .all(|c| c.inflight == 0 || c.socket.is_none());
-            if !self.sending && (now >= drain_end || idle) {
+            if !self.sending && (now >= marks.drain_end || idle) {
                 return Ok(());
             }
             if now >= last_sweep + timeout / 4 {
                 last_sweep = now;
                 self.expire(now, timeout);
             }
-            let wake = if !self.sending {
-                drain_end
-            } else if now < window_start {
-                window_start
-            } else {
-                window_end
-            };
+            let wake = marks.next_wake(now, self.sending);
             if self.sending {
                 while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
                     self.socks[i].due += 1;
