@@ -153,7 +153,8 @@ impl Worker<'_> {
             p.start(now)
                 .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
         }
-        let mut events = Events::with_capacity(1024);
+        // Room for every socket at once (see the TCP worker).
+        let mut events = Events::with_capacity(self.socks.len() + 8);
         let mut last_sweep = 0;
         for i in 0..self.socks.len() {
             self.send(i);
