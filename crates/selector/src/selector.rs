@@ -374,15 +374,12 @@ impl Selector {
         self.count == 0
     }
 
-    /// Close the selector, reporting an error from closing its descriptor
-    /// (dropping it closes it too, silently).
-    ///
-    /// # Errors
-    ///
-    /// The kernel's error from close(2).
-    pub fn close(self) -> io::Result<()> {
+    /// Close the selector and its kernel object, forgetting every
+    /// registration (Python's `close`). The same as dropping it; the
+    /// registered descriptors themselves stay open, as they belong to the
+    /// caller.
+    pub fn close(self) {
         drop(self);
-        Ok(())
     }
 
     /// Wait until a registered descriptor is ready or `timeout` passes, and
