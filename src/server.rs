@@ -53,8 +53,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// whenever a wait fills it, up to `MAX_EVENTS`.
 const FIRST_EVENTS: usize = 1024;
 const MAX_EVENTS: usize = 1 << 16;
-/// The shared read buffer: one per loop, not one per connection.
+/// The shared read buffer: one per loop, not one per connection. It also
+/// receives UDP datagrams, so it must hold the largest (65,507 bytes).
 const READ_BUFFER: usize = 64 * 1024;
+const _: () = assert!(READ_BUFFER >= 65_507);
 
 /// State shared by all workers. Touched on accept, close and shutdown only.
 #[derive(Debug)]
@@ -160,7 +162,7 @@ impl Worker {
             resume_at: None,
             udp,
             conns: Slab::new(),
-            buf: vec![0; READ_BUFFER.max(65_536)].into_boxed_slice(),
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
             signals,
             signals_seen: 0,
             idle: BinaryHeap::new(),
