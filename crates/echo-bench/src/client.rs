@@ -111,11 +111,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
         settled: 0,
     };
     w.connect_all()?;
-    let _ = hs.ready.send(crate::run::Connected {
-        ok: w.stats.connected,
-        first_error: w.stats.first_error.clone(),
-    });
-    let Ok(Some(schedule)) = hs.go.recv() else {
+    let Some(schedule) = hs.connected(&w.stats) else {
         return Ok(w.stats);
     };
     w.origin = schedule.start;

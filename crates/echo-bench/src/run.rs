@@ -143,6 +143,18 @@ pub struct Handshake {
     pub progress: Arc<Progress>,
 }
 
+impl Handshake {
+    /// Say how connecting went, then wait for the schedule; `None` means
+    /// the run is called off.
+    pub fn connected(&self, stats: &Stats) -> Option<Schedule> {
+        let _ = self.ready.send(Connected {
+            ok: stats.connected,
+            first_error: stats.first_error.clone(),
+        });
+        self.go.recv().ok().flatten()
+    }
+}
+
 /// The measured result of one point.
 #[derive(Debug)]
 pub struct Outcome {

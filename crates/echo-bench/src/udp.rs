@@ -15,7 +15,7 @@
 use crate::net::{self, describe};
 use crate::pace::Pacer;
 use crate::pattern;
-use crate::run::{ns, Config, Connected, Handshake, Schedule, Share};
+use crate::run::{ns, Config, Handshake, Schedule, Share};
 use crate::stats::Stats;
 use anyhow::{anyhow, Result};
 use selector::{Events, Interest, Selector, Token};
@@ -121,11 +121,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             served: false,
         });
     }
-    let _ = hs.ready.send(Connected {
-        ok: w.stats.connected,
-        first_error: w.stats.first_error.clone(),
-    });
-    let Ok(Some(schedule)) = hs.go.recv() else {
+    let Some(schedule) = hs.connected(&w.stats) else {
         return Ok(w.stats);
     };
     w.origin = schedule.start;
