@@ -8,8 +8,10 @@
 
 mod config;
 mod conn;
+mod idle;
 mod limits;
 mod listen;
+mod queue;
 mod server;
 mod stats;
 mod udp;
@@ -32,7 +34,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     match run(&cli) {
-        Ok(total) => {
+        // The loops have stopped and the Unix socket paths are gone.
+        Ok(None) => {
+            eprintln!("second signal: exiting at once");
+            ExitCode::from(130)
+        }
+        Ok(Some(total)) => {
             println!(
                 "summary: connections {}, bytes echoed {}, datagrams echoed {}",
                 total.accepted, total.bytes_out, total.datagrams
@@ -74,7 +81,9 @@ struct Sockets {
     udp: Vec<UdpSocket>,
 }
 
-fn run(cli: &Cli) -> Result<Counters> {
+/// Serve until the loops end: the totals, or `None` when a second signal
+/// stopped them without a drain.
+fn run(cli: &Cli) -> Result<Option<Counters>> {
     let workers = usize::from(cli.workers);
     let nofile = raise_nofile_limit();
     let mut tcp: Vec<SocketAddr> = Vec::new();
@@ -208,7 +217,8 @@ fn run(cli: &Cli) -> Result<Counters> {
     }
     match failure {
         Some(e) => Err(e),
-        None => Ok(total),
+        None if shared.abort.load(std::sync::atomic::Ordering::Relaxed) => Ok(None),
+        None => Ok(Some(total)),
     }
 }
 

@@ -6,12 +6,16 @@
 //! | `select.select(...)`             | [`Selector::select`] (level-triggered)        |
 //! | `inputs`                         | registrations with [`Interest::READABLE`]     |
 //! | `outputs`                        | registrations with [`Interest::WRITABLE`]     |
-//! | `message_queues[s]`              | [`Connection::out`]                           |
+//! | `message_queues[s]`              | the connection's queue ([`crate::queue`])     |
 //! | readable server socket: accept   | [`Worker::accept`]                            |
-//! | readable client: recv, queue     | [`Worker::on_readable`]                       |
-//! | empty recv: client left          | `Ok(0)` in `on_readable`                      |
-//! | writable: send from the queue    | [`Worker::on_writable`]                       |
+//! | readable client: recv, queue     | [`Connection::on_ready`]                      |
+//! | empty recv: client left          | [`Step::Close`] from `on_ready`               |
+//! | writable: send from the queue    | [`Connection::on_ready`]                      |
 //! | exceptional: close and forget    | [`Worker::close`]                             |
+//!
+//! The loop decodes a token, hands the event to its owner, and applies the
+//! [`Step`] a connection returns: keep, re-register, or close. What a
+//! connection does with its bytes lives in [`crate::conn`].
 //!
 //! Where it departs from the tutorial, and why: received data is sent back
 //! at once and only what the kernel did not take is queued (waiting for
@@ -20,31 +24,60 @@
 //! data still queued finishes sending first (half-close); accept failures
 //! pause the listeners instead of spinning; a signal drains and stops.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, Read};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use selector::{Event, Events, Interest, Selector, Token, Waker};
 use slab::Slab;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::conn::{Connection, OutQueue, Peer, Phase};
-use crate::limits::PerIp;
+use crate::conn::{Connection, Io, Step};
+use crate::idle::IdleList;
 use crate::listen::Listener;
-use crate::stats::{self, Counters, Published};
+use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
 
+mod accept;
+mod timers;
+
+pub use accept::Shared;
+
+/// Token ranges, fixed at startup: decoding a token never depends on a
+/// list that shutdown empties.
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-const FIRST_SOCKET: usize = 2;
-/// Connection tokens start here; listeners and UDP sockets sit below.
+const FIRST_LISTENER: usize = 1 << 8;
+const FIRST_UDP: usize = 1 << 16;
 const FIRST_CONN: usize = 1 << 24;
+
+/// Who an event is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Waker,
+    Signals,
+    Listener(usize),
+    Udp(usize),
+    Conn(usize),
+}
+
+impl Source {
+    fn of(token: Token) -> Option<Source> {
+        Some(match token {
+            WAKER => Source::Waker,
+            SIGNALS => Source::Signals,
+            Token(t) if t >= FIRST_CONN => Source::Conn(t - FIRST_CONN),
+            Token(t) if t >= FIRST_UDP => Source::Udp(t - FIRST_UDP),
+            Token(t) if t >= FIRST_LISTENER => Source::Listener(t - FIRST_LISTENER),
+            Token(_) => return None,
+        })
+    }
+}
+
 /// Connections accepted per readable listener event, at most.
 const ACCEPT_BATCH: usize = 64;
 /// How long listeners stay paused after EMFILE or a full house, at most.
@@ -57,42 +90,6 @@ const MAX_EVENTS: usize = 1 << 16;
 /// receives UDP datagrams, so it must hold the largest (65,507 bytes).
 const READ_BUFFER: usize = 64 * 1024;
 const _: () = assert!(READ_BUFFER >= 65_507);
-
-/// State shared by all workers. Touched on accept, close and shutdown only.
-#[derive(Debug)]
-pub struct Shared {
-    pub shutdown: AtomicBool,
-    pub open: AtomicUsize,
-    /// Workers whose loop has not ended; worker 0 ends last, so it can
-    /// still see a second signal while the others drain.
-    pub running: AtomicUsize,
-    pub serial: AtomicU64,
-    pub per_ip: PerIp,
-    pub wakers: OnceLock<Vec<Waker>>,
-    pub published: Vec<Published>,
-}
-
-impl Shared {
-    pub fn new(workers: usize, max_per_ip: Option<u32>) -> Shared {
-        Shared {
-            shutdown: AtomicBool::new(false),
-            open: AtomicUsize::new(0),
-            running: AtomicUsize::new(workers),
-            serial: AtomicU64::new(0),
-            per_ip: PerIp::new(max_per_ip),
-            wakers: OnceLock::new(),
-            published: (0..workers).map(|_| Published::default()).collect(),
-        }
-    }
-
-    fn wake_all(&self) {
-        for waker in self.wakers.get().into_iter().flatten() {
-            if let Err(e) = waker.wake() {
-                warn!(error = %e, "cannot wake a worker");
-            }
-        }
-    }
-}
 
 /// One event loop: a selector, its sockets, and its connections.
 #[derive(Debug)]
@@ -111,7 +108,7 @@ pub struct Worker {
     /// Worker 0 only: the signal self-pipe.
     signals: Option<UnixStream>,
     signals_seen: usize,
-    idle: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    idle: IdleList,
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
@@ -119,10 +116,6 @@ pub struct Worker {
     accept_log: RateLimited,
     started: Instant,
     now: Instant,
-}
-
-fn would_block(e: &io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted)
 }
 
 impl Worker {
@@ -141,11 +134,10 @@ impl Worker {
             selector.register(s, SIGNALS, Interest::READABLE)?;
         }
         for (i, l) in listeners.iter().enumerate() {
-            selector.register(l, Token(FIRST_SOCKET + i), Interest::READABLE)?;
+            selector.register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
         }
         for (j, socket) in udp.iter().enumerate() {
-            let token = Token(FIRST_SOCKET + listeners.len() + j);
-            selector.register(socket, token, Interest::READABLE)?;
+            selector.register(socket, Token(FIRST_UDP + j), Interest::READABLE)?;
         }
         let udp = UdpEcho::new(udp, cfg.udp_rate)?;
         let now = Instant::now();
@@ -165,7 +157,7 @@ impl Worker {
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             signals,
             signals_seen: 0,
-            idle: BinaryHeap::new(),
+            idle: IdleList::default(),
             deadline: None,
             counters: Counters::default(),
             stats_due,
@@ -179,17 +171,20 @@ impl Worker {
         Ok((worker, waker))
     }
 
-    /// Serve until shutdown has drained every connection; returns the totals.
+    /// Serve until shutdown has drained every connection (or a second
+    /// signal stops everything); returns the totals.
     pub fn run(mut self) -> io::Result<Counters> {
         let trace = self.cfg.trace;
         let measure = self.cfg.stats_interval.is_some();
         loop {
-            if self.deadline.is_some() && self.conns.is_empty() && self.others_done() {
+            if self.shared.abort.load(Relaxed)
+                || (self.deadline.is_some() && self.conns.is_empty() && self.others_done())
+            {
                 break;
             }
             let timeout = self.next_timeout();
             if trace {
-                info!(target: "trace", worker = self.id, "waiting for the next event");
+                info!(target: "trace", "waiting for the next event");
             }
             let before = if measure { Instant::now() } else { self.now };
             let mut events = std::mem::take(&mut self.events);
@@ -223,6 +218,7 @@ impl Worker {
                 self.shared.published[self.id].store(&self.counters);
             }
         }
+        self.close_listeners();
         self.shared.running.fetch_sub(1, Relaxed);
         if let Some(first) = self.shared.wakers.get().and_then(|w| w.first()) {
             let _ = first.wake(); // worker 0 may be waiting for the last of us
@@ -236,302 +232,68 @@ impl Worker {
     }
 
     fn dispatch(&mut self, event: &Event) {
-        match event.token() {
-            WAKER => {
+        match Source::of(event.token()) {
+            Some(Source::Conn(key)) => self.on_connection(key, event),
+            Some(Source::Listener(i)) if i < self.listeners.len() => self.accept(i),
+            Some(Source::Udp(j)) => {
+                let trace = self.cfg.trace;
+                let buf = &mut self.buf;
+                self.udp.echo(j, buf, self.now, &mut self.counters, trace);
+            }
+            Some(Source::Signals) => self.on_signal(),
+            Some(Source::Waker) => {
                 if self.shared.shutdown.load(Relaxed) && self.deadline.is_none() {
                     self.begin_shutdown();
                 }
             }
-            SIGNALS => self.on_signal(),
-            Token(t) if t >= FIRST_CONN => self.on_connection(t - FIRST_CONN, event),
-            Token(t) if t - FIRST_SOCKET < self.listeners.len() => {
-                self.accept(t - FIRST_SOCKET);
-            }
-            Token(t) => self.on_datagram(t - FIRST_SOCKET - self.listeners.len()),
+            // A listener closed by shutdown, or a token we never gave out.
+            Some(Source::Listener(_)) | None => {}
         }
     }
 
-    /// A readable listener: accept what is waiting (the tutorial's
-    /// `s is server` branch), registering each client for reading.
-    fn accept(&mut self, index: usize) {
-        for _ in 0..ACCEPT_BATCH {
-            if self.shared.open.fetch_add(1, Relaxed) >= self.cfg.max_connections {
-                self.shared.open.fetch_sub(1, Relaxed);
-                self.pause_accepting("connection limit reached (--max-connections)");
-                return;
-            }
-            let serial = self.shared.serial.fetch_add(1, Relaxed);
-            let (stream, peer) = match self.listeners[index].accept(serial) {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    self.shared.open.fetch_sub(1, Relaxed);
-                    match e.raw_os_error() {
-                        _ if would_block(&e) => return,
-                        // The client gave up while queued: try the next one.
-                        Some(code) if code == rustix::io::Errno::CONNABORTED.raw_os_error() => {
-                            continue
-                        }
-                        Some(code)
-                            if code == rustix::io::Errno::MFILE.raw_os_error()
-                                || code == rustix::io::Errno::NFILE.raw_os_error() =>
-                        {
-                            self.pause_accepting("out of file descriptors");
-                        }
-                        _ => warn!(error = %e, "accept failed"),
-                    }
-                    return;
-                }
-            };
-            if !self.admit(peer) {
-                self.shared.open.fetch_sub(1, Relaxed);
-                continue; // dropping the stream closes it
-            }
-            let entry = self.conns.vacant_entry();
-            let token = Token(FIRST_CONN + entry.key());
-            if let Err(e) = self.selector.register(&stream, token, Interest::READABLE) {
-                warn!(%peer, error = %e, "cannot register a new connection");
-                self.release_ip(peer);
-                self.shared.open.fetch_sub(1, Relaxed);
-                continue;
-            }
-            if self.cfg.trace {
-                info!(target: "trace", %peer, token = token.0, "new connection from {peer}");
-            }
-            entry.insert(Connection {
-                stream,
-                peer,
-                serial,
-                out: OutQueue::default(),
-                phase: Phase::Open,
-                interest: Interest::READABLE,
-                paused: false,
-                last_active: self.now,
-            });
-            if let Some(idle) = self.cfg.idle_timeout {
-                self.idle
-                    .push(Reverse((self.now + idle, token.0 - FIRST_CONN, serial)));
-            }
-            self.counters.accepted += 1;
-        }
-    }
-
-    /// The per-IP cap, when configured.
-    fn admit(&mut self, peer: Peer) -> bool {
-        let Peer::Ip(addr) = peer else {
-            return true;
-        };
-        match self.shared.per_ip.admit(addr.ip()) {
-            Ok(()) => true,
-            Err(cap) => {
-                if let Some(more) = self.accept_log.ready(self.now) {
-                    warn!(%peer, suppressed = more, "refusing connection: {cap} already open from {} (--max-per-ip)", addr.ip());
-                }
-                false
-            }
-        }
-    }
-
-    fn release_ip(&self, peer: Peer) {
-        if let Peer::Ip(addr) = peer {
-            self.shared.per_ip.release(addr.ip());
-        }
-    }
-
-    /// Stop watching the listeners for a while: the pending clients wait in
-    /// the backlog instead of the loop spinning on an accept that fails.
-    fn pause_accepting(&mut self, why: &str) {
-        if let Some(more) = self.accept_log.ready(self.now) {
-            warn!(
-                open = self.shared.open.load(Relaxed),
-                suppressed = more,
-                "not accepting for now: {why}"
-            );
-        }
-        if self.listening {
-            for l in &self.listeners {
-                if let Err(e) = self.selector.unregister(l) {
-                    warn!(error = %e, "cannot pause a listener");
-                }
-            }
-            self.listening = false;
-        }
-        self.resume_at = Some(self.now + ACCEPT_BACKOFF);
-    }
-
-    fn resume_accepting(&mut self) {
-        self.resume_at = None;
-        for (i, l) in self.listeners.iter().enumerate() {
-            if let Err(e) = self
-                .selector
-                .register(l, Token(FIRST_SOCKET + i), Interest::READABLE)
-            {
-                warn!(error = %e, "cannot resume a listener");
-            }
-        }
-        self.listening = true;
-    }
-
+    /// A client's event: the connection does the work, the loop applies
+    /// what it says.
     fn on_connection(&mut self, key: usize, event: &Event) {
-        if !self.conns.contains(key) {
+        let Some(conn) = self.conns.get_mut(key) else {
             return; // closed earlier in this round
+        };
+        let mut io = Io {
+            buf: &mut self.buf,
+            counters: &mut self.counters,
+            max_pending: self.cfg.max_pending,
+            trace: self.cfg.trace,
+        };
+        let (step, received) = conn.on_ready(event.is_readable(), event.is_writable(), &mut io);
+        if received && self.cfg.idle_timeout.is_some() {
+            self.idle.touch(key, self.now);
         }
-        if event.is_readable() {
-            self.on_readable(key);
-        }
-        if event.is_writable() && self.conns.contains(key) {
-            self.on_writable(key);
-        }
-        if event.is_error_or_hangup() && self.conns.contains(key) {
+        if step != Step::Close && event.is_error_or_hangup() {
             if self.cfg.trace {
-                let peer = self.conns[key].peer;
-                info!(target: "trace", %peer, token = FIRST_CONN + key, "exceptional condition on {peer}");
+                info!(target: "trace", "exceptional condition on {}", conn.peer());
             }
             self.close(key);
             return;
         }
-        if self.conns.contains(key) {
-            self.update_interest(key);
-        }
+        self.apply(key, step);
     }
 
-    /// A readable client: one recv into the loop's buffer (level-triggered,
-    /// so no second recv just to see EAGAIN), then straight back out.
-    fn on_readable(&mut self, key: usize) {
-        let max_pending = self.cfg.max_pending;
-        let conn = &mut self.conns[key];
-        let room = match conn.phase {
-            Phase::Lingering => self.buf.len(),
-            Phase::Draining { budget } => budget.min(max_pending - conn.out.len().min(max_pending)),
-            _ => max_pending - conn.out.len().min(max_pending),
-        };
-        let want = room.min(self.buf.len());
-        if want == 0 {
-            return;
-        }
-        let n = match conn.stream.read(&mut self.buf[..want]) {
-            Ok(n) => n,
-            Err(e) if would_block(&e) => return,
-            Err(e) => {
-                debug!(peer = %conn.peer, error = %e, "read failed");
-                self.close(key);
-                return;
-            }
-        };
-        let peer = conn.peer;
-        if n == 0 {
-            if conn.phase == Phase::Lingering || conn.out.is_empty() {
-                if self.cfg.trace {
-                    info!(target: "trace", %peer, "closing {peer} after reading no data");
-                }
-                self.close(key);
-            } else {
-                conn.phase = Phase::ReadClosed;
-            }
-            return;
-        }
-        match &mut conn.phase {
-            Phase::Lingering => return, // discarded: we are shutting down
-            Phase::Draining { budget } => *budget -= n,
-            _ => {}
-        }
-        conn.last_active = self.now;
-        self.counters.bytes_in += n as u64;
-        self.counters.messages += 1;
-        if self.cfg.trace {
-            info!(target: "trace", %peer, bytes = n, "received {n} bytes from {peer}");
-        }
-        let data = &self.buf[..n];
-        let mut sent = 0;
-        if conn.out.is_empty() {
-            match conn.stream.write(data) {
-                Ok(m) => sent = m,
-                Err(e) if would_block(&e) => {}
-                Err(e) => {
-                    debug!(%peer, error = %e, "send failed");
-                    self.close(key);
-                    return;
-                }
-            }
-            self.counters.bytes_out += sent as u64;
-            if self.cfg.trace {
-                info!(target: "trace", %peer, bytes = sent, "sending {sent} bytes to {peer}");
-            }
-        }
-        if sent < n {
-            conn.out.push(&data[sent..], self.cfg.max_pending);
-            self.counters.queue_grew(n - sent);
-        }
-    }
-
-    /// A writable client: send from its queue; when the queue is empty the
-    /// write interest is dropped (the tutorial's "output queue is empty").
-    fn on_writable(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        if conn.out.is_empty() {
-            return;
-        }
-        let peer = conn.peer;
-        match conn.stream.write(conn.out.front()) {
-            Ok(n) => {
-                conn.out.consume(n);
-                self.counters.bytes_out += n as u64;
-                self.counters.queue_shrank(n);
-                if self.cfg.trace {
-                    info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
-                    if conn.out.is_empty() {
-                        info!(target: "trace", %peer, "output queue empty for {peer}");
-                    }
-                }
-            }
-            Err(e) if would_block(&e) => {}
-            Err(e) => {
-                debug!(%peer, error = %e, "send failed");
-                self.close(key);
-            }
-        }
-    }
-
-    /// Bring the registration in line with the connection's state, or
-    /// finish the connection when it has nothing left to do.
-    fn update_interest(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let paused = conn.is_paused(self.cfg.max_pending);
-        if paused != conn.paused {
-            conn.paused = paused;
-            if paused {
-                self.counters.paused += 1;
-            } else {
-                self.counters.paused -= 1;
-            }
-        }
-        match conn.wanted(self.cfg.max_pending) {
-            Some(interest) if interest == conn.interest => {}
-            Some(interest) => {
+    /// Carry out what a connection asked for.
+    fn apply(&mut self, key: usize, step: Step) {
+        match step {
+            Step::Keep => {}
+            Step::Watch(interest) => {
+                let conn = &mut self.conns[key];
                 let token = Token(FIRST_CONN + key);
-                match self.selector.modify(&conn.stream, token, interest) {
-                    Ok(()) => conn.interest = interest,
+                match self.selector.modify(conn.stream(), token, interest) {
+                    Ok(()) => conn.watching(interest),
                     Err(e) => {
-                        warn!(peer = %conn.peer, error = %e, "cannot change interest");
+                        warn!(peer = %conn.peer(), error = %e, "cannot change interest");
                         self.close(key);
                     }
                 }
             }
-            None => self.finish(key),
+            Step::Close => self.close(key),
         }
-    }
-
-    /// Everything echoed and nothing more to read: send FIN. Close now if
-    /// nothing unread is pending (close would otherwise send RST and could
-    /// destroy echoed data the peer has not read yet); else linger.
-    fn finish(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let unread = rustix::io::ioctl_fionread(&conn.stream).unwrap_or(0);
-        if conn.phase == Phase::ReadClosed || unread == 0 || conn.stream.shutdown_write().is_err() {
-            self.close(key);
-            return;
-        }
-        conn.phase = Phase::Lingering;
-        self.update_interest(key);
     }
 
     /// Unregister, then drop: one place, so the two never drift apart.
@@ -539,27 +301,21 @@ impl Worker {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
-        if let Err(e) = self.selector.unregister(&conn.stream) {
-            warn!(peer = %conn.peer, error = %e, "unregister failed");
+        if let Err(e) = self.selector.unregister(conn.stream()) {
+            warn!(peer = %conn.peer(), error = %e, "unregister failed");
         }
-        self.counters.queue_shrank(conn.out.len());
-        self.counters.paused -= u64::from(conn.paused);
+        conn.release(&mut self.counters);
+        self.idle.remove(key);
         self.counters.closed += 1;
-        self.release_ip(conn.peer);
+        self.release_ip(conn.peer());
         self.shared.open.fetch_sub(1, Relaxed);
         if !self.listening && self.deadline.is_none() {
             self.resume_at = Some(self.now);
         }
     }
 
-    fn on_datagram(&mut self, index: usize) {
-        let trace = self.cfg.trace;
-        self.udp
-            .echo(index, &mut self.buf, self.now, &mut self.counters, trace);
-    }
-
     /// The self-pipe says a signal came: the first starts the drain, the
-    /// second ends the process at once.
+    /// second stops every loop at once.
     fn on_signal(&mut self) {
         let mut buf = [0u8; 16];
         let n = match self.signals.as_mut().map(|s| s.read(&mut buf)) {
@@ -568,8 +324,9 @@ impl Worker {
         };
         self.signals_seen += n;
         if self.signals_seen >= 2 {
-            eprintln!("second signal: exiting at once");
-            std::process::exit(130);
+            self.shared.abort.store(true, Relaxed);
+            self.shared.wake_all();
+            return;
         }
         if n > 0 {
             info!("signal received: finishing open connections, then exiting");
@@ -583,6 +340,26 @@ impl Worker {
     /// received (read or still in the kernel's buffer), then close.
     fn begin_shutdown(&mut self) {
         self.deadline = Some(self.now + self.cfg.shutdown_timeout);
+        self.close_listeners();
+        for socket in self.udp.close() {
+            let _ = self.selector.unregister(&socket);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let mut io = Io {
+                buf: &mut self.buf,
+                counters: &mut self.counters,
+                max_pending: self.cfg.max_pending,
+                trace: self.cfg.trace,
+            };
+            let step = self.conns[key].begin_drain(&mut io);
+            self.apply(key, step);
+        }
+    }
+
+    /// Close the listeners (new clients are refused, not left waiting) and
+    /// remove the Unix socket paths we created.
+    fn close_listeners(&mut self) {
         for l in self.listeners.drain(..) {
             if self.listening {
                 let _ = self.selector.unregister(&l);
@@ -593,88 +370,6 @@ impl Worker {
         }
         self.listening = false;
         self.resume_at = None;
-        for socket in self.udp.close() {
-            let _ = self.selector.unregister(&socket);
-        }
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let conn = &mut self.conns[key];
-            if conn.phase == Phase::Open {
-                let budget = rustix::io::ioctl_fionread(&conn.stream).unwrap_or(0);
-                conn.phase = Phase::Draining {
-                    budget: usize::try_from(budget).unwrap_or(usize::MAX),
-                };
-            }
-            self.update_interest(key);
-        }
-    }
-
-    fn next_timeout(&self) -> Option<Duration> {
-        let due = [
-            self.idle.peek().map(|Reverse((at, _, _))| *at),
-            self.resume_at,
-            self.deadline.filter(|_| !self.conns.is_empty()),
-            self.stats_due,
-        ];
-        due.into_iter()
-            .flatten()
-            .min()
-            .map(|at| at.saturating_duration_since(self.now))
-    }
-
-    fn on_timers(&mut self) {
-        let now = self.now;
-        if let Some(idle) = self.cfg.idle_timeout {
-            while let Some(&Reverse((at, key, serial))) = self.idle.peek() {
-                if at > now {
-                    break;
-                }
-                self.idle.pop();
-                let Some(conn) = self.conns.get(key).filter(|c| c.serial == serial) else {
-                    continue; // closed since
-                };
-                let due = conn.last_active + idle;
-                if due <= now {
-                    if self.cfg.trace {
-                        let peer = conn.peer;
-                        info!(target: "trace", %peer, "closing {peer} after {}s idle", idle.as_secs_f64());
-                    }
-                    self.close(key);
-                } else {
-                    self.idle.push(Reverse((due, key, serial)));
-                }
-            }
-        }
-        if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
-            self.resume_accepting();
-        }
-        if self.deadline.is_some_and(|at| at <= now) && !self.conns.is_empty() {
-            let queued = self.conns.iter().filter(|(_, c)| !c.out.is_empty()).count();
-            warn!(
-                open = self.conns.len(),
-                queued, "shutdown timeout: closing connections that have not finished"
-            );
-            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                self.close(key);
-            }
-        }
-        if let (Some(due), Some(interval)) = (self.stats_due, self.cfg.stats_interval) {
-            if due <= now {
-                let mut total = Counters::default();
-                for (i, p) in self.shared.published.iter().enumerate() {
-                    if i == self.id {
-                        total.add(&self.counters);
-                    } else {
-                        total.add(&p.load());
-                    }
-                }
-                let (before, at) = self.stats_before;
-                eprintln!("{}", stats::line(&total, &before, now.duration_since(at)));
-                self.stats_before = (total, now);
-                self.stats_due = Some(now + interval);
-            }
-        }
     }
 }
 
@@ -683,5 +378,4 @@ fn nanos(d: Duration) -> u64 {
 }
 
 #[cfg(test)]
-#[path = "server_tests.rs"]
 mod tests;

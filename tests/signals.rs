@@ -157,6 +157,34 @@ fn second_sigterm_exits_130() {
     second_signal_exits_130(Server::term, Server::term);
 }
 
+/// The second signal stops the loops rather than killing the process in the middle of
+/// one: the Unix socket path is gone and every other worker stopped too.
+#[test]
+fn second_signal_removes_the_unix_socket_path() {
+    let dir = util::TempDir::new("second-signal");
+    let path = dir.path().join("echo.sock");
+    let mut server = Server::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--unix",
+        path.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--shutdown-timeout",
+        "30",
+    ]);
+    let _stalled = stalled_client(server.addr());
+    server.term();
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.try_wait().is_none(),
+        "exited before the second signal"
+    );
+    server.term();
+    assert_exit(&mut server, Duration::from_millis(1500), 130);
+    assert!(!path.exists(), "{} left behind", path.display());
+}
+
 #[test]
 fn sigint_when_idle_exits_0_with_summary() {
     let mut server = Server::start(&[]);

@@ -286,3 +286,13 @@ proptest! {
         prop_assert_eq!(totals.queued, 0);
     }
 }
+
+#[test]
+fn tokens_decode_from_fixed_ranges() {
+    assert_eq!(Source::of(WAKER), Some(Source::Waker));
+    assert_eq!(Source::of(SIGNALS), Some(Source::Signals));
+    assert_eq!(Source::of(Token(2)), None);
+    assert_eq!(Source::of(Token(FIRST_LISTENER)), Some(Source::Listener(0)));
+    assert_eq!(Source::of(Token(FIRST_UDP + 3)), Some(Source::Udp(3)));
+    assert_eq!(Source::of(Token(FIRST_CONN + 7)), Some(Source::Conn(7)));
+}

@@ -1,0 +1,184 @@
+//! Accepting clients: the connection limit, the per-IP cap, and pausing
+//! the listeners when descriptors run out.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use selector::{Interest, Token, Waker};
+use tracing::{info, warn};
+
+use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
+use crate::conn::{would_block, Connection, Peer};
+use crate::limits::PerIp;
+use crate::stats::Published;
+
+/// State shared by all workers. Touched on accept, close and shutdown only.
+#[derive(Debug)]
+pub struct Shared {
+    pub shutdown: AtomicBool,
+    /// A second signal: every loop stops at once, without draining.
+    pub abort: AtomicBool,
+    pub open: AtomicUsize,
+    /// Workers whose loop has not ended; worker 0 ends last, so it can
+    /// still see a second signal while the others drain.
+    pub running: AtomicUsize,
+    pub serial: AtomicU64,
+    pub per_ip: PerIp,
+    pub wakers: OnceLock<Vec<Waker>>,
+    pub published: Vec<Published>,
+}
+
+impl Shared {
+    pub fn new(workers: usize, max_per_ip: Option<u32>) -> Shared {
+        Shared {
+            shutdown: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            running: AtomicUsize::new(workers),
+            serial: AtomicU64::new(0),
+            per_ip: PerIp::new(max_per_ip),
+            wakers: OnceLock::new(),
+            published: (0..workers).map(|_| Published::default()).collect(),
+        }
+    }
+
+    pub fn wake_all(&self) {
+        for waker in self.wakers.get().into_iter().flatten() {
+            if let Err(e) = waker.wake() {
+                warn!(error = %e, "cannot wake a worker");
+            }
+        }
+    }
+}
+
+/// A place under `--max-connections`, given back on drop unless the
+/// connection it was taken for is kept.
+struct Reservation<'a> {
+    open: &'a AtomicUsize,
+}
+
+impl<'a> Reservation<'a> {
+    fn take(open: &'a AtomicUsize, max: usize) -> Option<Reservation<'a>> {
+        let reservation = Reservation { open };
+        (open.fetch_add(1, Relaxed) < max).then_some(reservation)
+    }
+
+    /// The connection is kept: `close` gives the place back.
+    fn commit(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Worker {
+    /// A readable listener: accept what is waiting (the tutorial's
+    /// `s is server` branch), registering each client for reading.
+    pub(super) fn accept(&mut self, index: usize) {
+        let shared = Arc::clone(&self.shared);
+        for _ in 0..ACCEPT_BATCH {
+            let Some(place) = Reservation::take(&shared.open, self.cfg.max_connections) else {
+                self.pause_accepting("connection limit reached (--max-connections)");
+                return;
+            };
+            let serial = shared.serial.fetch_add(1, Relaxed);
+            let (stream, peer) = match self.listeners[index].accept(serial) {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    use rustix::io::Errno;
+                    match Errno::from_io_error(&e) {
+                        _ if would_block(&e) => return,
+                        // The client gave up while queued: try the next one.
+                        Some(Errno::CONNABORTED) => continue,
+                        Some(Errno::MFILE | Errno::NFILE) => {
+                            self.pause_accepting("out of file descriptors");
+                        }
+                        _ => warn!(error = %e, "accept failed"),
+                    }
+                    return;
+                }
+            };
+            if !self.admit(peer) {
+                continue; // dropping the stream closes it
+            }
+            let conn = Connection::new(stream, peer);
+            let entry = self.conns.vacant_entry();
+            let token = Token(FIRST_CONN + entry.key());
+            if let Err(e) = self
+                .selector
+                .register(conn.stream(), token, conn.interest())
+            {
+                warn!(%peer, error = %e, "cannot register a new connection");
+                self.release_ip(peer);
+                continue;
+            }
+            if self.cfg.trace {
+                info!(target: "trace", "new connection from {peer}");
+            }
+            if self.cfg.idle_timeout.is_some() {
+                self.idle.insert(entry.key(), self.now);
+            }
+            entry.insert(conn);
+            place.commit();
+            self.counters.accepted += 1;
+        }
+    }
+
+    /// The per-IP cap, when configured.
+    fn admit(&mut self, peer: Peer) -> bool {
+        let Peer::Ip(addr) = peer else {
+            return true;
+        };
+        match self.shared.per_ip.admit(addr.ip()) {
+            Ok(()) => true,
+            Err(cap) => {
+                if let Some(more) = self.accept_log.ready(self.now) {
+                    warn!(%peer, suppressed = more, "refusing connection: {cap} already open from {} (--max-per-ip)", addr.ip());
+                }
+                false
+            }
+        }
+    }
+
+    pub(super) fn release_ip(&self, peer: Peer) {
+        if let Peer::Ip(addr) = peer {
+            self.shared.per_ip.release(addr.ip());
+        }
+    }
+
+    /// Stop watching the listeners for a while: the pending clients wait in
+    /// the backlog instead of the loop spinning on an accept that fails.
+    pub(super) fn pause_accepting(&mut self, why: &str) {
+        if let Some(more) = self.accept_log.ready(self.now) {
+            warn!(
+                open = self.shared.open.load(Relaxed),
+                suppressed = more,
+                "not accepting for now: {why}"
+            );
+        }
+        if self.listening {
+            for l in &self.listeners {
+                if let Err(e) = self.selector.unregister(l) {
+                    warn!(error = %e, "cannot pause a listener");
+                }
+            }
+            self.listening = false;
+        }
+        self.resume_at = Some(self.now + ACCEPT_BACKOFF);
+    }
+
+    pub(super) fn resume_accepting(&mut self) {
+        self.resume_at = None;
+        for (i, l) in self.listeners.iter().enumerate() {
+            let token = Token(FIRST_LISTENER + i);
+            if let Err(e) = self.selector.register(l, token, Interest::READABLE) {
+                warn!(error = %e, "cannot resume a listener");
+            }
+        }
+        self.listening = true;
+    }
+}

@@ -1,0 +1,82 @@
+//! The loop's timers: idle connections, resuming the listeners, the
+//! shutdown deadline and the periodic stats line.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::Worker;
+use crate::stats::{self, Counters};
+
+impl Worker {
+    pub(super) fn next_timeout(&self) -> Option<Duration> {
+        let idle_due = self
+            .cfg
+            .idle_timeout
+            .and_then(|idle| Some(self.idle.oldest()?.1 + idle));
+        let due = [
+            idle_due,
+            self.resume_at,
+            self.deadline.filter(|_| !self.conns.is_empty()),
+            self.stats_due,
+        ];
+        due.into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(self.now))
+    }
+
+    pub(super) fn on_timers(&mut self) {
+        let now = self.now;
+        if let Some(idle) = self.cfg.idle_timeout {
+            while let Some((key, at)) = self.idle.oldest() {
+                if at + idle > now {
+                    break;
+                }
+                if self.cfg.trace {
+                    if let Some(conn) = self.conns.get(key) {
+                        let peer = conn.peer();
+                        info!(target: "trace", "closing {peer} after {}s idle", idle.as_secs_f64());
+                    }
+                }
+                self.idle.remove(key);
+                self.close(key);
+            }
+        }
+        if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
+            self.resume_accepting();
+        }
+        if self.deadline.is_some_and(|at| at <= now) && !self.conns.is_empty() {
+            let queued = self.conns.iter().filter(|(_, c)| c.has_queued()).count();
+            warn!(
+                open = self.conns.len(),
+                queued, "shutdown timeout: closing connections that have not finished"
+            );
+            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                self.close(key);
+            }
+        }
+        if let (Some(due), Some(interval)) = (self.stats_due, self.cfg.stats_interval) {
+            if due <= now {
+                self.print_stats(now);
+                self.stats_due = Some(now + interval);
+            }
+        }
+    }
+
+    /// The periodic stats line: every worker's last published counters.
+    fn print_stats(&mut self, now: Instant) {
+        let mut total = Counters::default();
+        for (i, p) in self.shared.published.iter().enumerate() {
+            if i == self.id {
+                total.add(&self.counters);
+            } else {
+                total.add(&p.load());
+            }
+        }
+        let (before, at) = self.stats_before;
+        eprintln!("{}", stats::line(&total, &before, now.duration_since(at)));
+        self.stats_before = (total, now);
+    }
+}
