@@ -5,6 +5,8 @@ use selector::BackendKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::splice::{self, ZeroCopy};
+
 /// The tutorial's select() echo server, built for production.
 ///
 /// Every byte a client sends comes back, in order, exactly once. One event
@@ -73,6 +75,13 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES/S", value_parser = clap::value_parser!(u64).range(1..))]
     pub udp_rate: Option<u64>,
 
+    /// Zero-copy echo with splice(2) (Linux): auto = once a connection's
+    /// reads show a bulk flow (reads of 8 KiB or more), off = always copy,
+    /// always = from the first byte. Pipes come from a per-worker pool with
+    /// descriptors reserved for it; without one a connection keeps copying.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub zero_copy: ZeroCopy,
+
     /// Narrate every event in the tutorial's words on stderr.
     #[arg(long)]
     pub trace: bool,
@@ -110,23 +119,41 @@ pub struct Config {
     pub udp_rate: Option<u64>,
     pub trace: bool,
     pub stats_interval: Option<Duration>,
+    pub zero_copy: ZeroCopy,
+    /// Pipes each worker may hold for the zero-copy path, and their size.
+    pub pipes_per_worker: usize,
+    pub pipe_size: usize,
 }
 
 impl Config {
-    pub fn new(cli: &Cli, default_max_connections: usize) -> Config {
+    /// The configuration for `fds` descriptors left once the server's own
+    /// are counted: with zero-copy on, an eighth of them (at most 4,096)
+    /// are kept for pipes, so pipes never take the descriptors that new
+    /// clients need; the rest bound `--max-connections` by default.
+    pub fn new(cli: &Cli, fds: usize) -> Config {
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        let pipe_fds = match cli.zero_copy {
+            ZeroCopy::Off => 0,
+            _ => (fds / 8).min(4096),
+        };
+        let default_max_connections = (fds - pipe_fds).max(1);
+        let max_pending = usize::try_from(cli.max_pending).unwrap_or(usize::MAX);
         Config {
             backend: cli.backend,
             max_connections: cli.max_connections.map_or(default_max_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
             max_per_ip: cli.max_per_ip,
-            max_pending: usize::try_from(cli.max_pending).unwrap_or(usize::MAX),
+            max_pending,
             idle_timeout: nonzero(cli.idle_timeout),
             shutdown_timeout: cli.shutdown_timeout,
             udp_rate: cli.udp_rate,
             trace: cli.trace,
             stats_interval: nonzero(cli.stats_interval),
+            zero_copy: cli.zero_copy,
+            pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
+            // A pipe holds what --max-pending allows, up to the kernel's cap.
+            pipe_size: max_pending.min(splice::pipe_max_size()),
         }
     }
 }
@@ -152,9 +179,14 @@ mod tests {
     #[test]
     fn defaults_follow_the_contract() {
         let cli = Cli::parse_from(["echo-server"]);
-        let cfg = Config::new(&cli, 100);
+        let cfg = Config::new(&cli, 800);
         assert_eq!(cfg.max_pending, 1 << 20);
-        assert_eq!(cfg.max_connections, 100);
+        // An eighth of the descriptors is kept for zero-copy pipes.
+        assert_eq!(cfg.max_connections, 700);
+        assert_eq!(cfg.pipes_per_worker, 50);
+        assert_eq!(cfg.zero_copy, ZeroCopy::Auto);
+        let off = Cli::parse_from(["echo-server", "--zero-copy", "off"]);
+        assert_eq!(Config::new(&off, 800).max_connections, 800);
         assert_eq!(cfg.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(cfg.idle_timeout, None);
         assert_eq!(cli.backend, BackendKind::Auto);

@@ -12,6 +12,7 @@ use selector::Interest;
 use tracing::{debug, info};
 
 use crate::queue::OutQueue;
+use crate::splice::{self, Pipe, PipePool, ZeroCopy, BULK_READ, BULK_STREAK, QUIET_STREAK};
 use crate::stats::Counters;
 
 /// A connected byte stream, TCP or Unix-domain.
@@ -81,14 +82,28 @@ impl fmt::Display for Peer {
 enum Phase {
     /// Reading and echoing.
     Open,
-    /// The peer shut down its write side: send what is queued, then close.
+    /// The peer shut down its write side: send what is held, then close.
     ReadClosed,
     /// Server shutdown: read at most this many more bytes (what the kernel
     /// had already received when the signal came), echo them, then close.
-    Draining { budget: usize },
+    Draining { budget: u32 },
     /// Our write side is shut; discard input until the peer closes, so that
     /// closing does not reset the connection under the peer's last reads.
     Lingering,
+}
+
+/// Where the bytes waiting to go back to the peer are held. Only one place
+/// holds bytes at a time, so switching paths never reorders them: a
+/// connection moves to a pipe only with its queue empty, and back only with
+/// its pipe empty.
+#[derive(Debug)]
+enum Held {
+    /// Nothing waiting, on the copy path.
+    Nothing,
+    /// Copied into user space: what the peer could not take yet.
+    Queue(Box<OutQueue>),
+    /// Spliced into a kernel pipe (the zero-copy path), empty or not.
+    Pipe(Box<Pipe>),
 }
 
 /// What the loop must do with a connection after it has handled an event.
@@ -108,6 +123,9 @@ pub struct Io<'a> {
     /// The loop's read buffer, shared by all its connections.
     pub buf: &'a mut [u8],
     pub counters: &'a mut Counters,
+    /// The loop's pipes for the zero-copy path.
+    pub pipes: &'a mut PipePool,
+    pub zero_copy: ZeroCopy,
     /// `--max-pending`: bytes a connection may hold before it stops reading.
     pub max_pending: usize,
     /// Narrate in the tutorial's words (`--trace`).
@@ -118,18 +136,21 @@ pub struct Io<'a> {
 #[derive(Debug)]
 struct Closed;
 
-/// One client: its stream, its queue (the tutorial's `message_queues[s]`)
-/// and where it is in its life.
+/// One client: its stream, the bytes it owes the peer (the tutorial's
+/// `message_queues[s]`) and where it is in its life.
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
     peer: Peer,
-    out: OutQueue,
+    held: Held,
     phase: Phase,
     /// The interest registered in the selector.
     interest: Interest,
     /// Counted in the statistics as paused by backpressure.
     paused: bool,
+    /// Consecutive reads that argue for the other path (bulk reads while
+    /// copying, small ones while splicing).
+    streak: u8,
 }
 
 impl Connection {
@@ -138,10 +159,11 @@ impl Connection {
         Connection {
             stream,
             peer,
-            out: OutQueue::default(),
+            held: Held::Nothing,
             phase: Phase::Open,
             interest: Interest::READABLE,
             paused: false,
+            streak: 0,
         }
     }
 
@@ -158,9 +180,13 @@ impl Connection {
         self.interest
     }
 
-    /// Whether output is waiting to be sent.
-    pub fn has_queued(&self) -> bool {
-        !self.out.is_empty()
+    /// Bytes received and not yet sent back, in a queue or a pipe.
+    pub fn pending(&self) -> usize {
+        match &self.held {
+            Held::Nothing => 0,
+            Held::Queue(queue) => queue.len(),
+            Held::Pipe(pipe) => pipe.pending(),
+        }
     }
 
     /// The loop registered what [`Step::Watch`] asked for.
@@ -168,19 +194,18 @@ impl Connection {
         self.interest = interest;
     }
 
-    /// Handle one readiness event: read and echo, send what is queued, then
-    /// say what the registration must become. Returns whether data arrived
-    /// too (for the idle timer).
+    /// Handle one readiness event: read and echo, send what is held, then
+    /// say what the registration must become. Also returns whether data
+    /// arrived (for the idle timer).
     pub fn on_ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
         let mut received = false;
         if readable {
             match self.receive(io) {
                 Ok(Some(n)) => received = n > 0,
-                Ok(None) => return (Step::Close, false),
-                Err(Closed) => return (Step::Close, false),
+                Ok(None) | Err(Closed) => return (Step::Close, false),
             }
         }
-        if writable && self.flush(io).is_err() {
+        if writable && self.flush(io, true).is_err() {
             return (Step::Close, received);
         }
         (self.settle(io), received)
@@ -192,35 +217,60 @@ impl Connection {
         if self.phase == Phase::Open {
             let budget = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
             self.phase = Phase::Draining {
-                budget: usize::try_from(budget).unwrap_or(usize::MAX),
+                budget: u32::try_from(budget).unwrap_or(u32::MAX),
             };
         }
         self.settle(io)
     }
 
-    /// Give back what the statistics count for this connection, as it goes.
-    pub fn release(&self, counters: &mut Counters) {
-        counters.queue_shrank(self.out.len());
-        counters.paused -= u64::from(self.paused);
+    /// The connection is going: give back its pipe and what the statistics
+    /// count for it.
+    pub fn release(self, io: &mut Io) {
+        io.counters.queue_shrank(self.pending());
+        io.counters.paused -= u64::from(self.paused);
+        if let Held::Pipe(pipe) = self.held {
+            io.counters.spliced -= 1;
+            io.pipes.give(*pipe);
+        }
     }
 
-    /// One recv into the loop's buffer (level-triggered, so no second recv
-    /// just to see EAGAIN), then straight back out; only what the peer
-    /// cannot take now is queued. `Ok(None)`: the peer is done and nothing
-    /// is left to send.
+    /// One read (level-triggered, so no second one just to see EAGAIN),
+    /// then straight back out; only what the peer cannot take now stays
+    /// held. `Ok(None)`: the peer is done and nothing is left to send.
     fn receive(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        let room = io.max_pending.saturating_sub(self.out.len());
+        if io.zero_copy == ZeroCopy::Always && matches!(self.held, Held::Nothing) {
+            self.start_splicing(io);
+        }
+        let room = io.max_pending.saturating_sub(self.pending());
         let want = match self.phase {
             Phase::Lingering => io.buf.len(),
-            Phase::Draining { budget } => budget.min(room),
+            Phase::Draining { budget } => (budget as usize).min(room),
             Phase::Open => room,
             Phase::ReadClosed => 0,
-        }
-        .min(io.buf.len());
+        };
         if want == 0 {
             return Ok(Some(0));
         }
-        let n = match self.stream.read(&mut io.buf[..want]) {
+        let mut spliced = false;
+        let got = match &mut self.held {
+            Held::Pipe(pipe) if pipe.takes_splice() && self.phase != Phase::Lingering => {
+                spliced = true;
+                match pipe.fill(&self.stream, want.min(pipe.room())) {
+                    // The pipe ran out of slots: copy this read behind it.
+                    Err(e) if would_block(&e) && !pipe.takes_splice() => return Ok(Some(0)),
+                    Err(e) if splice::refused(&e) && pipe.pending() == 0 => {
+                        self.stop_splicing(io);
+                        return Ok(Some(0)); // still readable: copied next round
+                    }
+                    got => got,
+                }
+            }
+            _ => {
+                let want = want.min(io.buf.len());
+                self.stream.read(&mut io.buf[..want])
+            }
+        };
+        let n = match got {
             Ok(n) => n,
             Err(e) if would_block(&e) => return Ok(Some(0)),
             Err(e) => {
@@ -229,7 +279,7 @@ impl Connection {
             }
         };
         if n == 0 {
-            if self.phase == Phase::Lingering || self.out.is_empty() {
+            if self.phase == Phase::Lingering || self.pending() == 0 {
                 if io.trace {
                     info!(target: "trace", "closing {} after reading no data", self.peer);
                 }
@@ -240,58 +290,164 @@ impl Connection {
         }
         match &mut self.phase {
             Phase::Lingering => return Ok(Some(0)), // discarded: we are shutting down
-            Phase::Draining { budget } => *budget -= n,
+            Phase::Draining { budget } => *budget -= u32::try_from(n).unwrap_or(*budget),
             _ => {}
         }
         io.counters.bytes_in += n as u64;
         io.counters.messages += 1;
+        if spliced {
+            if io.trace {
+                info!(target: "trace", "received {n} bytes from {} (spliced)", self.peer);
+            }
+            io.counters.queue_grew(n);
+            self.flush(io, false)?;
+        } else {
+            self.echo_copied(n, io)?;
+        }
+        self.adapt(n, io);
+        Ok(Some(n))
+    }
+
+    /// The copy path: send the `n` bytes just read into the loop's buffer
+    /// at once if nothing older is waiting, and hold the rest behind what
+    /// is held already.
+    fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
         let data = &io.buf[..n];
         if io.trace {
             info!(target: "trace", "received {n} bytes from {}: {}", self.peer, preview(data));
         }
-        let sent = if self.out.is_empty() {
-            send(&mut self.stream, self.peer, data, io.counters, io.trace)?
-        } else {
-            0
+        let sent = match self.pending() {
+            0 => send(&mut self.stream, self.peer, data, io.counters, io.trace)?,
+            _ => 0,
         };
-        if sent < n {
-            self.out.push(&data[sent..], io.max_pending);
-            io.counters.queue_grew(n - sent);
-        }
-        Ok(Some(n))
-    }
-
-    /// A writable client: send from its queue (the tutorial's "output queue
-    /// is empty" drops the write interest in `settle`).
-    fn flush(&mut self, io: &mut Io) -> Result<(), Closed> {
-        if self.out.is_empty() {
+        if sent == n {
             return Ok(());
         }
-        let n = send(
-            &mut self.stream,
-            self.peer,
-            self.out.front(),
-            io.counters,
-            io.trace,
-        )?;
-        self.out.consume(n);
-        io.counters.queue_shrank(n);
-        if io.trace && self.out.is_empty() {
+        let queue = match &mut self.held {
+            Held::Pipe(pipe) => &mut pipe.overflow,
+            Held::Queue(queue) => queue,
+            Held::Nothing => {
+                self.held = Held::Queue(Box::default());
+                match &mut self.held {
+                    Held::Queue(queue) => queue,
+                    _ => unreachable!("a queue was just put there"),
+                }
+            }
+        };
+        queue.push(&data[sent..], io.max_pending);
+        io.counters.queue_grew(n - sent);
+        Ok(())
+    }
+
+    /// Send what is held: from the queue (dropping it once empty, the
+    /// tutorial's "output queue is empty"), or from the pipe and then what
+    /// was copied behind it. `waited`: the bytes were held over a wait (on
+    /// writability), not just received.
+    fn flush(&mut self, io: &mut Io, waited: bool) -> Result<(), Closed> {
+        let before = self.pending();
+        if before == 0 {
+            return Ok(());
+        }
+        match &mut self.held {
+            Held::Nothing => {}
+            Held::Queue(queue) => {
+                let n = send(
+                    &mut self.stream,
+                    self.peer,
+                    queue.front(),
+                    io.counters,
+                    io.trace,
+                )?;
+                queue.consume(n);
+                if queue.is_empty() {
+                    self.held = Held::Nothing;
+                }
+            }
+            Held::Pipe(pipe) => {
+                match pipe.drain(&self.stream) {
+                    Ok(n) => {
+                        io.counters.bytes_out += n as u64;
+                        if io.trace && n > 0 {
+                            info!(target: "trace", "sending {n} bytes to {} (spliced)", self.peer);
+                        }
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => {
+                        debug!(peer = %self.peer, error = %e, "splice to the socket failed");
+                        return Err(Closed);
+                    }
+                }
+                if pipe.held() == 0 && !pipe.overflow.is_empty() {
+                    let front = pipe.overflow.front();
+                    let n = send(&mut self.stream, self.peer, front, io.counters, io.trace)?;
+                    pipe.overflow.consume(n);
+                }
+            }
+        }
+        let after = self.pending();
+        io.counters.queue_shrank(before - after);
+        if io.trace && waited && after == 0 {
             info!(target: "trace", "output queue empty for {}", self.peer);
         }
         Ok(())
     }
 
-    /// What the selector should watch this connection for, given its queue
-    /// and phase; `None` when it has nothing left to do.
+    /// `--zero-copy auto`: splice once reads show a bulk flow, copy again
+    /// once the flow goes quiet. Paths change only with nothing held.
+    fn adapt(&mut self, n: usize, io: &mut Io) {
+        if io.zero_copy != ZeroCopy::Auto {
+            return;
+        }
+        let splicing = matches!(self.held, Held::Pipe(_));
+        let argues_for_switch = (n >= BULK_READ) != splicing;
+        self.streak = if argues_for_switch {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
+        if splicing && self.streak >= QUIET_STREAK && self.pending() == 0 {
+            self.stop_splicing(io);
+        } else if !splicing && self.streak >= BULK_STREAK && self.pending() == 0 {
+            self.start_splicing(io);
+        }
+    }
+
+    /// Move to the zero-copy path, if a pipe can be had.
+    fn start_splicing(&mut self, io: &mut Io) {
+        self.streak = 0;
+        if let Some(pipe) = io.pipes.take() {
+            self.held = Held::Pipe(pipe);
+            io.counters.spliced += 1;
+            if io.trace {
+                info!(target: "trace", "{} moves to zero-copy (splice)", self.peer);
+            }
+        }
+    }
+
+    /// Back to the copy path; the pipe (empty) goes back to the pool.
+    fn stop_splicing(&mut self, io: &mut Io) {
+        self.streak = 0;
+        if let Held::Pipe(pipe) = std::mem::replace(&mut self.held, Held::Nothing) {
+            io.counters.spliced -= 1;
+            io.pipes.give(*pipe);
+            if io.trace {
+                info!(target: "trace", "{} moves back to copying", self.peer);
+            }
+        }
+    }
+
+    /// What the selector should watch this connection for, given what it
+    /// holds and its phase; `None` when it has nothing left to do.
     fn wanted(&self, max_pending: usize) -> Option<Interest> {
+        let pending = self.pending();
+        let room = pending < max_pending;
         let read = match self.phase {
-            Phase::Open => self.out.len() < max_pending,
-            Phase::Draining { budget } => budget > 0 && self.out.len() < max_pending,
+            Phase::Open => room,
+            Phase::Draining { budget } => budget > 0 && room,
             Phase::ReadClosed => false,
             Phase::Lingering => true,
         };
-        match (read, !self.out.is_empty()) {
+        match (read, pending > 0) {
             (true, true) => Some(Interest::BOTH),
             (true, false) => Some(Interest::READABLE),
             (false, true) => Some(Interest::WRITABLE),
@@ -302,7 +458,8 @@ impl Connection {
     /// Bring the backpressure gauge and the registration in line with the
     /// state, or finish when nothing is left to do.
     fn settle(&mut self, io: &mut Io) -> Step {
-        let paused = self.phase == Phase::Open && self.out.len() >= io.max_pending;
+        let paused =
+            self.phase == Phase::Open && self.wanted(io.max_pending) == Some(Interest::WRITABLE);
         if paused != self.paused {
             self.paused = paused;
             if paused {
@@ -313,7 +470,7 @@ impl Connection {
         }
         let wanted = match self.wanted(io.max_pending) {
             Some(interest) => interest,
-            None if self.finish() => Interest::READABLE,
+            None if self.finish(io) => Interest::READABLE,
             None => return Step::Close,
         };
         if wanted == self.interest {
@@ -326,12 +483,14 @@ impl Connection {
     /// Everything echoed and nothing more to read: send FIN. Close now if
     /// nothing unread is pending (close would otherwise send RST and could
     /// destroy echoed data the peer has not read yet); else linger, reading
-    /// and discarding until the peer closes. Returns whether it lingers.
-    fn finish(&mut self) -> bool {
+    /// and discarding (by copying) until the peer closes. Returns whether
+    /// it lingers.
+    fn finish(&mut self, io: &mut Io) -> bool {
         let unread = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
         if self.phase == Phase::ReadClosed || unread == 0 || self.stream.shutdown_write().is_err() {
             return false;
         }
+        self.stop_splicing(io);
         self.phase = Phase::Lingering;
         true
     }

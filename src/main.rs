@@ -13,6 +13,7 @@ mod limits;
 mod listen;
 mod queue;
 mod server;
+mod splice;
 mod stats;
 mod udp;
 

@@ -39,6 +39,7 @@ use crate::config::Config;
 use crate::conn::{Connection, Io, Step};
 use crate::idle::IdleList;
 use crate::listen::Listener;
+use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
 
@@ -78,6 +79,21 @@ impl Source {
     }
 }
 
+/// What a connection borrows from its worker for one step: the fields are
+/// borrowed one by one, so the worker's other fields stay usable.
+macro_rules! io {
+    ($worker:ident) => {
+        Io {
+            buf: &mut $worker.buf,
+            counters: &mut $worker.counters,
+            pipes: &mut $worker.pipes,
+            zero_copy: $worker.cfg.zero_copy,
+            max_pending: $worker.cfg.max_pending,
+            trace: $worker.cfg.trace,
+        }
+    };
+}
+
 /// Connections accepted per readable listener event, at most.
 const ACCEPT_BATCH: usize = 64;
 /// How long listeners stay paused after EMFILE or a full house, at most.
@@ -105,6 +121,7 @@ pub struct Worker {
     udp: UdpEcho,
     conns: Slab<Connection>,
     buf: Box<[u8]>,
+    pipes: PipePool,
     /// Worker 0 only: the signal self-pipe.
     signals: Option<UnixStream>,
     signals_seen: usize,
@@ -155,6 +172,7 @@ impl Worker {
             udp,
             conns: Slab::new(),
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            pipes: PipePool::new(cfg.pipes_per_worker, cfg.pipe_size),
             signals,
             signals_seen: 0,
             idle: IdleList::default(),
@@ -257,13 +275,8 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(key) else {
             return; // closed earlier in this round
         };
-        let mut io = Io {
-            buf: &mut self.buf,
-            counters: &mut self.counters,
-            max_pending: self.cfg.max_pending,
-            trace: self.cfg.trace,
-        };
-        let (step, received) = conn.on_ready(event.is_readable(), event.is_writable(), &mut io);
+        let (step, received) =
+            conn.on_ready(event.is_readable(), event.is_writable(), &mut io!(self));
         if received && self.cfg.idle_timeout.is_some() {
             self.idle.touch(key, self.now);
         }
@@ -304,10 +317,11 @@ impl Worker {
         if let Err(e) = self.selector.unregister(conn.stream()) {
             warn!(peer = %conn.peer(), error = %e, "unregister failed");
         }
-        conn.release(&mut self.counters);
+        let peer = conn.peer();
+        conn.release(&mut io!(self));
         self.idle.remove(key);
         self.counters.closed += 1;
-        self.release_ip(conn.peer());
+        self.release_ip(peer);
         self.shared.open.fetch_sub(1, Relaxed);
         if !self.listening && self.deadline.is_none() {
             self.resume_at = Some(self.now);
@@ -346,13 +360,7 @@ impl Worker {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let mut io = Io {
-                buf: &mut self.buf,
-                counters: &mut self.counters,
-                max_pending: self.cfg.max_pending,
-                trace: self.cfg.trace,
-            };
-            let step = self.conns[key].begin_drain(&mut io);
+            let step = self.conns[key].begin_drain(&mut io!(self));
             self.apply(key, step);
         }
     }

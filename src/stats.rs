@@ -26,6 +26,8 @@ pub struct Counters {
     /// Gauge: bytes queued for sending now, and the highest it has been.
     pub queued: u64,
     pub peak_queued: u64,
+    /// Gauge: connections on the zero-copy (splice) path.
+    pub spliced: u64,
 }
 
 impl Counters {
@@ -44,6 +46,7 @@ impl Counters {
         self.paused += other.paused;
         self.queued += other.queued;
         self.peak_queued += other.peak_queued;
+        self.spliced += other.spliced;
     }
 
     pub fn queue_grew(&mut self, n: usize) {
@@ -59,7 +62,7 @@ impl Counters {
 /// A worker's last published counters, readable from other threads.
 #[derive(Debug, Default)]
 pub struct Published {
-    cells: [AtomicU64; 14],
+    cells: [AtomicU64; 15],
 }
 
 impl Published {
@@ -79,6 +82,7 @@ impl Published {
             c.paused,
             c.queued,
             c.peak_queued,
+            c.spliced,
         ];
         for (cell, value) in self.cells.iter().zip(values) {
             cell.store(value, Relaxed);
@@ -102,6 +106,7 @@ impl Published {
             paused: v[11],
             queued: v[12],
             peak_queued: v[13],
+            spliced: v[14],
         }
     }
 }
@@ -115,7 +120,7 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
     let looped = now.loop_ns.saturating_sub(before.loop_ns) as f64;
     format!(
         "stats open={} accepted={} bytes_in={} bytes_out={} msgs_per_sec={:.0} wakeups={} \
-         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} datagrams={}",
+         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={}",
         now.accepted.saturating_sub(now.closed),
         now.accepted,
         now.bytes_in,
@@ -130,6 +135,7 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
         if looped == 0.0 { 1.0 } else { waited / looped },
         now.paused,
         now.peak_queued,
+        now.spliced,
         now.datagrams,
     )
 }
@@ -151,6 +157,7 @@ mod tests {
             wait_ns: 750,
             loop_ns: 1000,
             peak_queued: 5,
+            spliced: 2,
             ..Counters::default()
         };
         let p = Published::default();
@@ -170,6 +177,7 @@ mod tests {
             "wait_share=0.75",
             "paused=0",
             "peak_queued=5",
+            "spliced=2",
         ] {
             assert!(l.contains(field), "{field} missing in {l}");
         }

@@ -3,6 +3,7 @@
 //! readiness. Real TCP sockets on loopback; no timing luck needed.
 
 use super::*;
+use crate::splice::ZeroCopy;
 use proptest::prelude::*;
 use selector::{Fault, FaultPlan};
 use std::io::{Read, Write};
@@ -20,6 +21,9 @@ fn config() -> Config {
         udp_rate: None,
         trace: false,
         stats_interval: None,
+        zero_copy: ZeroCopy::Auto,
+        pipes_per_worker: 16,
+        pipe_size: 1 << 20,
     }
 }
 
@@ -125,7 +129,17 @@ const BENIGN: [Fault; 5] = [
 
 #[test]
 fn every_byte_comes_back_under_benign_faults() {
-    let server = Running::start(FaultPlan::random(7, 3, &BENIGN), config());
+    for mode in [ZeroCopy::Off, ZeroCopy::Auto, ZeroCopy::Always] {
+        every_byte_comes_back(mode);
+    }
+}
+
+fn every_byte_comes_back(zero_copy: ZeroCopy) {
+    let cfg = Config {
+        zero_copy,
+        ..config()
+    };
+    let server = Running::start(FaultPlan::random(7, 3, &BENIGN), cfg);
     let clients: Vec<_> = (0..6)
         .map(|i| {
             let mut stream = server.connect();
@@ -238,8 +252,13 @@ proptest! {
     /// Random client behaviour under random faults: no panic, nothing lost
     /// on connections that finish, every connection closed in the end.
     #[test]
-    fn fuzzed_clients_under_faults(seed in any::<u64>(), steps in prop::collection::vec(step(), 1..40)) {
-        let server = Running::start(FaultPlan::random(seed, 4, &BENIGN), config());
+    fn fuzzed_clients_under_faults(
+        seed in any::<u64>(),
+        steps in prop::collection::vec(step(), 1..40),
+        zero_copy in prop_oneof![Just(ZeroCopy::Off), Just(ZeroCopy::Auto), Just(ZeroCopy::Always)],
+    ) {
+        let cfg = Config { zero_copy, ..config() };
+        let server = Running::start(FaultPlan::random(seed, 4, &BENIGN), cfg);
         let mut clients: Vec<Option<Client>> =
             (0..4).map(|_| Some((server.connect(), Vec::new(), Vec::new()))).collect();
         for (i, s) in steps.iter().enumerate() {

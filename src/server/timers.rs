@@ -47,7 +47,7 @@ impl Worker {
             self.resume_accepting();
         }
         if self.deadline.is_some_and(|at| at <= now) && !self.conns.is_empty() {
-            let queued = self.conns.iter().filter(|(_, c)| c.has_queued()).count();
+            let queued = self.conns.iter().filter(|(_, c)| c.pending() > 0).count();
             warn!(
                 open = self.conns.len(),
                 queued, "shutdown timeout: closing connections that have not finished"

@@ -86,6 +86,14 @@ impl Builder {
         } else {
             listeners
         };
+        // ECHO_TEST_ZERO_COPY=always|off|auto runs every server of the suite on that path
+        // (CI runs the suite with `always` as well as the default).
+        if let Ok(mode) = std::env::var("ECHO_TEST_ZERO_COPY") {
+            if !self.args.iter().any(|a| a == "--zero-copy") {
+                self.args.push("--zero-copy".into());
+                self.args.push(mode);
+            }
+        }
         let mut cmd = match self.nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");

@@ -1,0 +1,215 @@
+//! Zero-copy echo (Linux): splice(2) moves a connection's bytes from its
+//! socket into a pipe and from the pipe back into the same socket, inside
+//! the kernel, with no copy through user space.
+//!
+//! Pipes are a kernel resource, two descriptors each, so every worker has a
+//! [`PipePool`] with a fixed ceiling (`--zero-copy` reserves descriptors for
+//! it out of the limit, see `Config`). A connection that cannot get a pipe,
+//! or whose socket refuses splice, stays on the copy path.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::queue::OutQueue;
+
+/// `--zero-copy`: when connections move their bytes with splice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZeroCopy {
+    /// Splice once a connection's reads show a bulk flow; copy otherwise.
+    Auto,
+    /// Always copy through the loop's buffer.
+    Off,
+    /// Splice from the first byte (for tests and measurements).
+    Always,
+}
+
+/// Reads of at least this many bytes mark a bulk flow: below it the copy
+/// path costs less CPU than splice's two syscalls and pipe bookkeeping
+/// (measured crossover, docs/BENCHMARKS.md).
+pub const BULK_READ: usize = 8 * 1024;
+/// Consecutive bulk reads before a connection switches to splice.
+pub const BULK_STREAK: u8 = 2;
+/// Consecutive small reads, with the pipe empty, before it switches back.
+pub const QUIET_STREAK: u8 = 4;
+
+/// A pipe between a connection's socket and itself, and what it holds.
+///
+/// A connection may hold up to `--max-pending` bytes, and a pipe can hold
+/// less (its size is capped by the kernel, and each socket buffer fragment
+/// takes a slot). When the pipe is full, further reads are copied into
+/// `overflow`, behind the pipe's bytes: the pipe is sent first, then the
+/// overflow, and the pipe is filled again only once the overflow is empty,
+/// so bytes never overtake each other.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Bytes in the pipe, not yet sent back.
+    held: usize,
+    /// The pipe's size in bytes.
+    capacity: usize,
+    /// The last fill found no room although bytes were held: the pipe ran
+    /// out of slots before bytes.
+    full: bool,
+    /// Bytes read while the pipe was full, sent after the pipe's.
+    pub overflow: OutQueue,
+}
+
+impl Pipe {
+    /// Bytes held, in the pipe and behind it.
+    pub fn pending(&self) -> usize {
+        self.held + self.overflow.len()
+    }
+
+    /// Bytes in the pipe itself.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Whether the next read may go into the pipe: it has room, and no
+    /// copied bytes wait behind it.
+    pub fn takes_splice(&self) -> bool {
+        !self.full && self.held < self.capacity && self.overflow.is_empty()
+    }
+
+    /// Bytes the pipe can take now.
+    pub fn room(&self) -> usize {
+        self.capacity - self.held.min(self.capacity)
+    }
+
+    /// Move up to `max` bytes from `socket` into the pipe: `Ok(0)` is EOF.
+    pub fn fill(&mut self, socket: impl AsFd, max: usize) -> io::Result<usize> {
+        match splice(socket.as_fd(), self.write.as_fd(), max) {
+            Ok(n) => {
+                self.held += n;
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock && self.held > 0 {
+                    self.full = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Move what the pipe holds back out to `socket`: how much went.
+    pub fn drain(&mut self, socket: impl AsFd) -> io::Result<usize> {
+        if self.held == 0 {
+            return Ok(0);
+        }
+        let n = splice(self.read.as_fd(), socket.as_fd(), self.held)?;
+        self.held -= n;
+        if n > 0 {
+            self.full = false;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn splice(
+    from: std::os::fd::BorrowedFd,
+    to: std::os::fd::BorrowedFd,
+    len: usize,
+) -> io::Result<usize> {
+    use rustix::pipe::SpliceFlags;
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    Ok(rustix::pipe::splice(from, None, to, None, len, flags)?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn splice(_: std::os::fd::BorrowedFd, _: std::os::fd::BorrowedFd, _: usize) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Whether an error from splice means "this socket cannot be spliced", so
+/// the connection should go back to copying rather than close.
+pub fn refused(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+    )
+}
+
+/// One worker's pipes: those lent to connections, and a few empty ones
+/// kept for the next bulk flow.
+#[derive(Debug)]
+pub struct PipePool {
+    free: Vec<Pipe>,
+    lent: usize,
+    /// Pipes (lent and free) this worker may hold at once.
+    max: usize,
+    /// Size each pipe is grown to.
+    size: usize,
+}
+
+/// Empty pipes kept for reuse; the rest are closed when given back.
+const KEEP_FREE: usize = 16;
+
+impl PipePool {
+    /// A pool of at most `max` pipes of `size` bytes (the kernel may cap
+    /// the size at `/proc/sys/fs/pipe-max-size`).
+    pub fn new(max: usize, size: usize) -> PipePool {
+        PipePool {
+            free: Vec::new(),
+            lent: 0,
+            max,
+            size,
+        }
+    }
+
+    /// An empty pipe, or `None` when the pool is at its ceiling or the
+    /// kernel will not make one (the connection keeps copying).
+    pub fn take(&mut self) -> Option<Box<Pipe>> {
+        let pipe = match self.free.pop() {
+            Some(pipe) => pipe,
+            None if self.lent < self.max => self.create().ok()?,
+            None => return None,
+        };
+        self.lent += 1;
+        Some(Box::new(pipe))
+    }
+
+    /// A pipe back from a connection. Only an empty pipe is kept: bytes left
+    /// in one belong to a connection that is gone.
+    pub fn give(&mut self, mut pipe: Pipe) {
+        self.lent -= 1;
+        if pipe.pending() == 0 && self.free.len() < KEEP_FREE {
+            pipe.full = false;
+            self.free.push(pipe);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn create(&self) -> io::Result<Pipe> {
+        use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, PipeFlags};
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Growing is best effort: past pipe-max-size, or over the user's
+        // pipe page quota, the kernel refuses and the default size serves.
+        let capacity =
+            fcntl_setpipe_size(&write, self.size).or_else(|_| fcntl_getpipe_size(&write))?;
+        Ok(Pipe {
+            read,
+            write,
+            held: 0,
+            capacity,
+            full: false,
+            overflow: OutQueue::default(),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn create(&self) -> io::Result<Pipe> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// The largest pipe an unprivileged process may ask for
+/// (`/proc/sys/fs/pipe-max-size`; 1 MiB when it cannot be read).
+pub fn pipe_max_size() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
+}
