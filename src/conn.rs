@@ -96,14 +96,14 @@ enum Phase {
 /// holds bytes at a time, so switching paths never reorders them: a
 /// connection moves to a pipe only with its queue empty, and back only with
 /// its pipe empty.
+/// Boxed, and absent while nothing is held on the copy path, so an idle
+/// connection carries one pointer for it.
 #[derive(Debug)]
 enum Held {
-    /// Nothing waiting, on the copy path.
-    Nothing,
     /// Copied into user space: what the peer could not take yet.
-    Queue(Box<OutQueue>),
+    Queue(OutQueue),
     /// Spliced into a kernel pipe (the zero-copy path), empty or not.
-    Pipe(Box<Pipe>),
+    Pipe(Pipe),
 }
 
 /// What the loop must do with a connection after it has handled an event.
@@ -142,7 +142,7 @@ struct Closed;
 pub struct Connection {
     stream: Stream,
     peer: Peer,
-    held: Held,
+    held: Option<Box<Held>>,
     phase: Phase,
     /// The interest registered in the selector.
     interest: Interest,
@@ -159,7 +159,7 @@ impl Connection {
         Connection {
             stream,
             peer,
-            held: Held::Nothing,
+            held: None,
             phase: Phase::Open,
             interest: Interest::READABLE,
             paused: false,
@@ -182,10 +182,10 @@ impl Connection {
 
     /// Bytes received and not yet sent back, in a queue or a pipe.
     pub fn pending(&self) -> usize {
-        match &self.held {
-            Held::Nothing => 0,
-            Held::Queue(queue) => queue.len(),
-            Held::Pipe(pipe) => pipe.pending(),
+        match self.held.as_deref() {
+            None => 0,
+            Some(Held::Queue(queue)) => queue.len(),
+            Some(Held::Pipe(pipe)) => pipe.pending(),
         }
     }
 
@@ -228,9 +228,9 @@ impl Connection {
     pub fn release(self, io: &mut Io) {
         io.counters.queue_shrank(self.pending());
         io.counters.paused -= u64::from(self.paused);
-        if let Held::Pipe(pipe) = self.held {
+        if let Some(Held::Pipe(pipe)) = self.held.map(|held| *held) {
             io.counters.spliced -= 1;
-            io.pipes.give(*pipe);
+            io.pipes.give(pipe);
         }
     }
 
@@ -238,7 +238,7 @@ impl Connection {
     /// then straight back out; only what the peer cannot take now stays
     /// held. `Ok(None)`: the peer is done and nothing is left to send.
     fn receive(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        if io.zero_copy == ZeroCopy::Always && matches!(self.held, Held::Nothing) {
+        if io.zero_copy == ZeroCopy::Always && self.held.is_none() {
             self.start_splicing(io);
         }
         let room = io.max_pending.saturating_sub(self.pending());
@@ -252,8 +252,8 @@ impl Connection {
             return Ok(Some(0));
         }
         let mut spliced = false;
-        let got = match &mut self.held {
-            Held::Pipe(pipe) if pipe.takes_splice() && self.phase != Phase::Lingering => {
+        let got = match self.held.as_deref_mut() {
+            Some(Held::Pipe(pipe)) if pipe.takes_splice() && self.phase != Phase::Lingering => {
                 spliced = true;
                 match pipe.fill(&self.stream, want.min(pipe.room())) {
                     // The pipe ran out of slots: copy this read behind it.
@@ -323,16 +323,12 @@ impl Connection {
         if sent == n {
             return Ok(());
         }
-        let queue = match &mut self.held {
+        let held = self
+            .held
+            .get_or_insert_with(|| Box::new(Held::Queue(OutQueue::default())));
+        let queue = match held.as_mut() {
             Held::Pipe(pipe) => &mut pipe.overflow,
             Held::Queue(queue) => queue,
-            Held::Nothing => {
-                self.held = Held::Queue(Box::default());
-                match &mut self.held {
-                    Held::Queue(queue) => queue,
-                    _ => unreachable!("a queue was just put there"),
-                }
-            }
         };
         queue.push(&data[sent..], io.max_pending);
         io.counters.queue_grew(n - sent);
@@ -348,9 +344,9 @@ impl Connection {
         if before == 0 {
             return Ok(());
         }
-        match &mut self.held {
-            Held::Nothing => {}
-            Held::Queue(queue) => {
+        match self.held.as_deref_mut() {
+            None => {}
+            Some(Held::Queue(queue)) => {
                 let n = send(
                     &mut self.stream,
                     self.peer,
@@ -360,10 +356,10 @@ impl Connection {
                 )?;
                 queue.consume(n);
                 if queue.is_empty() {
-                    self.held = Held::Nothing;
+                    self.held = None;
                 }
             }
-            Held::Pipe(pipe) => {
+            Some(Held::Pipe(pipe)) => {
                 match pipe.drain(&self.stream) {
                     Ok(n) => {
                         io.counters.bytes_out += n as u64;
@@ -398,7 +394,7 @@ impl Connection {
         if io.zero_copy != ZeroCopy::Auto {
             return;
         }
-        let splicing = matches!(self.held, Held::Pipe(_));
+        let splicing = matches!(self.held.as_deref(), Some(Held::Pipe(_)));
         let argues_for_switch = (n >= BULK_READ) != splicing;
         self.streak = if argues_for_switch {
             self.streak.saturating_add(1)
@@ -416,7 +412,7 @@ impl Connection {
     fn start_splicing(&mut self, io: &mut Io) {
         self.streak = 0;
         if let Some(pipe) = io.pipes.take() {
-            self.held = Held::Pipe(pipe);
+            self.held = Some(Box::new(Held::Pipe(pipe)));
             io.counters.spliced += 1;
             if io.trace {
                 info!(target: "trace", "{} moves to zero-copy (splice)", self.peer);
@@ -427,9 +423,12 @@ impl Connection {
     /// Back to the copy path; the pipe (empty) goes back to the pool.
     fn stop_splicing(&mut self, io: &mut Io) {
         self.streak = 0;
-        if let Held::Pipe(pipe) = std::mem::replace(&mut self.held, Held::Nothing) {
+        if !matches!(self.held.as_deref(), Some(Held::Pipe(_))) {
+            return;
+        }
+        if let Some(Held::Pipe(pipe)) = self.held.take().map(|held| *held) {
             io.counters.spliced -= 1;
-            io.pipes.give(*pipe);
+            io.pipes.give(pipe);
             if io.trace {
                 info!(target: "trace", "{} moves back to copying", self.peer);
             }
@@ -495,6 +494,10 @@ impl Connection {
         true
     }
 }
+
+/// Idle connections cost little: the connection itself stays within a
+/// cache line (docs/BENCHMARKS.md has the measured RSS per connection).
+const _: () = assert!(size_of::<Connection>() <= 64);
 
 /// The one send path, after a read and on writability: how much the kernel
 /// took (0 when it would block).

@@ -161,14 +161,14 @@ impl PipePool {
 
     /// An empty pipe, or `None` when the pool is at its ceiling or the
     /// kernel will not make one (the connection keeps copying).
-    pub fn take(&mut self) -> Option<Box<Pipe>> {
+    pub fn take(&mut self) -> Option<Pipe> {
         let pipe = match self.free.pop() {
             Some(pipe) => pipe,
             None if self.lent < self.max => self.create().ok()?,
             None => return None,
         };
         self.lent += 1;
-        Some(Box::new(pipe))
+        Some(pipe)
     }
 
     /// A pipe back from a connection. Only an empty pipe is kept: bytes left
