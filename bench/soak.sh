@@ -10,12 +10,12 @@ cd "$(dirname "$0")/.."
 usage() {
     cat <<'EOF'
 Usage: bench/soak.sh [--minutes N] [--connections C] [--backends "epoll poll select"]
-                     [--seed S] [--no-build] [--logs DIR]
+                     [--zero-copy auto|off|always] [--seed S] [--no-build] [--logs DIR]
 
 Soak echo-server under `echo-bench chaos` on each backend in turn and fail
 unless every byte came back and the server neither died nor leaked.
 
-For each backend it starts `echo-server -l 127.0.0.1:0 --backend B` (on CPU 0
+For each backend it starts `echo-server -l 127.0.0.1:0 --backend B --zero-copy Z` (on CPU 0
 when taskset is there), measures its idle descriptor count, runs
 `echo-bench chaos --json --server-pid PID -c C -d SECS ADDR` (on CPU 1) for the
 backend's share of the time, and samples the server's open descriptors
@@ -29,8 +29,8 @@ backend's share of the time, and samples the server's open descriptors
     of the load after its first 20% it fits a least-squares slope, and fails
     only when the slope AND the rise from the first third's median to the
     last third's both pass a threshold: descriptors max(30, C/2)/min and
-    max(10, C/10); RSS 1 MiB/min and max(1 MiB, 10% of the first third's
-    median). (The exact descriptor check is the one after the load.)
+    max(10, C/10), three times that with --zero-copy always (a pipe per
+    session); RSS 1 MiB/min and max(1 MiB, 10% of the first third's median). (The exact descriptor check is the one after the load.)
     Fewer than 6 samples (backend share under ~8 s): no trend test.
 It prints one line of figures per backend; the last line is the verdict.
 Exit status 0 only when everything held, 1 otherwise, 2 on a usage error.
@@ -42,6 +42,8 @@ Options:
   --connections C  chaos sessions at once [default: 100]; thresholds scale
                    with it (checked up to 1100, select included)
   --backends LIST  space-separated backends [default: "epoll poll select"]
+  --zero-copy Z    the server's --zero-copy mode [default: auto]; CI runs auto
+                   and always
   --seed S         chaos seed, the same for every backend, to repeat a run
                    [default: from the clock; printed on the first line]
   --no-build       use target/release/{echo-server,echo-bench} as they are
@@ -67,18 +69,20 @@ die_usage() {
 minutes=1
 connections=100
 backends="epoll poll select"
+zero_copy=auto
 seed=""
 build=1
 logs=""
 [[ "${SKIP_BUILD:-0}" == 1 ]] && build=0
 while (($#)); do
     case "$1" in
-        --minutes | --connections | --backends | --seed | --logs)
+        --minutes | --connections | --backends | --zero-copy | --seed | --logs)
             (($# >= 2)) || die_usage "$1 needs a value"
             case "$1" in
                 --minutes) minutes=$2 ;;
                 --connections) connections=$2 ;;
                 --backends) backends=$2 ;;
+                --zero-copy) zero_copy=$2 ;;
                 --seed) seed=$2 ;;
                 --logs) logs=$2 ;;
             esac
@@ -95,6 +99,7 @@ while (($#)); do
         *) die_usage "unknown argument: $1" ;;
     esac
 done
+[[ "$zero_copy" =~ ^(auto|off|always)$ ]] || die_usage "--zero-copy wants auto, off or always, got '$zero_copy'"
 if ! [[ "$minutes" =~ ^[0-9]+([.][0-9]+)?$ ]] || ! awk -v m="$minutes" 'BEGIN { exit !(m > 0) }'; then
     die_usage "--minutes wants a positive number, got '$minutes'"
 fi
@@ -120,8 +125,12 @@ done
 # every backend) stay well below them, while a leak of one descriptor or one small buffer
 # per session - thousands of sessions a minute - passes them many times over.
 warmup_frac=0.2
-fd_slope_max=$((connections / 2 > 30 ? connections / 2 : 30))
-fd_rise_max=$((connections / 10 > 10 ? connections / 10 : 10))
+# With --zero-copy always every session also holds a pipe (two more descriptors), so the
+# descriptor count swings three times as far under the same load.
+fds_per_session=1
+[[ "$zero_copy" == always ]] && fds_per_session=3
+fd_slope_max=$((fds_per_session * (connections / 2 > 30 ? connections / 2 : 30)))
+fd_rise_max=$((fds_per_session * (connections / 10 > 10 ? connections / 10 : 10)))
 rss_slope_max=1024
 rss_rise_min_kib=1024
 rss_rise_frac=0.10
@@ -282,7 +291,7 @@ kib() {
 nb=${#backend_list[@]}
 share=$(awk -v m="$minutes" -v n="$nb" 'BEGIN { printf "%.3f", m * 60 / n }')
 load_s=$(awk -v s="$share" 'BEGIN { d = s - 2; if (d < 3) d = 3; printf "%.3f", d }')
-echo "soak: ${backend_list[*]}; ${load_s} s of chaos each, ${connections} connections, seed ${seed}"
+echo "soak: ${backend_list[*]}; ${load_s} s of chaos each, ${connections} connections, --zero-copy ${zero_copy}, seed ${seed}"
 
 failures=()
 total_sessions=0
@@ -301,7 +310,7 @@ for backend in "${backend_list[@]}"; do
     # first look for the address.
     : >"$dir/server.out"
     : >"$dir/server.err"
-    "${pin_server[@]}" "$bin/echo-server" -l 127.0.0.1:0 --backend "$backend" \
+    "${pin_server[@]}" "$bin/echo-server" -l 127.0.0.1:0 --backend "$backend" --zero-copy "$zero_copy" \
         </dev/null >"$dir/server.out" 2>"$dir/server.err" &
     server=$!
     pids+=("$server")

@@ -8,6 +8,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
+use std::time::Instant;
+
 use selector::Interest;
 use tracing::{debug, info};
 
@@ -130,6 +132,8 @@ pub struct Io<'a> {
     pub max_pending: usize,
     /// Narrate in the tutorial's words (`--trace`).
     pub trace: bool,
+    /// When the loop woke up.
+    pub now: Instant,
 }
 
 /// The peer reset or the socket failed: the connection must be closed.
@@ -230,7 +234,7 @@ impl Connection {
         io.counters.paused -= u64::from(self.paused);
         if let Some(Held::Pipe(pipe)) = self.held.map(|held| *held) {
             io.counters.spliced -= 1;
-            io.pipes.give(pipe);
+            io.pipes.give(pipe, io.now);
         }
     }
 
@@ -428,7 +432,7 @@ impl Connection {
         }
         if let Some(Held::Pipe(pipe)) = self.held.take().map(|held| *held) {
             io.counters.spliced -= 1;
-            io.pipes.give(pipe);
+            io.pipes.give(pipe, io.now);
             if io.trace {
                 info!(target: "trace", "{} moves back to copying", self.peer);
             }

@@ -90,6 +90,7 @@ macro_rules! io {
             zero_copy: $worker.cfg.zero_copy,
             max_pending: $worker.cfg.max_pending,
             trace: $worker.cfg.trace,
+            now: $worker.now,
         }
     };
 }

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use crate::queue::OutQueue;
 
@@ -142,10 +143,16 @@ pub struct PipePool {
     max: usize,
     /// Size each pipe is grown to.
     size: usize,
+    /// When a pipe was last given back, so that the empty ones kept are
+    /// closed once bulk flows have stopped.
+    given_at: Option<Instant>,
 }
 
 /// Empty pipes kept for reuse; the rest are closed when given back.
 const KEEP_FREE: usize = 16;
+/// Kept pipes are closed after this long without a bulk flow ending, so a
+/// quiet server holds no pipe at all.
+const KEEP_FOR: Duration = Duration::from_secs(1);
 
 impl PipePool {
     /// A pool of at most `max` pipes of `size` bytes (the kernel may cap
@@ -156,6 +163,7 @@ impl PipePool {
             lent: 0,
             max,
             size,
+            given_at: None,
         }
     }
 
@@ -173,11 +181,26 @@ impl PipePool {
 
     /// A pipe back from a connection. Only an empty pipe is kept: bytes left
     /// in one belong to a connection that is gone.
-    pub fn give(&mut self, mut pipe: Pipe) {
+    pub fn give(&mut self, mut pipe: Pipe, now: Instant) {
         self.lent -= 1;
+        self.given_at = Some(now);
         if pipe.pending() == 0 && self.free.len() < KEEP_FREE {
             pipe.full = false;
             self.free.push(pipe);
+        }
+    }
+
+    /// When the kept pipes are due to be closed, if any are kept.
+    pub fn trim_due(&self) -> Option<Instant> {
+        self.given_at
+            .filter(|_| !self.free.is_empty())
+            .map(|at| at + KEEP_FOR)
+    }
+
+    /// Close the kept pipes once they are due.
+    pub fn trim(&mut self, now: Instant) {
+        if self.trim_due().is_some_and(|due| due <= now) {
+            self.free = Vec::new();
         }
     }
 

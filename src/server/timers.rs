@@ -19,6 +19,7 @@ impl Worker {
             self.resume_at,
             self.deadline.filter(|_| !self.conns.is_empty()),
             self.stats_due,
+            self.pipes.trim_due(),
         ];
         due.into_iter()
             .flatten()
@@ -43,6 +44,7 @@ impl Worker {
                 self.close(key);
             }
         }
+        self.pipes.trim(now);
         if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
             self.resume_accepting();
         }
