@@ -3,8 +3,9 @@
 echo-server --zero-copy off / auto / always and the C epoll reference (copying, and with
 --splice), every server pinned to core 0 and echo-bench to core 1, alternated round by round.
 
-    bench/zero_copy.py [--sizes 1024,16384,65536,1048576] [--conns 8] [--rounds 3]
-                       [--duration 3] [--servers off,auto,always,c,c-splice] [--plot FILE]
+    bench/zero_copy.py [--sizes 1024,16384,65536,1048576] [--conns 8] [--pipeline 1]
+                       [--rounds 3] [--duration 3] [--servers c,c-splice,off,auto,always]
+                       [--plot FILE]
 
 Prints a Markdown table (medians over the rounds, and each server's ratio to the C copying
 reference and to --zero-copy off), the kernel version and pipe-max-size; --plot writes an SVG
@@ -58,7 +59,7 @@ def run_one(server, size, args, logdir):
         print(f"  {server.label}: did not start: {why}", file=sys.stderr)
         return None
     cmd = ["taskset", "-c", harness.CLIENT_CORE, str(harness.RELEASE / "echo-bench"), "--json",
-           "--server-pid", str(run.pid), "-c", str(args.conns), "-s", str(size), "-p", "1",
+           "--server-pid", str(run.pid), "-c", str(args.conns), "-s", str(size), "-p", str(args.pipeline),
            "-d", str(args.duration), "--warmup", "1", run.addr]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
     run.stop()
@@ -89,6 +90,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024,4096,16384,65536,262144,1048576,4194304")
     ap.add_argument("--conns", type=int, default=8)
+    ap.add_argument("--pipeline", type=int, default=1, help="messages in flight per connection")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=3)
     ap.add_argument("--servers", default="c,c-splice,off,auto,always")
@@ -100,7 +102,7 @@ def main():
         build_c()
     pipe_max = Path("/proc/sys/fs/pipe-max-size").read_text().strip()
     print(f"kernel {platform.release()}, pipe-max-size {pipe_max} B, {args.conns} connections, "
-          f"1 message in flight, {args.rounds} alternated rounds of {args.duration} s, "
+          f"{args.pipeline} in flight, {args.rounds} alternated rounds of {args.duration} s, "
           f"server on core {harness.SERVER_CORE}, echo-bench on core {harness.CLIENT_CORE}")
     results = {(name, size): [] for name in chosen for size in sizes}
     started = time.monotonic()
