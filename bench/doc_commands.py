@@ -26,6 +26,7 @@ doc writer needs to know):
   run against a server this script starts (`target/release/echo-server -l 127.0.0.1:0
   -u 127.0.0.1:0`): the port 10000 in the command is replaced by that server's TCP port, or
   its UDP port when the command has `--udp` or `nc -u`.
+- A comment that says `prints "TEXT"` also requires TEXT in the command's output.
 - A command whose program is not installed here (say `nc`) is skipped with a note.
 - ```rust blocks are compiled with `rustdoc --test` against the `selector` crate, and run
   unless marked `rust,no_run`; a block must therefore be a whole program (its own `fn main`,
@@ -373,6 +374,10 @@ def run_client(cmd, server, timeout):
             tail((e.stdout or b"").decode(errors="replace"))
     if out.returncode != 0:
         return False, f"exit status {out.returncode} (`{text}`)\n" + \
+            tail(out.stdout.decode(errors="replace"))
+    want = re.search(r'prints "([^"]*)"', cmd.comment)
+    if want and want.group(1) not in out.stdout.decode(errors="replace"):
+        return False, f'did not print "{want.group(1)}" (`{text}`)\n' + \
             tail(out.stdout.decode(errors="replace"))
     return True, "" if text == cmd.text else f"as `{text}`"
 
