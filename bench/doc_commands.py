@@ -28,6 +28,7 @@ doc writer needs to know):
   its UDP port when the command has `--udp` or `nc -u`.
 - A comment that says `prints "TEXT"` also requires TEXT in the command's output.
 - A command whose program is not installed here (say `nc`) is skipped with a note.
+- The README's Layout block must name every file of src/ (as `udp.rs` or `server/accept.rs`).
 - ```rust blocks are compiled with `rustdoc --test` against the `selector` crate, and run
   unless marked `rust,no_run`; a block must therefore be a whole program (its own `fn main`,
   its `use` lines: GitHub shows rustdoc's hidden `# ` lines). Use ```text for output or
@@ -221,6 +222,18 @@ def check_rust(files):
         if not ok:
             print(tail(out.stdout + out.stderr, 40))
     return len(blocks), failed
+
+
+def layout_gaps(readme, src):
+    """Files under src/ that the README's Layout block does not name (path relative to src/).
+
+    >>> layout_gaps("## Layout\\n\\n```text\\nsrc/ main.rs, server/accept.rs\\n```\\n",
+    ...             ["main.rs", "server/accept.rs", "udp.rs"])
+    ['udp.rs']
+    """
+    m = re.search(r"^## Layout\s*\n+```\w*\n(.*?)^```", readme, re.M | re.S)
+    block = m.group(1) if m else ""
+    return [f for f in src if not re.search(r"(?<![\w/])" + re.escape(f) + r"\b", block)]
 
 
 def missing_program(cmd):
@@ -421,6 +434,13 @@ def main():
 
     t_all = time.monotonic()
     ran, failed = check_rust(files)
+    if not args.files:
+        src = sorted(str(p.relative_to(ROOT / "src")) for p in (ROOT / "src").rglob("*.rs"))
+        gaps = layout_gaps((ROOT / "README.md").read_text(), src)
+        ran += 1
+        failed += bool(gaps)
+        print(f"{'FAIL  ' if gaps else 'ok    '} {'README.md Layout':28} names every file of src/"
+              + (f" (missing: {', '.join(gaps)})" if gaps else ""))
     try:
         for c in cmds:
             if c.kind == "no-run":
