@@ -44,8 +44,10 @@ def all_servers():
     es = str(RELEASE / "echo-server")
     py = python_exe()
     pydir = ROOT / "bench" / "python"
+    # -q: warnings and errors only, so a log file left in logs/ means something happened (the
+    # normal shutdown line is at info level).
     servers = [
-        Server("echo-server", b, [es, "-l", "127.0.0.1:0", "--backend", b])
+        Server("echo-server", b, [es, "-q", "-l", "127.0.0.1:0", "--backend", b])
         for b in ("epoll", "poll", "select")
     ]
     servers += [

@@ -41,10 +41,7 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Ok(Some(total)) => {
-            println!(
-                "summary: connections {}, bytes echoed {}, datagrams echoed {}",
-                total.accepted, total.bytes_out, total.datagrams
-            );
+            println!("{}", stats::summary(&total));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -140,6 +140,31 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
     )
 }
 
+/// The shutdown line, for people: `summary: connections 3, bytes echoed
+/// 17,700,160, datagrams echoed 0`.
+pub fn summary(total: &Counters) -> String {
+    format!(
+        "summary: connections {}, bytes echoed {}, datagrams echoed {}",
+        thousands(total.accepted),
+        thousands(total.bytes_out),
+        thousands(total.datagrams),
+    )
+}
+
+/// `1234567` as `1,234,567`: the rule echo-bench's report uses for numbers
+/// people read (the two binaries share no crate, so the rule is repeated).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +206,28 @@ mod tests {
         ] {
             assert!(l.contains(field), "{field} missing in {l}");
         }
+    }
+
+    #[test]
+    fn thousands_separators_as_echo_bench_prints_them() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(17_700_160), "17,700,160");
+        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn summary_line_groups_digits() {
+        let c = Counters {
+            accepted: 1234,
+            bytes_out: 17_700_160,
+            datagrams: 5,
+            ..Counters::default()
+        };
+        assert_eq!(
+            summary(&c),
+            "summary: connections 1,234, bytes echoed 17,700,160, datagrams echoed 5"
+        );
     }
 }

@@ -362,7 +362,8 @@ impl Drop for Server {
     }
 }
 
-/// The shutdown line: `summary: connections N, bytes echoed B, datagrams echoed D`.
+/// The shutdown line: `summary: connections N, bytes echoed B, datagrams echoed D`, numbers
+/// with thousands separators (`17,700,160`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     pub connections: u64,
@@ -371,14 +372,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Parses the summary line, `None` if any field is missing.
+    /// Parses the summary line, `None` if any field is missing or a number is not grouped
+    /// in threes (`1,234`, never `1234` or `12,34`).
     pub fn parse(line: &str) -> Option<Summary> {
         let rest = line.strip_prefix("summary:")?;
+        // Fields are separated by ", "; the commas inside a number have no space after them.
         let field = |name: &str| -> Option<u64> {
-            rest.split(',')
+            rest.split(", ")
                 .map(str::trim)
                 .find_map(|part| part.strip_prefix(name))
-                .and_then(|n| n.trim().parse().ok())
+                .and_then(grouped)
         };
         Some(Summary {
             connections: field("connections ")?,
@@ -386,6 +389,19 @@ impl Summary {
             datagrams: field("datagrams echoed ")?,
         })
     }
+}
+
+/// `17,700,160` as 17700160; `None` unless the digits are grouped in threes.
+fn grouped(text: &str) -> Option<u64> {
+    let groups: Vec<&str> = text.split(',').collect();
+    let (first, rest) = groups.split_first()?;
+    let well_formed = (1..=3).contains(&first.len())
+        && rest.iter().all(|g| g.len() == 3)
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return None;
+    }
+    groups.concat().parse().ok()
 }
 
 /// Runs the server binary with `args` to completion, within `timeout`; returns its status,
