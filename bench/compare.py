@@ -26,6 +26,8 @@ FULL_CONNS = [1, 100, 1000, 10000]
 FULL_SIZES = [64, 16384]
 FULL_PIPELINES = [1, 8]
 RATE_POINT = (100, 64, 1, 20000)
+# Bulk flows, where the zero-copy path applies: a few connections, one large message each.
+BULK_POINTS = [(8, 16384, 1), (4, 65536, 1), (4, 1048576, 1)]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ def matrix(quick):
                Point(100, 16384, 1), Point(100, 64, 8)]
     else:
         pts = [Point(c, s, p) for s in FULL_SIZES for p in FULL_PIPELINES for c in FULL_CONNS]
+        pts += [Point(*b) for b in BULK_POINTS]
     return pts + [Point(*RATE_POINT)]
 
 
@@ -55,6 +58,8 @@ def not_applicable(server, point):
         return server.skip_reason
     if server.python and point.pipeline > 1:
         return "Python servers run pipeline 1 only (time budget)"
+    if server.python and point.size > 16384:
+        return "Python servers skip the bulk points (time budget)"
     return ""
 
 

@@ -10,6 +10,7 @@ ulimit -n "$(ulimit -Hn)"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release -p echo-server -p echo-bench -p echo-peers
+    cc -O2 -o target/release/c-epoll-echo bench/peers/c/epoll_echo.c
 fi
 
 venv=bench/.venv

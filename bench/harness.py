@@ -50,6 +50,13 @@ def all_servers():
         Server("echo-server", b, [es, "-q", "-l", "127.0.0.1:0", "--backend", b])
         for b in ("epoll", "poll", "select")
     ]
+    # The default is --zero-copy auto; this row shows what the splice path is worth, and the
+    # C loop is the plain copying reference (bench/peers/c/epoll_echo.c, built by compare.sh).
+    servers += [
+        Server("echo-server", "epoll, zero-copy off",
+               [es, "-q", "-l", "127.0.0.1:0", "--backend", "epoll", "--zero-copy", "off"]),
+        Server("c-epoll", "-", [str(RELEASE / "c-epoll-echo"), "127.0.0.1:0"]),
+    ]
     servers += [
         Server("tokio-ct", "-", [str(RELEASE / "tokio-ct"), "127.0.0.1:0"]),
         Server("tokio-mt", "-", [str(RELEASE / "tokio-mt"), "127.0.0.1:0"]),
@@ -232,4 +239,8 @@ def machine():
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores, Linux {os.uname().release}"
+    try:
+        pipe_max = f", pipe-max-size {int(open('/proc/sys/fs/pipe-max-size').read())} B"
+    except (OSError, ValueError):
+        pipe_max = ""
+    return f"{model}, {os.cpu_count()} cores, Linux {os.uname().release}{pipe_max}"
