@@ -10,7 +10,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use crate::conn::{Peer, Stream};
+use crate::stream::{Peer, Stream};
 
 /// Where new connections come from.
 #[derive(Debug)]

@@ -15,6 +15,7 @@ mod queue;
 mod server;
 mod splice;
 mod stats;
+mod stream;
 mod udp;
 
 use anyhow::{Context, Result};

@@ -8,9 +8,10 @@ use selector::{Interest, Token, Waker};
 use tracing::{info, warn};
 
 use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
-use crate::conn::{would_block, Connection, Peer};
+use crate::conn::Connection;
 use crate::limits::PerIp;
 use crate::stats::Published;
+use crate::stream::{would_block, Peer};
 
 /// State shared by all workers. Touched on accept, close and shutdown only.
 #[derive(Debug)]
