@@ -380,20 +380,20 @@ def run_client(cmd, server, timeout):
     text = cmd.text
     if _ADDR.search(text):
         text = rewrite(text, server().tcp, server().udp)
+    proc = subprocess.Popen(["bash", "-o", "pipefail", "-c", text], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out = subprocess.run(["bash", "-o", "pipefail", "-c", text], cwd=ROOT,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        return False, f"still running after {timeout:.0f} s (`{text}`)\n" + \
-            tail((e.stdout or b"").decode(errors="replace"))
-    if out.returncode != 0:
-        return False, f"exit status {out.returncode} (`{text}`)\n" + \
-            tail(out.stdout.decode(errors="replace"))
+        output = proc.communicate(timeout=timeout)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole pipeline, not only bash
+        output = proc.communicate()[0].decode(errors="replace")
+        return False, f"still running after {timeout:.0f} s (`{text}`)\n" + tail(output)
+    if proc.returncode != 0:
+        return False, f"exit status {proc.returncode} (`{text}`)\n" + tail(output)
     want = re.search(r'prints "([^"]*)"', cmd.comment)
-    if want and want.group(1) not in out.stdout.decode(errors="replace"):
-        return False, f'did not print "{want.group(1)}" (`{text}`)\n' + \
-            tail(out.stdout.decode(errors="replace"))
+    if want and want.group(1) not in output:
+        return False, f'did not print "{want.group(1)}" (`{text}`)\n' + tail(output)
     return True, "" if text == cmd.text else f"as `{text}`"
 
 
@@ -409,6 +409,7 @@ def main():
     ap.add_argument("--list", action="store_true", help="show what would run; run nothing")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds per command")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in CI logs as it happens
     files = [f.resolve() for f in args.files] or default_files()
     cmds = []
     for f in files:
