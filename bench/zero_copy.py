@@ -26,6 +26,9 @@ import svgplot
 
 C_SOURCE = harness.ROOT / "bench" / "peers" / "c" / "epoll_echo.c"
 C_BINARY = harness.RELEASE / "c-epoll-echo"
+# Short names for the plot's legend.
+LEGEND = {"c": "C epoll, copy", "c-splice": "C epoll, splice", "off": "echo-server, off",
+          "auto": "echo-server, auto", "always": "echo-server, always"}
 
 
 def servers(names):
@@ -134,7 +137,7 @@ def main():
     ncols = len(names) + sum(1 for n in names if n != "c" and "c" in chosen) + sum(
         1 for n in ("auto", "always") if n in chosen and "off" in chosen)
     print("|---|" + "---:|" * ncols)
-    series = {chosen[n].label: [] for n in names}
+    series = {LEGEND[n]: [] for n in names}
     for size in sizes:
         cpu = {n: med(n, size, "server_cpu_us_per_msg") for n in names}
         cells = [f"{cpu[n]:.2f}" if cpu[n] is not None else "failed" for n in names]
@@ -147,7 +150,7 @@ def main():
         print(f"| {fmt_size(size)} | " + " | ".join(cells) + " |")
         for n in names:
             if cpu[n] is not None:
-                series[chosen[n].label].append((size / 1024, cpu[n]))
+                series[LEGEND[n]].append((size / 1024, cpu[n]))
     print()
     print("| size | " + " | ".join(f"{chosen[n].label} msgs/s, p99 µs" for n in names) + " |")
     print("|---|" + "---:|" * len(names))
@@ -158,9 +161,9 @@ def main():
             cells.append(f"{rate:,.0f}, {p99:,.0f}" if rate is not None else "failed")
         print(f"| {fmt_size(size)} | " + " | ".join(cells) + " |")
     if args.plot:
-        svgplot.line_plot(args.plot, "Server CPU per echoed message (lower is better)",
+        svgplot.line_plot(args.plot, "Server CPU per echoed message by message size",
                           "message size (KiB, log scale)", "server CPU µs per message",
-                          series)
+                          series, subtitle="lower is better")
         print(f"\nplot: {args.plot}")
 
 
