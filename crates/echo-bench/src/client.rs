@@ -9,17 +9,15 @@
 //! buffer serve every connection of the worker.
 
 use crate::net::describe;
-use crate::pace::Pacer;
 use crate::pattern;
-use crate::run::{ns, Config, Handshake, Schedule, Share, DRAIN};
+use crate::plan::{Config, Handshake, Share, DRAIN};
 use crate::stats::Stats;
-use anyhow::{anyhow, Result};
-use selector::{Events, Interest, Selector, Token};
+use crate::worker::{self, Core, Transport};
+use anyhow::Result;
+use selector::{Interest, Token};
 use socket2::Socket;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod connect;
 
@@ -29,10 +27,11 @@ mod connect;
 const CONNECT_BATCH: usize = 128;
 const BUFFER: usize = 64 * 1024;
 
+/// A connection's socket: TCP or Unix-domain, the same stream to us.
 enum Link {
     Idle,
     Connecting(Socket),
-    Open(TcpStream),
+    Open(Socket),
     Closed,
 }
 
@@ -44,8 +43,10 @@ struct Conn {
     recvd: u64,
     /// Messages the schedule allows so far (`u64::MAX` in closed loop).
     due: u64,
-    /// Start time (ns since the schedule's start) of message `k`, at `k % pipeline`.
+    /// When message `k` was due (closed loop: sent), and when its first
+    /// byte was sent, ns since the schedule's start, at `k % pipeline`.
     starts: Box<[u64]>,
+    sent_at: Box<[u64]>,
     writable: bool,
     /// Echoes owed at the window's start, or a message started in it.
     expecting: bool,
@@ -61,15 +62,14 @@ struct Conn {
     slow: bool,
 }
 
-/// Run `share`'s connections until the schedule ends.
+/// Run `share`'s connections until the schedule ends; per-target counts.
 ///
 /// # Errors
 ///
 /// When the selector cannot be created or fails while waiting; connection
 /// failures are counted, not returned.
-pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
-    let selector = Selector::with_backend(cfg.backend)
-        .map_err(|e| anyhow!("create {} selector: {}", cfg.backend, describe(&e)))?;
+pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
+    let core = Core::new(cfg, share, share.count as usize)?;
     let closed_loop = share.rate.is_none();
     let conns = (0..share.count)
         .map(|i| Conn {
@@ -79,6 +79,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             recvd: 0,
             due: if closed_loop { u64::MAX } else { 0 },
             starts: vec![0; cfg.pipeline].into_boxed_slice(),
+            sent_at: vec![0; cfg.pipeline].into_boxed_slice(),
             writable: false,
             expecting: false,
             served: false,
@@ -89,53 +90,30 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             slow: false,
         })
         .collect();
-    // Room for every connection at once: a level-triggered wait that cannot
-    // take all that is ready serves the descriptors it just reported before
-    // the ones it left over, which skews latency at 10,000 connections.
-    let events = Events::with_capacity(share.count as usize + 8);
-    let mut w = Worker {
-        cfg,
-        share,
-        selector,
-        events,
+    let mut w = Streams {
+        core,
         conns,
-        stats: Stats::new(),
         wbuf: vec![0; BUFFER],
         rbuf: vec![0; BUFFER],
         scratch: vec![0; BUFFER],
-        origin: Instant::now(),
-        in_window: false,
-        sending: true,
-        pacer: None,
-        echoed: 0,
         settled: 0,
     };
-    w.connect_all()?;
-    let Some(schedule) = hs.connected(&w.stats) else {
-        return Ok(w.stats);
+    w.connect_all(&hs)?;
+    let Some(schedule) = hs.connected(&w.core.stats) else {
+        return Ok(w.core.stats);
     };
-    w.origin = schedule.start;
-    w.run(&schedule, &hs)?;
+    worker::drive(&mut w, &schedule, &hs)?;
     w.finish();
-    Ok(w.stats)
+    Ok(w.core.stats)
 }
 
-struct Worker<'a> {
-    cfg: &'a Config,
-    share: Share,
-    selector: Selector,
-    events: Events,
+/// One worker's stream connections.
+struct Streams<'a> {
+    core: Core<'a>,
     conns: Vec<Conn>,
-    stats: Stats,
     wbuf: Vec<u8>,
     rbuf: Vec<u8>,
     scratch: Vec<u8>,
-    origin: Instant,
-    in_window: bool,
-    sending: bool,
-    pacer: Option<Pacer>,
-    /// Messages echoed since the start, for the progress line.
-    echoed: u64,
     /// Connections that are ready or failed before they were.
     settled: usize,
 }
@@ -151,84 +129,48 @@ enum Failure {
     Mismatch,
 }
 
-/// The pacing timer's token; connections use their index.
-const TIMER: Token = Token(usize::MAX);
-
-impl Worker<'_> {
-    fn now(&self) -> u64 {
-        ns(self.origin.elapsed())
+impl<'a> Transport<'a> for Streams<'a> {
+    fn core(&mut self) -> &mut Core<'a> {
+        &mut self.core
     }
 
-    fn run(&mut self, s: &Schedule, hs: &Handshake) -> Result<()> {
-        let marks = s.marks();
-        if let Some(rate) = self.share.rate.filter(|_| !self.conns.is_empty()) {
-            let n = self.conns.len() as u64;
-            let pacer = Pacer::new(rate, n, &mut self.selector, TIMER)
-                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
-            self.pacer = Some(pacer);
+    fn count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn start_window(&mut self) {
+        for c in &mut self.conns {
+            c.served = false;
+            c.expecting = c.recvd < c.sent;
         }
-        let now = self.now();
-        if let Some(p) = &mut self.pacer {
-            p.start(now)
-                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+    }
+
+    fn send(&mut self, i: usize) {
+        self.write(i);
+    }
+
+    fn release(&mut self, i: usize) {
+        self.conns[i].due += 1;
+        self.write(i);
+    }
+
+    fn ready(&mut self, i: usize, readable: bool, writable: bool) {
+        if readable {
+            self.read(i);
         }
-        for i in 0..self.conns.len() {
+        if writable {
             self.write(i);
         }
-        loop {
-            let now = self.now();
-            if !self.in_window && self.sending && now >= marks.window_start {
-                self.in_window = true;
-                self.stats.start_window();
-                for c in &mut self.conns {
-                    c.served = false;
-                    c.expecting = c.recvd < c.sent;
-                }
-            }
-            if self.sending && now >= marks.window_end {
-                self.sending = false;
-                self.in_window = false;
-                if let Some(p) = &mut self.pacer {
-                    p.stop(&mut self.selector);
-                }
-            }
-            if !self.sending && (now >= marks.drain_end || self.drained()) {
-                return Ok(());
-            }
-            let wake = marks.next_wake(now, self.sending);
-            if self.sending {
-                while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
-                    self.conns[i].due += 1;
-                    self.write(i);
-                }
-            }
-            let timeout =
-                Duration::from_nanos(wake.saturating_sub(now)).min(Duration::from_millis(50));
-            self.selector
-                .select(&mut self.events, Some(timeout))
-                .map_err(|e| anyhow!("select: {}", describe(&e)))?;
-            let events = std::mem::take(&mut self.events);
-            for ev in &events {
-                if ev.token() == TIMER {
-                    if let Some(p) = &mut self.pacer {
-                        p.acknowledge();
-                    }
-                    continue;
-                }
-                let i = ev.token().0;
-                if ev.is_readable() || ev.is_error_or_hangup() {
-                    self.read(i);
-                }
-                if ev.is_writable() {
-                    self.write(i);
-                }
-            }
-            self.events = events;
-            hs.progress.echoed.store(self.echoed, Ordering::Relaxed);
-            hs.progress
-                .failures
-                .store(self.failures(), Ordering::Relaxed);
-        }
+    }
+
+    fn idle(&self) -> bool {
+        self.drained()
+    }
+}
+
+impl Streams<'_> {
+    fn now(&self) -> u64 {
+        self.core.now()
     }
 
     fn drained(&self) -> bool {
@@ -237,22 +179,19 @@ impl Worker<'_> {
             .all(|c| !matches!(c.link, Link::Open(_)) || c.recvd >= c.sent)
     }
 
-    fn failures(&self) -> u64 {
-        self.stats.errors.total() + self.stats.mismatches
-    }
-
     /// Messages connection `i` may have started by now.
     fn allowed(&self, c: &Conn) -> u64 {
-        let size = self.cfg.size as u64;
-        let mut msgs = (c.recvd / size + self.cfg.pipeline as u64).min(c.due);
-        if !self.sending {
+        let size = self.core.cfg.size as u64;
+        let mut msgs = (c.recvd / size + self.core.cfg.pipeline as u64).min(c.due);
+        if !self.core.sending {
             msgs = msgs.min(c.sent.div_ceil(size)); // finish a partial message, start none
         }
         msgs
     }
 
+    /// When message `k` of connection `i` was due.
     fn start_time(&self, i: usize, k: u64, now: u64) -> u64 {
-        match &self.pacer {
+        match &self.core.pacer {
             // Latency counts from when the message was due, not from when a
             // slow server let us send it (no coordinated omission).
             // Message 0 went out while connecting; the pacer counts from 1.
@@ -262,14 +201,17 @@ impl Worker<'_> {
     }
 
     fn write(&mut self, i: usize) {
-        let size = self.cfg.size as u64;
+        let size = self.core.cfg.size as u64;
         loop {
             let c = &self.conns[i];
             let Link::Open(stream) = &c.link else { return };
             let target = self.allowed(c) * size;
             if c.sent >= target {
                 if c.writable {
-                    let _ = self.selector.modify(stream, Token(i), Interest::READABLE);
+                    let _ = self
+                        .core
+                        .selector
+                        .modify(stream, Token(i), Interest::READABLE);
                     self.conns[i].writable = false;
                 }
                 return;
@@ -290,7 +232,8 @@ impl Worker<'_> {
                         let c = &mut self.conns[i];
                         let slot = (k % c.starts.len() as u64) as usize;
                         c.starts[slot] = t;
-                        c.expecting |= self.in_window;
+                        c.sent_at[slot] = now;
+                        c.expecting |= self.core.in_window;
                         k += 1;
                     }
                     self.conns[i].sent += n as u64;
@@ -310,6 +253,7 @@ impl Worker<'_> {
         let c = &mut self.conns[i];
         if let (Link::Open(stream), false) = (&c.link, c.writable) {
             if self
+                .core
                 .selector
                 .modify(stream, Token(i), Interest::BOTH)
                 .is_ok()
@@ -327,7 +271,7 @@ impl Worker<'_> {
             match stream.read(&mut self.rbuf) {
                 Ok(0) => {
                     let c = &self.conns[i];
-                    if self.sending || c.recvd < c.sent {
+                    if self.core.sending || c.recvd < c.sent {
                         let owed = c.sent - c.recvd;
                         let msg = format!("closed by the server with {owed} echoed bytes owed");
                         return self.fail(i, Failure::Closed, msg);
@@ -336,7 +280,8 @@ impl Worker<'_> {
                 }
                 Ok(n) => {
                     if let Err(msg) = self.consume(i, n) {
-                        self.stats.mismatches += 1;
+                        let id = self.conns[i].id;
+                        self.core.stats_of(id).mismatches += 1;
                         return self.fail(i, Failure::Mismatch, msg);
                     }
                     if n < self.rbuf.len() {
@@ -354,7 +299,7 @@ impl Worker<'_> {
     /// Check `n` fresh bytes in `rbuf` and count the messages they
     /// complete; the error says how the echo differed.
     fn consume(&mut self, i: usize, n: usize) -> Result<(), String> {
-        let size = self.cfg.size as u64;
+        let size = self.core.cfg.size as u64;
         let now = self.now();
         let c = &mut self.conns[i];
         if c.recvd + n as u64 > c.sent {
@@ -364,7 +309,7 @@ impl Worker<'_> {
         let mut data = &self.rbuf[..n];
         while !data.is_empty() {
             let (m, off) = (c.recvd / size, (c.recvd % size) as usize);
-            let len = (self.cfg.size - off).min(data.len());
+            let len = (self.core.cfg.size - off).min(data.len());
             if !pattern::matches(pattern::seed(c.id, m), off, &data[..len], &mut self.scratch) {
                 let end = off + len;
                 return Err(format!(
@@ -374,12 +319,10 @@ impl Worker<'_> {
             c.recvd += len as u64;
             c.served = true; // echoed bytes, even of a message not yet whole
             data = &data[len..];
-            if off + len == self.cfg.size {
-                let start = c.starts[(m % c.starts.len() as u64) as usize];
-                if self.in_window {
-                    self.stats.record(now.saturating_sub(start), self.cfg.size);
-                }
-                self.echoed += 1;
+            if off + len == self.core.cfg.size {
+                let slot = (m % c.starts.len() as u64) as usize;
+                let (due, sent) = (c.starts[slot], c.sent_at[slot]);
+                self.core.complete(c.id, now, due, sent);
             }
         }
         Ok(())
@@ -388,24 +331,28 @@ impl Worker<'_> {
     /// Close connection `i` after a failure and count it; a mismatch is
     /// counted by the caller, and is not also an error or "unserved".
     fn fail(&mut self, i: usize, why: Failure, msg: String) {
+        let id = self.conns[i].id;
+        let addr = self.core.cfg.targets[self.core.cfg.target_of(id)].clone();
+        let stats = self.core.stats_of(id);
         match why {
-            Failure::Closed => self.stats.errors.closed += 1,
-            Failure::Io => self.stats.errors.io += 1,
-            Failure::Mismatch => self.conns[i].served = true,
+            Failure::Closed => stats.errors.closed += 1,
+            Failure::Io => stats.errors.io += 1,
+            Failure::Mismatch => {}
         }
-        let (id, addr) = (self.conns[i].id, self.cfg.addr);
-        self.stats
-            .note(|| format!("connection {id} to {addr}: {msg}"));
+        stats.note(|| format!("connection {id} to {addr}: {msg}"));
+        if why == Failure::Mismatch {
+            self.conns[i].served = true;
+        }
         self.close(i);
     }
 
     fn close(&mut self, i: usize) {
         match std::mem::replace(&mut self.conns[i].link, Link::Closed) {
             Link::Open(stream) => {
-                let _ = self.selector.unregister(&stream);
+                let _ = self.core.selector.unregister(&stream);
             }
             Link::Connecting(socket) => {
-                let _ = self.selector.unregister(&socket);
+                let _ = self.core.selector.unregister(&socket);
             }
             Link::Closed => return,
             Link::Idle => {} // its connect failed to start
@@ -418,21 +365,23 @@ impl Worker<'_> {
     /// Count what the drain did not bring back, and connections the window
     /// never served; then close everything.
     fn finish(&mut self) {
-        let addr = self.cfg.addr;
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let open = matches!(c.link, Link::Open(_));
+            let id = c.id;
+            let addr = &self.core.cfg.targets[self.core.cfg.target_of(id)];
             if open && c.recvd < c.sent {
-                self.stats.errors.short += 1;
-                let (id, owed) = (c.id, c.sent - c.recvd);
+                let owed = c.sent - c.recvd;
                 let secs = DRAIN.as_secs();
-                self.stats.note(|| format!("connection {id} to {addr}: {owed} echoed bytes still missing {secs} s after the run (short read)"));
+                let msg = format!("connection {id} to {addr}: {owed} echoed bytes still missing {secs} s after the run (short read)");
+                let stats = self.core.stats_of(id);
+                stats.errors.short += 1;
+                stats.note(|| msg);
             } else if open && c.expecting && !c.served {
-                self.stats.errors.unserved += 1;
-                let id = c.id;
-                self.stats.note(|| {
-                    format!("connection {id} to {addr}: no echo during the measured window")
-                });
+                let msg = format!("connection {id} to {addr}: no echo during the measured window");
+                let stats = self.core.stats_of(id);
+                stats.errors.unserved += 1;
+                stats.note(|| msg);
             }
             self.close(i);
         }

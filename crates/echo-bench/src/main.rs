@@ -2,241 +2,130 @@
 //! byte and reports throughput and latency.
 //!
 //! ```text
-//! echo-bench [OPTIONS] <ADDR>            one measurement
-//! echo-bench sweep [OPTIONS] <ADDR>      connections x size x pipeline matrix
+//! echo-bench [OPTIONS] <ADDR>...                one measurement
+//! echo-bench sweep [OPTIONS] <ADDR>...          connections x size x pipeline matrix
+//! echo-bench search --slo EXPR [OPTIONS] <ADDR>...   highest rate meeting the SLO
+//! echo-bench merge REPORT.json...               several machines' reports as one
+//! echo-bench chaos [OPTIONS] <ADDR>             random hostile sessions
 //! ```
 //!
-//! Exit status: 0 when every connection was served and every byte matched,
-//! 1 on any error or mismatch (or when nothing could be measured), 2 for
-//! bad flags.
+//! Exit status (see [`exit`]): 0 when every connection was served and
+//! every byte matched, 1 on any error or mismatch, 2 for bad flags, 3 when
+//! a `--fail-if` condition held (search: no rate met the SLO), 130 / 143
+//! when interrupted by SIGINT / SIGTERM (the report still comes out).
 
 #![forbid(unsafe_code)]
 
 mod chaos;
+mod check;
+mod cli;
 mod client;
+mod merge;
 mod net;
+mod output;
 mod pace;
 mod pattern;
+mod plan;
 mod report;
 mod run;
+mod search;
 mod server;
 mod stats;
 mod udp;
+mod worker;
 
-use anyhow::{anyhow, Context, Result};
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::Parser;
+use cli::{ChaosArgs, Cli, Command, SweepArgs};
+use output::Outputs;
+use plan::Config;
 use report::Report;
-use run::Config;
-use selector::BackendKind;
-use std::io::IsTerminal;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Load an echo server and verify every byte it echoes.
-///
-/// Latency is measured from the send of a message's first byte to the
-/// receipt of its last echoed byte; with --rate, from the time the message
-/// was due, so a server that stalls the sender is not excused
-/// (no coordinated omission).
-#[derive(Debug, Parser)]
-#[command(
-    name = "echo-bench",
-    version,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    point: PointArgs,
-    #[command(flatten)]
-    common: Common,
-    /// Server address, e.g. 127.0.0.1:7000
-    #[arg(value_name = "ADDR", required = true)]
-    addr: Option<String>,
+/// Exit statuses, the documented contract.
+pub mod exit {
+    /// Every connection served, every byte matched, no condition held.
+    pub const OK: u8 = 0;
+    /// An error or a mismatch, an unreachable server, too few descriptors.
+    pub const FAILED: u8 = 1;
+    /// Bad flags (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// A `--fail-if` condition held; `search`: not even the lowest rate met the SLO.
+    pub const CONDITION: u8 = 3;
+    /// Interrupted: 128 + the signal's number (SIGINT 130, SIGTERM 143).
+    pub const INTERRUPTED_BASE: u8 = 128;
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run a matrix of connections x size x pipeline into one table (--json: one array)
-    Sweep(SweepArgs),
-    /// Random hostile sessions at once, checking every byte of those that complete
-    ///
-    /// Each of --connections slots runs one session after another, each of a
-    /// random kind: normal traffic, one-byte writes, huge writes, slow or
-    /// stalled reads, half-close, RST with data in flight, connect-and-vanish,
-    /// reconnect storms. Exit status 1 on any mismatch, loss or stall.
-    Chaos(ChaosArgs),
+/// SIGINT and SIGTERM: the first sets the flag (the run stops and reports),
+/// a second exits at once with 128 + its number.
+#[derive(Debug)]
+pub struct Signals {
+    /// Set by the first signal.
+    pub flag: Arc<AtomicBool>,
+    /// Its number.
+    pub which: Arc<AtomicUsize>,
 }
 
-#[derive(Debug, Args)]
-struct ChaosArgs {
-    /// Sessions running at once
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 100, value_parser = positive_usize)]
-    connections: usize,
-    /// Seconds to start new sessions for (running ones then get up to
-    /// --session-timeout to finish)
-    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    duration: f64,
-    /// Largest stream of a "huge" session, bytes
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..))]
-    max_bytes: u64,
-    /// Seconds without progress before a session counts as stalled
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    session_timeout: f64,
-    /// Random seed, to repeat a run (default: from the clock)
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Report this process's open descriptors and memory before and after
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
-    /// Print one JSON object on stdout instead of a table
-    #[arg(long)]
-    json: bool,
-    /// Server address, e.g. 127.0.0.1:7000
-    #[arg(value_name = "ADDR")]
-    addr: String,
-}
+impl Signals {
+    fn install() -> Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let s = Signals {
+            flag: Arc::new(AtomicBool::new(false)),
+            which: Arc::new(AtomicUsize::new(0)),
+        };
+        for sig in [SIGINT, SIGTERM] {
+            // Registered first, so it sees the flag before this signal sets
+            // it: only a second signal exits here.
+            let code = i32::from(exit::INTERRUPTED_BASE) + sig;
+            flag::register_conditional_shutdown(sig, code, Arc::clone(&s.flag))
+                .context("install signal handler")?;
+            flag::register(sig, Arc::clone(&s.flag)).context("install signal handler")?;
+            flag::register_usize(sig, Arc::clone(&s.which), sig as usize)
+                .context("install signal handler")?;
+        }
+        Ok(s)
+    }
 
-#[derive(Debug, Args)]
-struct PointArgs {
-    /// Concurrent connections (UDP: sockets)
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
-    connections: u64,
-    /// Message size in bytes
-    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64, value_parser = positive_usize)]
-    size: usize,
-    /// Messages in flight per connection
-    #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
-    pipeline: usize,
-}
-
-#[derive(Debug, Args)]
-struct SweepArgs {
-    /// Connection counts, comma-separated
-    #[arg(short = 'c', long, value_name = "N,..", value_delimiter = ',', default_value = "1,100,1000", value_parser = clap::value_parser!(u64).range(1..))]
-    connections: Vec<u64>,
-    /// Message sizes in bytes, comma-separated
-    #[arg(short = 's', long, value_name = "BYTES,..", value_delimiter = ',', default_value = "64,16384", value_parser = positive_usize)]
-    size: Vec<usize>,
-    /// Pipeline depths, comma-separated
-    #[arg(short = 'p', long, value_name = "N,..", value_delimiter = ',', default_value = "1,8", value_parser = positive_usize)]
-    pipeline: Vec<usize>,
-    #[command(flatten)]
-    common: Common,
-    /// Server address, e.g. 127.0.0.1:7000
-    #[arg(value_name = "ADDR")]
-    addr: String,
-}
-
-#[derive(Clone, Debug, Args)]
-struct Common {
-    /// Measured seconds, after the warm-up
-    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    duration: f64,
-    /// Seconds of load before measuring (not counted)
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = secs)]
-    warmup: f64,
-    /// Open loop: send this many messages per second in total, spread
-    /// evenly over the connections, instead of as fast as echoes return
-    #[arg(short = 'r', long, value_name = "MSGS/S", value_parser = positive_secs)]
-    rate: Option<f64>,
-    /// UDP instead of TCP: one socket per connection, datagrams of --size
-    #[arg(long)]
-    udp: bool,
-    /// Seconds a TCP connect and its first echo may take before the
-    /// connection counts as a connect error
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    connect_timeout: f64,
-    /// Milliseconds before an unechoed UDP datagram counts as lost
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    udp_timeout_ms: u64,
-    /// Also report this process's CPU time per echoed message and its memory
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
-    /// Print one JSON object (sweep: an array) on stdout instead of a table
-    #[arg(long)]
-    json: bool,
-    /// Split the connections over this many threads
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
-    threads: usize,
-    /// Readiness backend: auto, epoll, poll or select
-    #[arg(long, value_name = "NAME", default_value_t = BackendKind::Auto)]
-    backend: BackendKind,
-    /// Bind connections to this source address, and the next one every
-    /// 20,000 connections (default for 127.x targets: 127.0.0.1, then
-    /// 127.0.0.2, ...). Give concurrent echo-bench processes different bases.
-    #[arg(long, value_name = "IPV4")]
-    source_base: Option<Ipv4Addr>,
-}
-
-fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
+    fn interrupted(&self) -> Option<u8> {
+        self.flag.load(Ordering::Relaxed).then(|| {
+            let sig = self.which.load(Ordering::Relaxed) as u8;
+            exit::INTERRUPTED_BASE.saturating_add(sig)
+        })
     }
 }
 
-fn secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..1e9).contains(&x) => Ok(x),
-        Ok(_) => Err("must be a number of seconds, at least 0".into()),
-        Err(e) => Err(e.to_string()),
+/// The exit status of a finished run: a fault beats an interruption, which
+/// beats a `--fail-if` condition.
+fn status(failed: bool, signals: &Signals, conditions_held: bool) -> u8 {
+    if failed {
+        exit::FAILED
+    } else if let Some(code) = signals.interrupted() {
+        code
+    } else if conditions_held {
+        exit::CONDITION
+    } else {
+        exit::OK
     }
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
-    match secs(s)? {
-        x if x > 0.0 => Ok(x),
-        _ => Err("must be greater than 0".into()),
-    }
-}
-
-fn resolve(addr: &str) -> Result<SocketAddr> {
-    addr.to_socket_addrs()
-        .with_context(|| format!("resolve {addr}"))?
-        .next()
-        .ok_or_else(|| anyhow!("resolve {addr}: no address"))
-}
-
-fn config(common: &Common, addr: SocketAddr, c: u64, size: usize, pipeline: usize) -> Config {
-    Config {
-        addr,
-        connections: c,
-        size,
-        duration: Duration::from_secs_f64(common.duration),
-        warmup: Duration::from_secs_f64(common.warmup),
-        pipeline,
-        rate: common.rate,
-        udp: common.udp,
-        udp_timeout: Duration::from_millis(common.udp_timeout_ms),
-        connect_timeout: Duration::from_secs_f64(common.connect_timeout),
-        threads: common.threads,
-        backend: common.backend,
-        source_base: common.source_base,
-        server_pid: common.server_pid,
-        progress: !common.json && std::io::stderr().is_terminal(),
-    }
-}
-
-/// Flag combinations clap cannot check; exits 2 like clap's own errors.
-fn validate(common: &Common, sizes: &[usize]) {
-    const UDP_MAX: usize = 65_507;
-    if common.udp && sizes.iter().any(|&s| s > UDP_MAX) {
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::ValueValidation,
-                format!("--size: a UDP datagram holds at most {UDP_MAX} bytes"),
-            )
-            .exit();
-    }
-}
-
-fn measure(cfg: &Config) -> Result<Report> {
-    let outcome = run::run_point(cfg)?;
+/// Measure one point, writing interval outputs as they come.
+fn measure(cfg: &Config, mut outputs: Option<&mut Outputs>, signals: &Signals) -> Result<Report> {
+    let mut sink = |s: &plan::IntervalSample| {
+        if let Some(o) = outputs.as_deref_mut() {
+            o.write(s);
+        }
+    };
+    let progress = cfg.interval.is_none() && cli::live_progress();
+    let mut watch = run::Watch {
+        progress,
+        interrupt: &signals.flag,
+        on_interval: &mut sink,
+    };
+    let outcome = run::run_point(cfg, &mut watch)?;
     Ok(Report::new(
         cfg,
         cfg.backend.resolve().to_string(),
@@ -244,13 +133,19 @@ fn measure(cfg: &Config) -> Result<Report> {
     ))
 }
 
-fn single(cli: &Cli) -> Result<bool> {
-    let addr = resolve(cli.addr.as_deref().unwrap_or_default())?;
+fn single(cli: &Cli, signals: &Signals) -> Result<u8> {
+    let c = &cli.common;
     let p = &cli.point;
-    let cfg = config(&cli.common, addr, p.connections, p.size, p.pipeline);
+    let mut cfg = cli::config(c, &cli.addrs, p.connections, p.size, p.pipeline);
+    let mut outputs = cli::outputs(c)?;
+    cfg.interval = outputs.as_ref().map(Outputs::interval);
     net::ensure_fd_limit(cfg.connections, cfg.threads)?;
-    let report = measure(&cfg)?;
-    if cli.common.json {
+    let report = measure(&cfg, outputs.as_mut(), signals);
+    if let Some(o) = outputs.as_mut() {
+        o.finish()?;
+    }
+    let report = report?;
+    if c.json || c.json_stream {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.table());
@@ -258,11 +153,17 @@ fn single(cli: &Cli) -> Result<bool> {
     if let Some(e) = report.first_error.as_deref().filter(|_| report.failed()) {
         eprintln!("echo-bench: {e}");
     }
-    Ok(!report.failed())
+    let held = check::violations(&c.fail_if, &report);
+    for line in &held {
+        eprintln!("echo-bench: {line}");
+    }
+    if report.interrupted {
+        eprintln!("echo-bench: interrupted: reporting the window up to the signal");
+    }
+    Ok(status(report.failed(), signals, !held.is_empty()))
 }
 
-fn sweep(args: &SweepArgs) -> Result<bool> {
-    let addr = resolve(&args.addr)?;
+fn sweep(args: &SweepArgs, signals: &Signals) -> Result<u8> {
     let max = args.connections.iter().copied().max().unwrap_or(1);
     net::ensure_fd_limit(max, args.common.threads)?;
     let points: Vec<(u64, usize, usize)> = args
@@ -276,16 +177,19 @@ fn sweep(args: &SweepArgs) -> Result<bool> {
         .collect();
     let mut reports = Vec::new();
     for (k, &(c, s, p)) in points.iter().enumerate() {
-        let cfg = config(&args.common, addr, c, s, p);
-        if cfg.progress {
+        if signals.interrupted().is_some() {
+            break;
+        }
+        let cfg = cli::config(&args.common, &args.addrs, c, s, p);
+        if cli::live_progress() && !args.common.json {
             eprintln!(
                 "point {}/{}: {c} connections x {s} B, pipeline {p}",
                 k + 1,
                 points.len()
             );
         }
-        let report =
-            measure(&cfg).with_context(|| format!("{c} connections x {s} B, pipeline {p}"))?;
+        let report = measure(&cfg, None, signals)
+            .with_context(|| format!("{c} connections x {s} B, pipeline {p}"))?;
         if let Some(e) = report.first_error.as_deref().filter(|_| report.failed()) {
             eprintln!("echo-bench: {c} connections x {s} B, pipeline {p}: {e}");
         }
@@ -296,11 +200,19 @@ fn sweep(args: &SweepArgs) -> Result<bool> {
     } else {
         print!("{}", Report::sweep_table(&reports));
     }
-    Ok(reports.iter().all(|r| !r.failed()))
+    let held: Vec<String> = reports
+        .iter()
+        .flat_map(|r| check::violations(&args.common.fail_if, r))
+        .collect();
+    for line in &held {
+        eprintln!("echo-bench: {line}");
+    }
+    let failed = reports.iter().any(Report::failed);
+    Ok(status(failed, signals, !held.is_empty()))
 }
 
 fn chaos(args: &ChaosArgs) -> Result<bool> {
-    let addr = resolve(&args.addr)?;
+    let addr = args.addr;
     net::ensure_fd_limit(args.connections as u64, 1)?;
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
@@ -348,23 +260,55 @@ fn chaos(args: &ChaosArgs) -> Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Some(Command::Chaos(args)) => chaos(args),
-        Some(Command::Sweep(args)) => {
-            validate(&args.common, &args.size);
-            sweep(args)
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo-bench: {e:#}");
+            return ExitCode::from(exit::FAILED);
         }
+    };
+    let result = match &cli.command {
+        Some(Command::Chaos(args)) => {
+            chaos(args).map(|ok| if ok { exit::OK } else { exit::FAILED })
+        }
+        Some(Command::Sweep(args)) => {
+            cli::validate(&args.common, &args.size, &args.addrs);
+            sweep(args, &signals)
+        }
+        Some(Command::Search(args)) => {
+            cli::validate(&args.common, &[args.point.size], &args.addrs);
+            search::run(args, &signals)
+        }
+        Some(Command::Merge(args)) => merge::run(args),
         None => {
-            validate(&cli.common, &[cli.point.size]);
-            single(&cli)
+            cli::validate(&cli.common, &[cli.point.size], &cli.addrs);
+            single(&cli, &signals)
         }
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("echo-bench: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::FAILED)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_beats_an_interruption_which_beats_a_condition() {
+        let s = Signals {
+            flag: Arc::new(AtomicBool::new(false)),
+            which: Arc::new(AtomicUsize::new(0)),
+        };
+        assert_eq!(status(false, &s, false), exit::OK);
+        assert_eq!(status(false, &s, true), exit::CONDITION);
+        s.flag.store(true, Ordering::Relaxed);
+        s.which.store(15, Ordering::Relaxed);
+        assert_eq!(status(false, &s, true), 143);
+        assert_eq!(status(true, &s, true), exit::FAILED);
     }
 }

@@ -1,5 +1,6 @@
 //! Sockets, source addresses and the descriptor limit.
 
+use crate::plan::Sources;
 use anyhow::{bail, Result};
 use rustix::process::{getrlimit, setrlimit, Resource};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -63,10 +64,18 @@ pub fn ensure_fd_limit(connections: u64, threads: usize) -> Result<()> {
 
 /// The source address connection `index` binds to, if any.
 ///
-/// To a loopback IPv4 target the first [`PER_SOURCE`] connections let the
-/// kernel choose (127.0.0.1), the next use 127.0.0.2, then 127.0.0.3, and
-/// so on. With `base`, every block binds explicitly: `base`, `base + 1`, ...
-pub fn source_for(target: SocketAddr, base: Option<Ipv4Addr>, index: u64) -> Option<IpAddr> {
+/// A list is used round-robin. Otherwise, to a loopback IPv4 target the
+/// first [`PER_SOURCE`] connections let the kernel choose (127.0.0.1), the
+/// next use 127.0.0.2, then 127.0.0.3, and so on. With a base, every block
+/// binds explicitly: `base`, `base + 1`, ...
+pub fn source_for(target: SocketAddr, sources: &Sources, index: u64) -> Option<IpAddr> {
+    let base = match sources {
+        Sources::List(list) if !list.is_empty() => {
+            return Some(list[(index % list.len() as u64) as usize]);
+        }
+        Sources::Base(base) => Some(*base),
+        _ => None,
+    };
     let block = index / PER_SOURCE;
     let start = match (base, target.ip()) {
         (Some(base), IpAddr::V4(_)) => base,
@@ -115,8 +124,29 @@ pub fn start_connect(target: SocketAddr, source: Option<IpAddr>) -> Result<(Sock
     }
 }
 
+/// A non-blocking Unix-domain stream socket with its connect to `path`
+/// started; the flag says whether the connect already completed.
+///
+/// # Errors
+///
+/// Creating or connecting, with the step named.
+pub fn start_connect_unix(path: &std::path::Path) -> Result<(Socket, bool), String> {
+    let target = || format!("unix:{}", path.display());
+    let addr = SockAddr::unix(path).map_err(|e| format!("{}: {}", target(), describe(&e)))?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)
+        .map_err(|e| format!("socket: {}", describe(&e)))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("socket options: {}", describe(&e)))?;
+    match socket.connect(&addr) {
+        Ok(()) => Ok((socket, true)),
+        Err(e) if in_progress(&e) => Ok((socket, false)),
+        Err(e) => Err(format!("connect {}: {}", target(), describe(&e))),
+    }
+}
+
 /// How a started connect ended, once the socket is writable.
-pub fn finish_connect(socket: &Socket, target: SocketAddr) -> Result<(), String> {
+pub fn finish_connect(socket: &Socket, target: impl std::fmt::Display) -> Result<(), String> {
     match socket.take_error() {
         Ok(None) => {}
         Ok(Some(e)) | Err(e) => return Err(format!("connect {target}: {}", describe(&e))),
@@ -167,21 +197,35 @@ mod tests {
     #[test]
     fn loopback_sources_change_every_block() {
         let t: SocketAddr = "127.0.0.1:7".parse().unwrap();
-        assert_eq!(source_for(t, None, 0), None);
-        assert_eq!(source_for(t, None, PER_SOURCE - 1), None);
-        let second = source_for(t, None, PER_SOURCE).unwrap();
+        let auto = &Sources::Auto;
+        assert_eq!(source_for(t, auto, 0), None);
+        assert_eq!(source_for(t, auto, PER_SOURCE - 1), None);
+        let second = source_for(t, auto, PER_SOURCE).unwrap();
         assert_eq!(second, "127.0.0.2".parse::<IpAddr>().unwrap());
-        let far = source_for(t, None, 300 * PER_SOURCE).unwrap();
+        let far = source_for(t, auto, 300 * PER_SOURCE).unwrap();
         assert_eq!(far, "127.0.1.45".parse::<IpAddr>().unwrap());
-        let base = Some(Ipv4Addr::new(127, 0, 1, 1));
+        let base = &Sources::Base(Ipv4Addr::new(127, 0, 1, 1));
         assert_eq!(source_for(t, base, 5), Some("127.0.1.1".parse().unwrap()));
         assert_eq!(
             source_for(t, base, PER_SOURCE),
             Some("127.0.1.2".parse().unwrap())
         );
         let v6: SocketAddr = "[::1]:7".parse().unwrap();
-        assert_eq!(source_for(v6, None, 3 * PER_SOURCE), None);
+        assert_eq!(source_for(v6, auto, 3 * PER_SOURCE), None);
         let remote: SocketAddr = "10.0.0.1:7".parse().unwrap();
-        assert_eq!(source_for(remote, None, 3 * PER_SOURCE), None);
+        assert_eq!(source_for(remote, auto, 3 * PER_SOURCE), None);
+    }
+
+    #[test]
+    fn a_source_list_goes_round_robin() {
+        let t: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        let list = Sources::List(vec![
+            "127.0.0.2".parse().unwrap(),
+            "127.0.0.3".parse().unwrap(),
+        ]);
+        let picked: Vec<_> = (0..4)
+            .map(|i| source_for(t, &list, i).unwrap().to_string())
+            .collect();
+        assert_eq!(picked, ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]);
     }
 }

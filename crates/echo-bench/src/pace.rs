@@ -32,19 +32,28 @@ pub struct Pacer {
     gap: f64,
     /// Connections.
     n: u64,
+    /// Ramp length in ns (0: full rate at once).
+    ramp: f64,
     /// The next message not yet released.
     next: u64,
     timer: OwnedFd,
 }
 
 impl Pacer {
-    /// A pacer for `rate` messages/s over `n` connections, its timer
-    /// registered in `selector` under `token`.
+    /// A pacer for `rate` messages/s over `n` connections, reached
+    /// linearly over the first `ramp` ns, its timer registered in
+    /// `selector` under `token`.
     ///
     /// # Errors
     ///
     /// Creating or registering the timerfd.
-    pub fn new(rate: f64, n: u64, selector: &mut Selector, token: Token) -> io::Result<Pacer> {
+    pub fn new(
+        rate: f64,
+        n: u64,
+        ramp: u64,
+        selector: &mut Selector,
+        token: Token,
+    ) -> io::Result<Pacer> {
         let timer = timerfd_create(
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
@@ -53,6 +62,7 @@ impl Pacer {
         Ok(Pacer {
             gap: 1e9 / rate.max(1e-9),
             n: n.max(1),
+            ramp: ramp as f64,
             next: 0,
             timer,
         })
@@ -63,8 +73,17 @@ impl Pacer {
         self.at(k * self.n + i as u64)
     }
 
+    /// When message `j` of the worker is due. During a ramp the rate grows
+    /// linearly, so `j` messages are due by `t` when
+    /// `j = t^2 / (2 * ramp * gap)`; after it, one every `gap`.
     fn at(&self, j: u64) -> u64 {
-        (j as f64 * self.gap) as u64
+        let j = j as f64;
+        let in_ramp = self.ramp / (2.0 * self.gap);
+        if j < in_ramp {
+            (2.0 * self.ramp * j * self.gap).sqrt() as u64
+        } else {
+            (self.ramp + (j - in_ramp) * self.gap) as u64
+        }
     }
 
     /// The connection whose next message is due by `now`, if any; each call
@@ -124,7 +143,7 @@ mod tests {
     fn messages_go_round_the_connections_on_time() {
         let mut selector = Selector::new().unwrap();
         // 1,000 msg/s over 4 connections: one every ms, each connection every 4 ms.
-        let mut p = Pacer::new(1000.0, 4, &mut selector, Token(0)).unwrap();
+        let mut p = Pacer::new(1000.0, 4, 0, &mut selector, Token(0)).unwrap();
         let released: Vec<usize> = std::iter::from_fn(|| p.pop(5_500_000)).collect();
         assert_eq!(released, [0, 1, 2, 3, 0, 1]);
         assert_eq!(p.pop(5_999_999), None);
@@ -133,10 +152,28 @@ mod tests {
     }
 
     #[test]
+    fn a_ramp_reaches_the_rate_linearly() {
+        let mut selector = Selector::new().unwrap();
+        // 1,000 msg/s reached over 2 s: 1,000 messages due in the ramp
+        // (half of 2,000), then one per ms.
+        let p = Pacer::new(1000.0, 1, 2_000_000_000, &mut selector, Token(0)).unwrap();
+        assert_eq!(p.at(0), 0);
+        // A quarter of the ramp's messages by half its time.
+        assert_eq!(p.at(250), 1_000_000_000);
+        assert_eq!(p.at(1000), 2_000_000_000);
+        assert_eq!(p.at(1001), 2_001_000_000);
+        let gaps: Vec<u64> = (1..5).map(|j| p.at(j + 1) - p.at(j)).collect();
+        assert!(
+            gaps.windows(2).all(|w| w[0] > w[1]),
+            "speeding up: {gaps:?}"
+        );
+    }
+
+    #[test]
     fn the_timer_wakes_the_selector() {
         let mut selector = Selector::new().unwrap();
         // 100 msg/s: a tick every 10 ms.
-        let mut p = Pacer::new(100.0, 1, &mut selector, Token(9)).unwrap();
+        let mut p = Pacer::new(100.0, 1, 0, &mut selector, Token(9)).unwrap();
         assert_eq!(p.pop(0), Some(0));
         let start = std::time::Instant::now();
         p.start(0).unwrap();

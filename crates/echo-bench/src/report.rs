@@ -1,18 +1,21 @@
 //! The result of a point as people read it (a table) and as scripts read it
-//! (JSON with fixed keys).
+//! (JSON with fixed keys, documented field by field in docs/echo-bench-json.md).
 
-use crate::run::{Config, Outcome};
-use crate::stats::Percentiles;
-use serde::Serialize;
+use crate::plan::{Config, Outcome};
+use crate::stats::{encode_histogram, thousands, Percentiles, Stats};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// One point's result. Field names are the JSON contract.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
-    /// The server address.
+    /// "report" (JSON Lines from --json-stream also carry "interval" objects).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The server address(es), comma-separated.
     pub addr: String,
-    /// "tcp" or "udp".
-    pub transport: &'static str,
+    /// "tcp", "unix" or "udp".
+    pub transport: String,
     /// The readiness backend the workers used.
     pub backend: String,
     /// Worker threads used (never more than connections).
@@ -25,7 +28,7 @@ pub struct Report {
     pub pipeline: usize,
     /// Open-loop rate (messages/s), `null` in closed loop.
     pub rate: Option<f64>,
-    /// Connections established.
+    /// Connections established (UDP: sockets that got an echo).
     pub connected: u64,
     /// Messages echoed, verified and completed in the window.
     pub messages: u64,
@@ -40,6 +43,15 @@ pub struct Report {
     /// Send of a message's first byte (or its due time, with `rate`) to
     /// receipt of its last echoed byte.
     pub latency_us: Percentiles,
+    /// With `rate`: send of a message's first byte to receipt of its last
+    /// echoed byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_time_us: Option<Percentiles>,
+    /// `latency_us`'s histogram: HdrHistogram V2 compressed, base64, ns.
+    pub latency_hist: String,
+    /// `service_time_us`'s histogram, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_hist: Option<String>,
     /// Failed connections: connect errors, closes, resets, short reads, and
     /// connections not served in the window.
     pub errors: u64,
@@ -48,30 +60,76 @@ pub struct Report {
     /// Messages whose echo differed from what was sent.
     pub mismatches: u64,
     /// UDP only: datagrams never echoed within the timeout.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
     /// UDP only: echoes that came after their datagram was counted lost.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<u64>,
     /// UDP only: sockets that got no echo in the window (all lost).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unserved: Option<u64>,
+    /// The run was cut short by SIGINT or SIGTERM.
+    pub interrupted: bool,
+    /// One row per target, in the order given.
+    pub targets: Vec<TargetRow>,
     /// Server CPU time (user + system) in the window per message, in µs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_msg: Option<f64>,
     /// Server peak resident memory (VmHWM), kB.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_peak_rss_kb: Option<u64>,
     /// Server resident memory at the end (VmRSS), kB.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_rss_kb: Option<u64>,
     /// echo-bench's own CPU time in the window per message, in µs (all its
     /// threads): how close the load generator itself is to saturation.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench_cpu_us_per_msg: Option<f64>,
     /// The first failure, in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+}
+
+/// One target's share of a report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetRow {
+    /// The target.
+    pub addr: String,
+    /// Connections established to it.
+    pub connected: u64,
+    /// Messages completed in the window.
+    pub messages: u64,
+    /// `messages / duration_s`.
+    pub msgs_per_sec: f64,
+    /// Failed connections.
+    pub errors: u64,
+    /// Mismatched echoes.
+    pub mismatches: u64,
+    /// Latency percentiles, µs.
+    pub latency_us: Percentiles,
+    /// Its histogram, as `latency_hist`.
+    pub latency_hist: String,
+}
+
+/// `x` rounded to `digits` decimals.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+impl TargetRow {
+    fn new(addr: String, s: &Stats, secs: f64) -> TargetRow {
+        TargetRow {
+            addr,
+            connected: s.connected,
+            messages: s.messages,
+            msgs_per_sec: round(s.messages as f64 / secs, 1),
+            errors: s.errors.total(),
+            mismatches: s.mismatches,
+            latency_us: Percentiles::of(&s.latency),
+            latency_hist: encode_histogram(&s.latency),
+        }
+    }
 }
 
 impl Report {
@@ -79,13 +137,13 @@ impl Report {
     pub fn new(cfg: &Config, backend: String, o: &Outcome) -> Report {
         let s = &o.stats;
         let secs = o.window.as_secs_f64().max(1e-9);
-        let round = |x: f64, digits: i32| {
-            let f = 10f64.powi(digits);
-            (x * f).round() / f
-        };
+        let udp = cfg.transport == crate::plan::Transport::Udp;
+        let open_loop = cfg.rate.is_some();
+        let targets: Vec<String> = cfg.targets.iter().map(ToString::to_string).collect();
         Report {
-            addr: cfg.addr.to_string(),
-            transport: if cfg.udp { "udp" } else { "tcp" },
+            kind: "report".into(),
+            addr: targets.join(","),
+            transport: cfg.transport.name(&cfg.targets).into(),
             backend,
             threads: cfg
                 .threads
@@ -101,12 +159,21 @@ impl Report {
             msgs_per_sec: round(s.messages as f64 / secs, 1),
             mbytes_per_sec: round(s.bytes as f64 / secs / 1e6, 3),
             latency_us: Percentiles::of(&s.latency),
+            service_time_us: open_loop.then(|| Percentiles::of(&s.service)),
+            latency_hist: encode_histogram(&s.latency),
+            service_hist: open_loop.then(|| encode_histogram(&s.service)),
             errors: s.errors.total(),
             connect_errors: s.errors.connect,
             mismatches: s.mismatches,
-            lost: cfg.udp.then_some(s.lost),
-            late: cfg.udp.then_some(s.late),
-            unserved: cfg.udp.then_some(s.silent),
+            lost: udp.then_some(s.lost),
+            late: udp.then_some(s.late),
+            unserved: udp.then_some(s.silent),
+            interrupted: o.interrupted,
+            targets: targets
+                .into_iter()
+                .zip(&o.per_target)
+                .map(|(addr, t)| TargetRow::new(addr, t, secs))
+                .collect(),
             server_cpu_us_per_msg: o
                 .server_cpu_us
                 .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
@@ -125,19 +192,6 @@ impl Report {
         self.errors > 0 || self.mismatches > 0
     }
 
-    /// `1234567` as `1,234,567`.
-    pub fn thousands(n: u64) -> String {
-        let digits = n.to_string();
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        out
-    }
-
     /// The single-point table.
     pub fn table(&self) -> String {
         let mut t = String::new();
@@ -145,6 +199,12 @@ impl Report {
             || "closed loop".to_owned(),
             |r| format!("open loop at {r} msg/s"),
         );
+        if self.interrupted {
+            let _ = writeln!(
+                t,
+                "INTERRUPTED: the figures cover the window up to the signal"
+            );
+        }
         let _ = writeln!(
             t,
             "{} {}: {} connections x {} B, pipeline {}, {}, {} s, backend {}, {} thread(s)",
@@ -162,13 +222,13 @@ impl Report {
         let _ = writeln!(
             t,
             "  messages      {:>14}   {:>12} msg/s",
-            Self::thousands(self.messages),
-            Self::thousands(self.msgs_per_sec as u64)
+            thousands(self.messages),
+            thousands(self.msgs_per_sec as u64)
         );
         let _ = writeln!(
             t,
             "  bytes         {:>14}   {:>12.2} MB/s",
-            Self::thousands(self.bytes),
+            thousands(self.bytes),
             self.mbytes_per_sec
         );
         let l = &self.latency_us;
@@ -177,6 +237,13 @@ impl Report {
             "  latency (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             l.p50, l.p90, l.p99, l.p999, l.max
         );
+        if let Some(l) = &self.service_time_us {
+            let _ = writeln!(
+                t,
+                "  service (us)  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                l.p50, l.p90, l.p99, l.p999, l.max
+            );
+        }
         let _ = writeln!(
             t,
             "  errors        {} (connect {})",
@@ -204,6 +271,20 @@ impl Report {
                 t,
                 "  echo-bench    {cpu} us CPU/msg ({busy:.0}% of one core)"
             );
+        }
+        if self.targets.len() > 1 {
+            for r in &self.targets {
+                let _ = writeln!(
+                    t,
+                    "  target {}: connected {}, {} msg/s, p99 {} us, errors {}, mismatches {}",
+                    r.addr,
+                    r.connected,
+                    thousands(r.msgs_per_sec as u64),
+                    r.latency_us.p99,
+                    r.errors,
+                    r.mismatches
+                );
+            }
         }
         if let Some(e) = &self.first_error {
             let _ = writeln!(t, "  first error   {e}");
@@ -242,7 +323,7 @@ impl Report {
                 r.connections,
                 r.size,
                 r.pipeline,
-                Self::thousands(r.msgs_per_sec as u64),
+                thousands(r.msgs_per_sec as u64),
                 r.mbytes_per_sec,
                 l.p50,
                 l.p99,
@@ -257,18 +338,5 @@ impl Report {
             t.push('\n');
         }
         t
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Report;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(Report::thousands(0), "0");
-        assert_eq!(Report::thousands(999), "999");
-        assert_eq!(Report::thousands(1000), "1,000");
-        assert_eq!(Report::thousands(1234567), "1,234,567");
     }
 }

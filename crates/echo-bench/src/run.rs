@@ -1,173 +1,39 @@
 //! One measurement: start the workers, wait until every one has connected,
 //! hand them a common schedule (warm-up, window, drain), watch the server,
-//! show progress, and add up what the workers counted.
+//! collect the workers' reporting intervals, show progress, stop early on a
+//! signal, and add up what the workers counted.
 
-use crate::report::Report;
+use crate::plan::{
+    ns, Config, Handshake, IntervalSample, Outcome, Progress, Schedule, Share, Stop, Transport,
+    DRAIN,
+};
 use crate::stats::Stats;
 use crate::{client, server, udp};
 use anyhow::{anyhow, bail, Result};
-use selector::BackendKind;
+use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long, after the window, workers wait for echoes still owed.
-pub const DRAIN: Duration = Duration::from_secs(3);
-
-/// One measurement point.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// The echo server.
-    pub addr: SocketAddr,
-    /// Connections (UDP: sockets).
-    pub connections: u64,
-    /// Message size in bytes.
-    pub size: usize,
-    /// Measured window.
-    pub duration: Duration,
-    /// Load before the window, not counted.
-    pub warmup: Duration,
-    /// Messages in flight per connection.
-    pub pipeline: usize,
-    /// Open loop: messages per second over all connections.
-    pub rate: Option<f64>,
-    /// UDP instead of TCP.
-    pub udp: bool,
-    /// How long a TCP connect and its first echo may take.
-    pub connect_timeout: Duration,
-    /// How long a UDP datagram may take before it counts as lost.
-    pub udp_timeout: Duration,
-    /// Worker threads.
-    pub threads: usize,
-    /// Readiness backend for every worker.
-    pub backend: BackendKind,
-    /// First source address to bind, if set.
-    pub source_base: Option<Ipv4Addr>,
-    /// Process to report CPU time and memory of.
-    pub server_pid: Option<u32>,
-    /// Print a live status line on stderr.
+/// What the caller watches a run with.
+pub struct Watch<'a> {
+    /// Draw the live progress line on stderr (a terminal).
     pub progress: bool,
+    /// Set by a signal: end the window now and report what was measured.
+    pub interrupt: &'a AtomicBool,
+    /// Called with each reporting interval, all workers merged, in order.
+    pub on_interval: &'a mut dyn FnMut(&IntervalSample),
 }
 
-/// Which connections one worker runs, and its share of the rate.
-#[derive(Clone, Copy, Debug)]
-pub struct Share {
-    /// Global id of its first connection; ids are `first..first + count`.
-    pub first: u64,
-    /// How many connections.
-    pub count: u64,
-    /// Its part of `--rate`.
-    pub rate: Option<f64>,
-}
-
-/// The common timeline, as instants.
-#[derive(Clone, Copy, Debug)]
-pub struct Schedule {
-    /// When load starts (warm-up).
-    pub start: Instant,
-    /// When counting starts.
-    pub window_start: Instant,
-    /// When sending stops.
-    pub window_end: Instant,
-    /// When waiting for owed echoes stops.
-    pub drain_end: Instant,
-}
-
-impl Schedule {
-    /// The schedule on a worker's clock: nanoseconds since `start`.
-    pub fn marks(&self) -> Marks {
-        Marks {
-            window_start: ns(self.window_start - self.start),
-            window_end: ns(self.window_end - self.start),
-            drain_end: ns(self.drain_end - self.start),
-        }
+impl std::fmt::Debug for Watch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
     }
-}
-
-/// [`Schedule`] in nanoseconds since its start.
-#[derive(Clone, Copy, Debug)]
-pub struct Marks {
-    pub window_start: u64,
-    pub window_end: u64,
-    pub drain_end: u64,
-}
-
-impl Marks {
-    /// The next moment a worker must wake up for, whatever the sockets do.
-    pub fn next_wake(&self, now: u64, sending: bool) -> u64 {
-        if !sending {
-            self.drain_end
-        } else if now < self.window_start {
-            self.window_start
-        } else {
-            self.window_end
-        }
-    }
-}
-
-/// A duration in nanoseconds, saturating.
-pub fn ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// What a worker says once its connects are done.
-#[derive(Debug)]
-pub struct Connected {
-    /// Established connections.
-    pub ok: u64,
-    /// The first connect error, if any.
-    pub first_error: Option<String>,
-}
-
-/// Live counters a worker publishes for the progress line.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Messages echoed since the start (warm-up included).
-    pub echoed: AtomicU64,
-    /// Failures so far.
-    pub failures: AtomicU64,
-}
-
-/// A worker's side of the start-up handshake.
-#[derive(Debug)]
-pub struct Handshake {
-    /// Where to say how connecting went.
-    pub ready: mpsc::Sender<Connected>,
-    /// The schedule, or `None` to give up.
-    pub go: mpsc::Receiver<Option<Schedule>>,
-    /// Counters for the progress line.
-    pub progress: Arc<Progress>,
-}
-
-impl Handshake {
-    /// Say how connecting went, then wait for the schedule; `None` means
-    /// the run is called off.
-    pub fn connected(&self, stats: &Stats) -> Option<Schedule> {
-        let _ = self.ready.send(Connected {
-            ok: stats.connected,
-            first_error: stats.first_error.clone(),
-        });
-        self.go.recv().ok().flatten()
-    }
-}
-
-/// The measured result of one point.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Everything the workers counted.
-    pub stats: Stats,
-    /// The window's actual length.
-    pub window: Duration,
-    /// Server CPU microseconds spent in the window.
-    pub server_cpu_us: Option<u64>,
-    /// echo-bench's own CPU microseconds in the window.
-    pub own_cpu_us: Option<u64>,
-    /// Server (VmRSS, VmHWM) in kB at the end.
-    pub server_rss_kb: Option<(u64, u64)>,
 }
 
 fn shares(cfg: &Config) -> Vec<Share> {
@@ -189,11 +55,13 @@ fn shares(cfg: &Config) -> Vec<Share> {
 ///
 /// When no connection could be established (with the first connect
 /// error), a worker fails to set up, or the server process cannot be read.
-pub fn run_point(cfg: &Config) -> Result<Outcome> {
+pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
     if let Some(pid) = cfg.server_pid {
         server::cpu_us(pid)?;
     }
     let (ready_tx, ready_rx) = mpsc::channel();
+    let (interval_tx, interval_rx) = mpsc::channel();
+    let stop = Arc::new(Stop::default());
     let mut workers = Vec::new();
     for (t, share) in shares(cfg).into_iter().enumerate() {
         let (go_tx, go_rx) = mpsc::channel();
@@ -202,30 +70,40 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
             ready: ready_tx.clone(),
             go: go_rx,
             progress: Arc::clone(&progress),
+            stop: Arc::clone(&stop),
+            intervals: cfg.interval.map(|_| interval_tx.clone()),
         };
         let cfg = cfg.clone();
         let handle = thread::Builder::new()
             .name(format!("worker-{t}"))
-            .spawn(move || {
-                if cfg.udp {
-                    udp::run(&cfg, share, hs)
-                } else {
-                    client::run(&cfg, share, hs)
-                }
+            .spawn(move || match cfg.transport {
+                Transport::Udp => udp::run(&cfg, share, hs),
+                Transport::Stream => client::run(&cfg, share, hs),
             })
             .map_err(|e| anyhow!("start worker thread: {e}"))?;
         workers.push((handle, go_tx, progress));
     }
     drop(ready_tx);
+    drop(interval_tx);
 
     let mut connected = 0;
     let mut first_error = None;
-    for _ in 0..workers.len() {
+    let mut reported = 0;
+    while reported < workers.len() {
+        if watch.interrupt.load(Ordering::Relaxed) {
+            stop.set(0);
+        }
         // A worker that failed before connecting drops its sender; its error
         // comes out of join below.
-        let Ok(c) = ready_rx.recv() else { break };
-        connected += c.ok;
-        first_error = first_error.or(c.first_error);
+        match ready_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => {
+                reported += 1;
+                connected += c.ok;
+                first_error = first_error.or(c.first_error);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     let start = Instant::now();
     let window_start = start + cfg.warmup;
@@ -236,20 +114,24 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
         window_end,
         drain_end: window_end + DRAIN,
     };
-    let go = (connected > 0).then_some(schedule);
+    let go = (connected > 0 && !stop.asked()).then_some(schedule);
     for (_, tx, _) in &workers {
         let _ = tx.send(go);
     }
 
-    let mut cpu = (None, None);
+    let mut seen = Seen::default();
     if go.is_some() {
-        cpu = watch(cfg, &schedule, &workers)?;
+        seen = follow(cfg, &schedule, &workers, watch, &stop, &interval_rx)?;
     }
-    let mut stats = Stats::new();
+    let mut per_target: Vec<Stats> = cfg.targets.iter().map(|_| Stats::new()).collect();
     let mut failure = None;
     for (handle, _, _) in workers {
         match handle.join() {
-            Ok(Ok(s)) => stats.merge(&s),
+            Ok(Ok(list)) => {
+                for (sum, s) in per_target.iter_mut().zip(&list) {
+                    sum.merge(s);
+                }
+            }
             Ok(Err(e)) => failure = failure.or(Some(e)),
             Err(_) => failure = failure.or(Some(anyhow!("a worker thread panicked"))),
         }
@@ -257,16 +139,31 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
     if let Some(e) = failure {
         return Err(e);
     }
-    if connected == 0 {
+    // Intervals the workers closed after the watch ended.
+    let mut pending = seen.pending;
+    while let Ok(sample) = interval_rx.try_recv() {
+        collect(&mut pending, sample);
+    }
+    for sample in pending.into_values() {
+        (watch.on_interval)(&sample.1);
+    }
+    let interrupted = watch.interrupt.load(Ordering::Relaxed);
+    if connected == 0 && !interrupted {
         match first_error {
             Some(e) => bail!("{e}"),
-            None => bail!("no connection to {} could be established", cfg.addr),
+            None => bail!("no connection to {} could be established", cfg.targets[0]),
         }
     }
-    if cfg.udp && stats.connected > 0 && stats.silent >= stats.connected {
-        // Not loss under load: nothing answers at all.
-        stats.errors.unserved += stats.silent;
-        let addr = cfg.addr;
+    let mut stats = Stats::new();
+    for s in &per_target {
+        stats.merge(s);
+    }
+    if cfg.transport == Transport::Udp && stats.connected == 0 && connected > 0 {
+        // Not loss under load: nothing answers at all. Every socket that
+        // did not already fail with an error counts as unserved.
+        let unanswered = connected.saturating_sub(stats.errors.io);
+        stats.errors.unserved += unanswered;
+        let addr = &cfg.targets[0];
         stats
             .note(|| format!("no echo from {addr} on any socket: is a UDP echo server listening?"));
     }
@@ -276,76 +173,116 @@ pub fn run_point(cfg: &Config) -> Result<Outcome> {
     if let (Some(pid), None) = (cfg.server_pid, server_rss_kb) {
         stats.note(|| format!("server process {pid} is gone: no CPU or memory figures"));
     }
+    let window = match stop.at() {
+        Some(at) => Duration::from_nanos(at.saturating_sub(ns(cfg.warmup))).min(cfg.duration),
+        None => cfg.duration,
+    };
     Ok(Outcome {
         stats,
-        window: cfg.duration,
-        server_cpu_us: cpu.0,
-        own_cpu_us: cpu.1,
+        per_target,
+        window,
+        server_cpu_us: seen.cpu.0,
+        own_cpu_us: seen.cpu.1,
         server_rss_kb,
+        interrupted,
     })
 }
 
 type Workers = [(
-    thread::JoinHandle<Result<Stats>>,
+    thread::JoinHandle<Result<Vec<Stats>>>,
     mpsc::Sender<Option<Schedule>>,
     Arc<Progress>,
 )];
 
-/// Sleep through the run, sampling the server's CPU time and our own at the
-/// window's edges, and drawing the progress line.
-fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<(Option<u64>, Option<u64>)> {
+/// Interval samples waiting for the other workers': index -> (how many
+/// workers sent theirs, their sum).
+type Pending = BTreeMap<u64, (usize, IntervalSample)>;
+
+fn collect(pending: &mut Pending, s: IntervalSample) {
+    match pending.get_mut(&s.index) {
+        Some((n, sum)) => {
+            *n += 1;
+            // Same bounds on both sides, so adding cannot run out of range.
+            let _ = sum.latency.add(&s.latency);
+            if let (Some(a), Some(b)) = (&mut sum.service, &s.service) {
+                let _ = a.add(b);
+            }
+            sum.messages += s.messages;
+            sum.bytes += s.bytes;
+            sum.failures += s.failures;
+            sum.end = sum.end.max(s.end);
+        }
+        None => {
+            pending.insert(s.index, (1, s));
+        }
+    }
+}
+
+/// What watching the run yielded.
+#[derive(Default)]
+struct Seen {
+    /// Server and own CPU microseconds in the window.
+    cpu: (Option<u64>, Option<u64>),
+    /// Intervals not yet complete.
+    pending: Pending,
+}
+
+/// Follow the run until its window ends: sample the server's CPU time and
+/// our own at the window's edges, pass on complete intervals, draw the
+/// progress line, and turn an interruption into an early end.
+fn follow(
+    cfg: &Config,
+    s: &Schedule,
+    workers: &Workers,
+    watch: &mut Watch<'_>,
+    stop: &Stop,
+    intervals: &mpsc::Receiver<IntervalSample>,
+) -> Result<Seen> {
     let tick = Duration::from_millis(250);
     let me = std::process::id();
     let mut cpu_start = None;
     let mut own_start = None;
     let mut sampled = false;
     let mut last = (Instant::now(), 0u64);
+    let mut pending = Pending::new();
+    let mut end = s.window_end;
+    let mut next_line = Instant::now();
     loop {
         let now = Instant::now();
-        if !sampled && now >= s.window_start {
+        if watch.interrupt.load(Ordering::Relaxed) && stop.at().is_none() {
+            stop.set(ns(now.duration_since(s.start)));
+            end = now;
+        }
+        if !sampled && now >= s.window_start && now < end {
             sampled = true;
             cpu_start = cfg.server_pid.map(server::cpu_us).transpose()?;
             own_start = server::cpu_us(me).ok();
         }
-        if now >= s.window_end {
+        while let Some(entry) = pending.first_entry() {
+            if entry.get().0 < workers.len() {
+                break;
+            }
+            (watch.on_interval)(&entry.remove().1);
+        }
+        if now >= end {
             break;
         }
-        if cfg.progress {
-            let echoed: u64 = workers
-                .iter()
-                .map(|w| w.2.echoed.load(Ordering::Relaxed))
-                .sum();
-            let failures: u64 = workers
-                .iter()
-                .map(|w| w.2.failures.load(Ordering::Relaxed))
-                .sum();
-            let dt = now.duration_since(last.0).as_secs_f64();
-            let rate = if dt > 0.0 {
-                (echoed - last.1) as f64 / dt
-            } else {
-                0.0
-            };
-            last = (now, echoed);
-            let (phase, t) = if now < s.window_start {
-                ("warm-up", now.duration_since(s.start))
-            } else {
-                ("run", now.duration_since(s.window_start))
-            };
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r{phase:>7} {:5.1}s  {:>12} msg/s  {failures} errors   ",
-                t.as_secs_f64(),
-                Report::thousands(rate as u64)
-            );
-            let _ = err.flush();
+        if watch.progress && now >= next_line {
+            next_line = now + tick;
+            last = progress_line(s, workers, now, last);
         }
         let next = if now < s.window_start {
             s.window_start
         } else {
-            s.window_end
+            end
         };
-        thread::sleep(tick.min(next.duration_since(now)));
+        let wait = tick.min(next.duration_since(now));
+        match intervals.recv_timeout(wait) {
+            Ok(sample) => collect(&mut pending, sample),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // No intervals asked for: just wait.
+            Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(wait),
+        }
     }
     let cpu = match (cfg.server_pid, cpu_start) {
         (Some(pid), Some(before)) => server::cpu_us(pid)
@@ -354,10 +291,50 @@ fn watch(cfg: &Config, s: &Schedule, workers: &Workers) -> Result<(Option<u64>, 
         _ => None,
     };
     let own = own_start.and_then(|before| Some(server::cpu_us(me).ok()?.saturating_sub(before)));
-    if cfg.progress {
+    if watch.progress {
         let _ = write!(std::io::stderr(), "\r{:60}\r", "");
     }
-    Ok((cpu, own))
+    Ok(Seen {
+        cpu: (cpu, own),
+        pending,
+    })
+}
+
+/// Draw the live line: phase, time, messages/s since the last line, errors.
+fn progress_line(
+    s: &Schedule,
+    workers: &Workers,
+    now: Instant,
+    last: (Instant, u64),
+) -> (Instant, u64) {
+    let echoed: u64 = workers
+        .iter()
+        .map(|w| w.2.echoed.load(Ordering::Relaxed))
+        .sum();
+    let failures: u64 = workers
+        .iter()
+        .map(|w| w.2.failures.load(Ordering::Relaxed))
+        .sum();
+    let dt = now.duration_since(last.0).as_secs_f64();
+    let rate = if dt > 0.0 {
+        echoed.saturating_sub(last.1) as f64 / dt
+    } else {
+        0.0
+    };
+    let (phase, t) = if now < s.window_start {
+        ("warm-up", now.duration_since(s.start))
+    } else {
+        ("run", now.duration_since(s.window_start))
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r{phase:>7} {:5.1}s  {:>12} msg/s  {failures} errors   ",
+        t.as_secs_f64(),
+        crate::stats::thousands(rate as u64)
+    );
+    let _ = err.flush();
+    (now, echoed)
 }
 
 #[cfg(test)]
@@ -366,21 +343,22 @@ mod tests {
 
     fn config(connections: u64, threads: usize, rate: Option<f64>) -> Config {
         Config {
-            addr: "127.0.0.1:7".parse().unwrap(),
+            targets: vec![netaddr::Target::Inet("127.0.0.1:7".parse().unwrap())],
+            transport: Transport::Stream,
             connections,
             size: 64,
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             pipeline: 1,
             rate,
-            udp: false,
+            ramp: Duration::ZERO,
             udp_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             threads,
-            backend: BackendKind::Auto,
-            source_base: None,
+            backend: selector::BackendKind::Auto,
+            sources: crate::plan::Sources::Auto,
             server_pid: None,
-            progress: false,
+            interval: None,
         }
     }
 

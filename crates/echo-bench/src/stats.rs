@@ -1,6 +1,8 @@
 //! What a worker counts during the measured window, and how workers' counts
 //! add up.
 
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 /// Latencies are recorded in nanoseconds, three significant digits, up to
@@ -39,11 +41,21 @@ impl Errors {
     }
 }
 
+/// An empty latency histogram: nanoseconds, 1 ns to an hour.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, SIGFIG)
+        .expect("1 ns to an hour at 3 significant digits is a valid histogram")
+}
+
 /// Counts from one worker (or, merged, from all).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Stats {
-    /// Latency of each message completed in the window, in nanoseconds.
+    /// Latency of each message completed in the window, in nanoseconds:
+    /// response time (from when it was due) with `--rate`.
     pub latency: Histogram<u64>,
+    /// Service time (from when its first byte was sent), in nanoseconds;
+    /// recorded with `--rate` only.
+    pub service: Histogram<u64>,
     /// Messages whose echo completed in the window.
     pub messages: u64,
     /// Their bytes (echoed bytes, one direction).
@@ -68,8 +80,8 @@ impl Stats {
     /// Empty counts.
     pub fn new() -> Stats {
         Stats {
-            latency: Histogram::new_with_bounds(1, MAX_NS, SIGFIG)
-                .expect("1 ns to an hour at 3 significant digits is a valid histogram"),
+            latency: new_histogram(),
+            service: new_histogram(),
             messages: 0,
             bytes: 0,
             connected: 0,
@@ -86,6 +98,7 @@ impl Stats {
     /// and failures so far, stay.
     pub fn start_window(&mut self) {
         self.latency.reset();
+        self.service.reset();
         self.messages = 0;
         self.bytes = 0;
         self.lost = 0;
@@ -99,6 +112,11 @@ impl Stats {
         self.bytes += bytes as u64;
     }
 
+    /// Count one message's service time.
+    pub fn record_service(&mut self, ns: u64) {
+        self.service.saturating_record(ns.max(1));
+    }
+
     /// Keep `msg` if it is the first failure.
     pub fn note(&mut self, msg: impl FnOnce() -> String) {
         if self.first_error.is_none() {
@@ -110,6 +128,7 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         // Same bounds on both sides, so adding cannot run out of range.
         let _ = self.latency.add(&o.latency);
+        let _ = self.service.add(&o.service);
         self.messages += o.messages;
         self.bytes += o.bytes;
         self.connected += o.connected;
@@ -131,7 +150,7 @@ impl Default for Stats {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: f64,
@@ -162,9 +181,70 @@ impl Percentiles {
     }
 }
 
+/// `h` in HdrHistogram's V2 compressed encoding, base64: the form interval
+/// logs use, which every HdrHistogram implementation reads.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    // Writing to a Vec cannot fail, and a histogram this crate built always
+    // serializes.
+    if V2DeflateSerializer::new().serialize(h, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The histogram [`encode_histogram`] wrote.
+///
+/// # Errors
+///
+/// When `text` is not base64, or not a V2 histogram.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram V2 histogram: {e:?}"))?;
+    Ok(h)
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_survive_encoding() {
+        let mut s = Stats::new();
+        for ns in [1_000, 2_000, 5_000_000] {
+            s.record(ns, 1);
+        }
+        let back = decode_histogram(&encode_histogram(&s.latency)).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(Percentiles::of(&back), Percentiles::of(&s.latency));
+        assert!(decode_histogram("not base64!").is_err());
+        assert!(decode_histogram("aGVsbG8=").is_err());
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
 
     #[test]
     fn merge_adds_counts_and_histograms() {

@@ -13,16 +13,15 @@
 //! shows up as "connection refused") is an error.
 
 use crate::net::{self, describe};
-use crate::pace::Pacer;
 use crate::pattern;
-use crate::run::{ns, Config, Handshake, Schedule, Share};
+use crate::plan::{ns, Config, Handshake, Share};
 use crate::stats::Stats;
+use crate::worker::{self, Core, Transport};
 use anyhow::{anyhow, Result};
-use selector::{Events, Interest, Selector, Token};
+use netaddr::Target;
+use selector::{Interest, Token};
 use std::io;
-use std::net::UdpSocket;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, UdpSocket};
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -36,82 +35,81 @@ struct Slot {
 struct Sock {
     socket: Option<UdpSocket>,
     id: u64,
+    addr: SocketAddr,
     next_seq: u64,
     due: u64,
     slots: Box<[Slot]>,
     inflight: usize,
     writable: bool,
     expecting: bool,
+    /// An echo came back in the window; in the whole run.
     served: bool,
+    answered: bool,
+    /// A socket error closed it; it could not even be created.
+    failed: bool,
+    never_set_up: bool,
 }
 
-struct Worker<'a> {
-    cfg: &'a Config,
-    share: Share,
-    selector: Selector,
+/// One worker's UDP sockets.
+struct Datagrams<'a> {
+    core: Core<'a>,
     socks: Vec<Sock>,
-    stats: Stats,
     wbuf: Vec<u8>,
     rbuf: Vec<u8>,
     scratch: Vec<u8>,
-    origin: Instant,
-    in_window: bool,
-    sending: bool,
-    pacer: Option<Pacer>,
-    echoed: u64,
+    /// Loss timeout, ns, and when datagrams were last checked against it.
+    timeout: u64,
+    last_sweep: u64,
 }
-
-/// The pacing timer's token; connections use their index.
-const TIMER: Token = Token(usize::MAX);
 
 fn header_len(size: usize) -> usize {
     size.min(8)
 }
 
-/// Run `share`'s sockets until the schedule ends.
+/// Run `share`'s sockets until the schedule ends; per-target counts.
 ///
 /// # Errors
 ///
-/// When the selector cannot be created or fails while waiting.
-pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
-    let selector = Selector::with_backend(cfg.backend)
-        .map_err(|e| anyhow!("create {} selector: {}", cfg.backend, describe(&e)))?;
-    let mut w = Worker {
-        cfg,
-        share,
-        selector,
+/// When the selector cannot be created or fails while waiting, or a target
+/// is not an IP address.
+pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
+    let mut w = Datagrams {
+        core: Core::new(cfg, share, share.count as usize)?,
         socks: Vec::new(),
-        stats: Stats::new(),
         wbuf: vec![0; cfg.size],
         rbuf: vec![0; cfg.size + 1],
         scratch: vec![0; cfg.size],
-        origin: Instant::now(),
-        in_window: false,
-        sending: true,
-        pacer: None,
-        echoed: 0,
+        timeout: ns(cfg.udp_timeout),
+        last_sweep: 0,
     };
     for i in 0..share.count {
         let id = share.first + i;
-        let source = net::source_for(cfg.addr, cfg.source_base, id);
-        let socket = match net::udp_socket(cfg.addr, source) {
+        let Target::Inet(addr) = cfg.targets[cfg.target_of(id)] else {
+            return Err(anyhow!("UDP needs an IP target, not a unix: path"));
+        };
+        let source = net::source_for(addr, &cfg.sources, id);
+        let socket = match net::udp_socket(addr, source) {
             Ok(s) => Some(UdpSocket::from(s)),
             Err(msg) => {
-                w.stats.errors.connect += 1;
-                w.stats.note(|| msg);
+                let stats = w.core.stats_of(id);
+                stats.errors.connect += 1;
+                stats.note(|| msg);
                 None
             }
         };
         if let Some(s) = &socket {
             let token = Token(w.socks.len());
-            w.selector
+            w.core
+                .selector
                 .register(s, token, Interest::READABLE)
                 .map_err(|e| anyhow!("register: {}", describe(&e)))?;
-            w.stats.connected += 1;
+            // A socket is "connected" (set up); whether anything answers
+            // shows in `answered`.
+            w.core.stats_of(id).connected += 1;
         }
         w.socks.push(Sock {
-            socket,
             id,
+            addr,
             next_seq: 0,
             due: if share.rate.is_none() { u64::MAX } else { 0 },
             slots: vec![Slot::default(); cfg.pipeline].into_boxed_slice(),
@@ -119,101 +117,71 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Stats> {
             writable: false,
             expecting: false,
             served: false,
+            answered: false,
+            failed: false,
+            never_set_up: socket.is_none(),
+            socket,
         });
     }
-    let Some(schedule) = hs.connected(&w.stats) else {
-        return Ok(w.stats);
+    let Some(schedule) = hs.connected(&w.core.stats) else {
+        return Ok(w.core.stats);
     };
-    w.origin = schedule.start;
-    w.run(&schedule, &hs)?;
+    worker::drive(&mut w, &schedule, &hs)?;
     w.finish();
-    Ok(w.stats)
+    Ok(w.core.stats)
 }
 
-impl Worker<'_> {
-    fn now(&self) -> u64 {
-        ns(self.origin.elapsed())
+impl<'a> Transport<'a> for Datagrams<'a> {
+    fn core(&mut self) -> &mut Core<'a> {
+        &mut self.core
     }
 
-    fn run(&mut self, s: &Schedule, hs: &Handshake) -> Result<()> {
-        let marks = s.marks();
-        let timeout = ns(self.cfg.udp_timeout);
-        if let Some(rate) = self.share.rate.filter(|_| !self.socks.is_empty()) {
-            let n = self.socks.len() as u64;
-            let pacer = Pacer::new(rate, n, &mut self.selector, TIMER)
-                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
-            self.pacer = Some(pacer);
+    fn count(&self) -> usize {
+        self.socks.len()
+    }
+
+    fn start_window(&mut self) {
+        for c in &mut self.socks {
+            c.served = false;
+            c.expecting = c.inflight > 0;
         }
-        let now = self.now();
-        if let Some(p) = &mut self.pacer {
-            p.start(now)
-                .map_err(|e| anyhow!("pacing timer: {}", describe(&e)))?;
+    }
+
+    fn send(&mut self, i: usize) {
+        self.send_due(i);
+    }
+
+    fn release(&mut self, i: usize) {
+        self.socks[i].due += 1;
+        self.send_due(i);
+    }
+
+    fn ready(&mut self, i: usize, readable: bool, writable: bool) {
+        if readable {
+            self.receive(i);
         }
-        // Room for every socket at once (see the TCP worker).
-        let mut events = Events::with_capacity(self.socks.len() + 8);
-        let mut last_sweep = 0;
-        for i in 0..self.socks.len() {
-            self.send(i);
+        if writable {
+            self.send_due(i);
         }
-        loop {
-            let now = self.now();
-            if !self.in_window && self.sending && now >= marks.window_start {
-                self.in_window = true;
-                self.stats.start_window();
-                for c in &mut self.socks {
-                    c.served = false;
-                    c.expecting = c.inflight > 0;
-                }
-            }
-            if self.sending && now >= marks.window_end {
-                self.sending = false;
-                self.in_window = false;
-                if let Some(p) = &mut self.pacer {
-                    p.stop(&mut self.selector);
-                }
-            }
-            let idle = self
-                .socks
-                .iter()
-                .all(|c| c.inflight == 0 || c.socket.is_none());
-            if !self.sending && (now >= marks.drain_end || idle) {
-                return Ok(());
-            }
-            if now >= last_sweep + timeout / 4 {
-                last_sweep = now;
-                self.expire(now, timeout);
-            }
-            let wake = marks.next_wake(now, self.sending);
-            if self.sending {
-                while let Some(i) = self.pacer.as_mut().and_then(|p| p.pop(now)) {
-                    self.socks[i].due += 1;
-                    self.send(i);
-                }
-            }
-            let wait =
-                Duration::from_nanos(wake.saturating_sub(now)).min(Duration::from_millis(50));
-            self.selector
-                .select(&mut events, Some(wait))
-                .map_err(|e| anyhow!("select: {}", describe(&e)))?;
-            for ev in &events {
-                if ev.token() == TIMER {
-                    if let Some(p) = &mut self.pacer {
-                        p.acknowledge();
-                    }
-                    continue;
-                }
-                let i = ev.token().0;
-                if ev.is_readable() || ev.is_error_or_hangup() {
-                    self.receive(i);
-                }
-                if ev.is_writable() {
-                    self.send(i);
-                }
-            }
-            hs.progress.echoed.store(self.echoed, Ordering::Relaxed);
-            let failures = self.stats.errors.total() + self.stats.mismatches;
-            hs.progress.failures.store(failures, Ordering::Relaxed);
+    }
+
+    fn tick(&mut self, now: u64) {
+        if now >= self.last_sweep + self.timeout / 4 {
+            self.last_sweep = now;
+            self.expire(now, self.timeout);
         }
+    }
+
+    fn idle(&self) -> bool {
+        self.socks
+            .iter()
+            .all(|c| c.inflight == 0 || c.socket.is_none())
+    }
+}
+
+impl Datagrams<'_> {
+    fn now(&self) -> u64 {
+        self.core.now()
     }
 
     /// Count datagrams older than `timeout` as lost and free their slots.
@@ -225,20 +193,20 @@ impl Worker<'_> {
                 if now.saturating_sub(slot.sent_at) > timeout {
                     slot.busy = false;
                     c.inflight -= 1;
-                    self.stats.lost += 1;
+                    self.core.stats_of(c.id).lost += 1;
                     freed = true;
                 }
             }
             if freed {
-                self.send(i);
+                self.send_due(i);
             }
         }
     }
 
-    fn send(&mut self, i: usize) {
-        let size = self.cfg.size;
+    fn send_due(&mut self, i: usize) {
+        let size = self.core.cfg.size;
         let h = header_len(size);
-        while self.sending {
+        while self.core.sending {
             let c = &self.socks[i];
             let Some(socket) = &c.socket else { return };
             if c.inflight >= c.slots.len() || c.next_seq >= c.due {
@@ -250,7 +218,7 @@ impl Worker<'_> {
             match socket.send(&self.wbuf) {
                 Ok(n) if n == size => {
                     let now = self.now();
-                    let start = match &self.pacer {
+                    let start = match &self.core.pacer {
                         // Due time, not send time: no coordinated omission.
                         Some(p) => p.due_time(i, seq),
                         None => now,
@@ -266,12 +234,13 @@ impl Worker<'_> {
                     }
                     c.inflight += 1;
                     c.next_seq += 1;
-                    c.expecting |= self.in_window;
+                    c.expecting |= self.core.in_window;
                 }
                 Ok(n) => return self.fail(i, format!("send: sent {n} of {size} bytes")),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !c.writable
                         && self
+                            .core
                             .selector
                             .modify(socket, Token(i), Interest::BOTH)
                             .is_ok()
@@ -286,7 +255,10 @@ impl Worker<'_> {
         }
         let c = &mut self.socks[i];
         if let (Some(socket), true) = (&c.socket, c.writable) {
-            let _ = self.selector.modify(socket, Token(i), Interest::READABLE);
+            let _ = self
+                .core
+                .selector
+                .modify(socket, Token(i), Interest::READABLE);
             c.writable = false;
         }
     }
@@ -303,18 +275,19 @@ impl Worker<'_> {
                 Err(e) => return self.fail(i, format!("recv: {}", describe(&e))),
             }
         }
-        self.send(i);
+        self.send_due(i);
     }
 
     /// Match a received datagram of `n` bytes to its slot and check it.
     fn check(&mut self, i: usize, n: usize) {
-        let size = self.cfg.size;
+        let size = self.core.cfg.size;
         let h = header_len(size);
         let now = self.now();
-        let (addr, id) = (self.cfg.addr, self.socks[i].id);
+        let (addr, id) = (self.socks[i].addr, self.socks[i].id);
+        let stats = self.core.stats_of(id);
         if n != size {
-            self.stats.mismatches += 1;
-            return self.stats.note(|| {
+            stats.mismatches += 1;
+            return stats.note(|| {
                 format!("socket {id} to {addr}: echoed a datagram of {n} bytes, sent {size}")
             });
         }
@@ -332,12 +305,12 @@ impl Worker<'_> {
             Some(k) => c.slots[k].seq,
             None if h == 8 && low < c.next_seq => low,
             None if h < 8 => {
-                self.stats.late += 1;
+                stats.late += 1;
                 return;
             }
             None => {
-                self.stats.mismatches += 1;
-                return self.stats.note(|| {
+                stats.mismatches += 1;
+                return stats.note(|| {
                     format!("socket {id} to {addr}: echoed sequence number {low}, never sent")
                 });
             }
@@ -348,53 +321,60 @@ impl Worker<'_> {
             &self.rbuf[h..n],
             &mut self.scratch,
         ) {
-            self.stats.mismatches += 1;
+            stats.mismatches += 1;
             if let Some(k) = found {
                 c.slots[k].busy = false;
                 c.inflight -= 1;
             }
-            return self.stats.note(|| {
+            return stats.note(|| {
                 format!(
                     "socket {id} to {addr}: datagram {seq}: echoed bytes differ from those sent"
                 )
             });
         }
         let Some(k) = found else {
-            self.stats.late += 1;
+            stats.late += 1;
             return;
         };
         let slot = &mut c.slots[k];
         slot.busy = false;
         c.inflight -= 1;
         c.served = true;
-        self.echoed += 1;
-        if self.in_window {
-            self.stats.record(now.saturating_sub(slot.start), size);
-        }
+        c.answered = true;
+        let (due, sent) = (slot.start, slot.sent_at);
+        self.core.complete(id, now, due, sent);
     }
 
     fn fail(&mut self, i: usize, msg: String) {
         let c = &mut self.socks[i];
         if let Some(socket) = c.socket.take() {
-            let _ = self.selector.unregister(&socket);
+            let _ = self.core.selector.unregister(&socket);
         }
         c.inflight = 0;
-        self.stats.errors.io += 1;
-        let (id, addr) = (c.id, self.cfg.addr);
-        self.stats.note(|| format!("socket {id} to {addr}: {msg}"));
+        c.failed = true;
+        let (id, addr) = (c.id, c.addr);
+        let stats = self.core.stats_of(id);
+        stats.errors.io += 1;
+        stats.note(|| format!("socket {id} to {addr}: {msg}"));
     }
 
     /// Datagrams still out are lost. Sockets that got no echo in the window
-    /// are counted apart: under UDP that is loss, not an error.
+    /// are counted apart (`silent`): under UDP that is loss, not an error,
+    /// and that includes sockets that failed. Only sockets that got an
+    /// echo at some point stay counted as connected.
     fn finish(&mut self) {
         for c in &mut self.socks {
-            let Some(socket) = c.socket.take() else {
-                continue;
-            };
-            let _ = self.selector.unregister(&socket);
-            self.stats.lost += c.inflight as u64;
-            if c.expecting && !c.served {
-                self.stats.silent += 1;
+            if let Some(socket) = c.socket.take() {
+                let _ = self.core.selector.unregister(&socket);
+            }
+            let stats = self.core.stats_of(c.id);
+            stats.lost += c.inflight as u64;
+            if (c.expecting || c.failed) && !c.served {
+                stats.silent += 1;
+            }
+            // Set up but never answered: not connected after all.
+            if !c.answered && !c.never_set_up {
+                stats.connected -= 1;
             }
         }
     }

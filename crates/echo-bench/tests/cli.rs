@@ -83,12 +83,39 @@ fn bad_flags_exit_2() {
 #[test]
 fn unresolvable_address_is_named() {
     let out = bench(&["-d", "0.2", "no-such-host.invalid:7"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("resolve no-such-host.invalid:7"),
-        "{}",
-        stderr(&out)
+        err.contains("bad address \"no-such-host.invalid:7\": cannot resolve no-such-host.invalid"),
+        "{err}"
     );
+    assert!(err.contains("expected IP:PORT or HOST:PORT"), "{err}");
+}
+
+#[test]
+fn bad_addresses_are_named_with_the_hint_issue_12() {
+    for (addr, problem) in [
+        ("999.1.1.1:80", "999.1.1.1 is not an IPv4 address"),
+        ("localhost", "no port"),
+        (
+            "127.0.0.1:99999",
+            "port \"99999\" is not a number from 0 to 65535",
+        ),
+        ("unix:", "no path after unix:"),
+    ] {
+        let out = bench(&["-d", "0.2", addr]);
+        assert_eq!(out.status.code(), Some(2), "{addr}");
+        let err = stderr(&out);
+        assert!(err.contains(problem), "{addr}: {err}");
+        assert!(
+            err.contains("(expected IP:PORT or HOST:PORT)"),
+            "{addr}: {err}"
+        );
+    }
+    // The same rule for chaos's single address.
+    let out = bench(&["chaos", "-d", "0.2", "999.1.1.1:80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("999.1.1.1 is not an IPv4 address"));
 }
 
 #[test]

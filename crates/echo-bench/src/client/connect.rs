@@ -1,7 +1,7 @@
 //! The connect phase: batches of non-blocking connects, each confirmed by
 //! the echo of message 0.
 
-use super::{Link, Worker, CONNECT_BATCH};
+use super::{Link, Streams, CONNECT_BATCH};
 
 /// The connect window to start with.
 const FIRST_WINDOW: usize = 16;
@@ -14,12 +14,13 @@ const SLOW: Duration = Duration::from_millis(250);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const MAX_RETRIES: u8 = 5;
 use crate::net::{self, describe};
+use crate::plan::Handshake;
 use anyhow::{anyhow, Result};
+use netaddr::Target;
 use selector::{Interest, Token};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-impl Worker<'_> {
+impl Streams<'_> {
     /// Connect every connection, a window of them at a time. A connection
     /// counts as connected once message 0 has come back: a completed
     /// handshake alone may sit in a full accept queue, and its first message
@@ -31,13 +32,14 @@ impl Worker<'_> {
     /// [`CONNECT_BATCH`], and halves when connections start taking longer
     /// than [`SLOW`] (a small listen backlog overflowing: the tutorial's
     /// server listens with a backlog of 5).
-    pub(super) fn connect_all(&mut self) -> Result<()> {
-        let addr = self.cfg.addr;
+    ///
+    /// A stop asked for meanwhile (a signal) ends the phase at once.
+    pub(super) fn connect_all(&mut self, hs: &Handshake) -> Result<()> {
         let n = self.conns.len();
         let mut next = 0;
         let mut window = FIRST_WINDOW;
         let mut last_sweep = Instant::now();
-        let timeout = self.cfg.connect_timeout;
+        let timeout = self.core.cfg.connect_timeout;
         for c in &mut self.conns {
             c.due = 1;
         }
@@ -47,28 +49,32 @@ impl Worker<'_> {
                 self.start_connect(next);
                 next += 1;
             }
-            if next == n && self.settled == n {
+            if (next == n && self.settled == n) || hs.stop.asked() {
                 break;
             }
-            self.selector
-                .select(&mut self.events, Some(Duration::from_millis(100)))
+            let core = &mut self.core;
+            core.selector
+                .select(&mut core.events, Some(Duration::from_millis(100)))
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
-            let events = std::mem::take(&mut self.events);
+            let events = std::mem::take(&mut self.core.events);
             for ev in &events {
                 let i = ev.token().0;
-                match self.conns.get(i).map(|c| &c.link) {
-                    Some(Link::Connecting(socket)) => match net::finish_connect(socket, addr) {
-                        Ok(()) => self.opened(i),
-                        Err(msg) => self.connect_failed(i, msg),
-                    },
-                    Some(Link::Open(_)) => self.read(i),
+                match self.conns.get(i).map(|c| (&c.link, c.id)) {
+                    Some((Link::Connecting(socket), id)) => {
+                        let target = &self.core.cfg.targets[self.core.cfg.target_of(id)];
+                        match net::finish_connect(socket, target) {
+                            Ok(()) => self.opened(i),
+                            Err(msg) => self.connect_failed(i, msg),
+                        }
+                    }
+                    Some((Link::Open(_), _)) => self.read(i),
                     _ => {}
                 }
                 if self.check_ready(i) {
                     window = (window + 1).min(CONNECT_BATCH);
                 }
             }
-            self.events = events;
+            self.core.events = events;
             if last_sweep.elapsed() >= Duration::from_millis(100) {
                 last_sweep = Instant::now();
                 let mut newly_slow = false;
@@ -94,6 +100,7 @@ impl Worker<'_> {
                         continue;
                     }
                     let secs = timeout.as_secs_f64();
+                    let addr = self.core.cfg.targets[self.core.cfg.target_of(c.id)].clone();
                     match c.link {
                         Link::Connecting(_) => {
                             self.connect_failed(i, format!("connect {addr}: timed out"))
@@ -110,7 +117,7 @@ impl Worker<'_> {
                 }
             }
         }
-        let due = if self.share.rate.is_none() {
+        let due = if self.core.share.rate.is_none() {
             u64::MAX
         } else {
             1
@@ -126,8 +133,8 @@ impl Worker<'_> {
     fn restart(&mut self, i: usize) {
         let c = &mut self.conns[i];
         if let Link::Open(stream) = std::mem::replace(&mut c.link, Link::Idle) {
-            let _ = self.selector.unregister(&stream);
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = self.core.selector.unregister(&stream);
+            let _ = stream.set_linger(Some(Duration::ZERO));
         }
         c.sent = 0;
         c.recvd = 0;
@@ -136,17 +143,23 @@ impl Worker<'_> {
     }
 
     fn start_connect(&mut self, i: usize) {
-        let addr = self.cfg.addr;
-        let source = net::source_for(addr, self.cfg.source_base, self.conns[i].id);
+        let cfg = self.core.cfg;
+        let id = self.conns[i].id;
         self.conns[i].attempt = Instant::now();
-        match net::start_connect(addr, source) {
+        let started = match &cfg.targets[cfg.target_of(id)] {
+            Target::Inet(addr) => {
+                net::start_connect(*addr, net::source_for(*addr, &cfg.sources, id))
+            }
+            Target::Unix(path) => net::start_connect_unix(path),
+        };
+        match started {
             Ok((socket, done)) => {
                 let interest = if done {
                     Interest::READABLE
                 } else {
                     Interest::WRITABLE
                 };
-                if let Err(e) = self.selector.register(&socket, Token(i), interest) {
+                if let Err(e) = self.core.selector.register(&socket, Token(i), interest) {
                     return self.connect_failed(i, format!("register: {}", describe(&e)));
                 }
                 self.conns[i].link = Link::Connecting(socket);
@@ -164,8 +177,12 @@ impl Worker<'_> {
         else {
             return;
         };
-        let stream = TcpStream::from(socket);
-        if let Err(e) = self.selector.modify(&stream, Token(i), Interest::READABLE) {
+        let stream = socket;
+        if let Err(e) = self
+            .core
+            .selector
+            .modify(&stream, Token(i), Interest::READABLE)
+        {
             self.conns[i].link = Link::Open(stream);
             return self.connect_failed(i, format!("modify: {}", describe(&e)));
         }
@@ -175,7 +192,7 @@ impl Worker<'_> {
 
     /// Whether connection `i` has just become ready.
     fn check_ready(&mut self, i: usize) -> bool {
-        let size = self.cfg.size as u64;
+        let size = self.core.cfg.size as u64;
         let Some(c) = self.conns.get_mut(i) else {
             return false;
         };
@@ -183,14 +200,16 @@ impl Worker<'_> {
             return false;
         }
         c.ready = true;
+        let id = c.id;
         self.settled += 1;
-        self.stats.connected += 1;
+        self.core.stats_of(id).connected += 1;
         true
     }
 
     fn connect_failed(&mut self, i: usize, msg: String) {
         self.close(i);
-        self.stats.errors.connect += 1;
-        self.stats.note(|| msg);
+        let stats = self.core.stats_of(self.conns[i].id);
+        stats.errors.connect += 1;
+        stats.note(|| msg);
     }
 }
