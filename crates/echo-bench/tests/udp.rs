@@ -2,7 +2,7 @@
 
 mod util;
 
-use util::{bench, closed_udp_port, json, stderr, udp_server};
+use util::{bench, closed_udp_port, json, stderr, udp_server, EchoServer};
 
 #[test]
 fn udp_echo_is_verified() {
@@ -57,6 +57,40 @@ fn nobody_listening_is_an_error() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn counters_agree_when_nothing_answers_issue_12() {
+    // Issue 12: a closed port reported "connected 2/2" and "0 sockets got
+    // no echo" although no socket got anything.
+    let addr = closed_udp_port().to_string();
+    let out = bench(&[
+        "--udp", "-c", "2", "-d", "0.3", "--warmup", "0", "--json", &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(r["connected"], 0, "{r}");
+    assert_eq!(r["unserved"], 2, "{r}");
+    assert_eq!(r["messages"], 0, "{r}");
+    assert_eq!(r["errors"], 2, "one error per socket, not two: {r}");
+    let table = bench(&["--udp", "-c", "2", "-d", "0.3", "--warmup", "0", &addr]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("connected     0/2"), "{text}");
+    assert!(text.contains("2 sockets got no echo"), "{text}");
+}
+
+#[test]
+fn a_real_echo_server_answers_every_socket() {
+    let server = EchoServer::start(&["-u", "127.0.0.1:0"], 1);
+    let addr = server.udp.unwrap().to_string();
+    let out = bench(&[
+        "--udp", "-c", "3", "-d", "0.4", "--warmup", "0.1", "--json", &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["connected"], 3, "{r}");
+    assert_eq!(r["unserved"], 0, "{r}");
+    assert_eq!(r["transport"], "udp");
 }
 
 #[test]

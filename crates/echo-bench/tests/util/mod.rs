@@ -184,3 +184,138 @@ pub fn json(out: &Output) -> serde_json::Value {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The workspace's echo-server binary, next to echo-bench's; built once if
+/// it is not there yet (`cargo test -p echo-bench` alone does not build it).
+pub fn echo_server_binary() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let bench = std::path::Path::new(binary());
+            let dir = bench.parent().expect("echo-bench lives in a directory");
+            let server = dir.join("echo-server");
+            if !server.exists() {
+                let mut cargo = Command::new(env!("CARGO"));
+                cargo.args(["build", "-p", "echo-server", "--bin", "echo-server"]);
+                if dir.file_name().is_some_and(|n| n == "release") {
+                    cargo.arg("--release");
+                }
+                let status = cargo.status().expect("run cargo build -p echo-server");
+                assert!(status.success(), "cargo build -p echo-server failed");
+            }
+            assert!(server.exists(), "no echo-server at {}", server.display());
+            server
+        })
+        .clone()
+}
+
+/// A real echo-server process on loopback port 0 (TCP and UDP, and a Unix
+/// socket when asked), killed when dropped.
+pub struct EchoServer {
+    child: std::process::Child,
+    /// Its TCP listening addresses, as announced.
+    pub tcp: Vec<SocketAddr>,
+    /// Its UDP address, if asked for.
+    pub udp: Option<SocketAddr>,
+}
+
+impl EchoServer {
+    /// Start it with `args` (e.g. `["-l", "127.0.0.1:0"]`) and wait for
+    /// `lines` "listening" lines.
+    pub fn start(args: &[&str], lines: usize) -> EchoServer {
+        use std::io::BufRead;
+        let mut child = Command::new(echo_server_binary())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start echo-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = EchoServer {
+            child,
+            tcp: Vec::new(),
+            udp: None,
+        };
+        for _ in 0..lines {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("echo-server announces its sockets");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                ["listening", "tcp", addr] => server.tcp.push(addr.parse().unwrap()),
+                ["listening", "udp", addr] => server.udp = Some(addr.parse().unwrap()),
+                _ => {}
+            }
+        }
+        server
+    }
+
+    /// One TCP listener on 127.0.0.1:0.
+    pub fn tcp() -> EchoServer {
+        EchoServer::start(&["-l", "127.0.0.1:0"], 1)
+    }
+
+    /// Its first TCP address as text.
+    pub fn addr(&self) -> String {
+        self.tcp[0].to_string()
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start echo-bench with `args` without waiting for it; stdout and stderr
+/// piped.
+pub fn spawn_bench(args: &[&str]) -> std::process::Child {
+    Command::new(binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `child` at most `limit`, then kill it; its output.
+pub fn finish(mut child: std::process::Child, limit: Duration) -> Output {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Send signal `name` (INT, TERM) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Every JSON object printed one per line (--json-stream).
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
