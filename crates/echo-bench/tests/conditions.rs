@@ -1,0 +1,204 @@
+//! Pass/fail for CI, the rate search, and merging reports (issue 11).
+
+mod util;
+
+use util::{bench, json, stderr, tcp_server, Behaviour, EchoServer};
+
+#[test]
+fn fail_if_prints_every_condition_that_held_and_exits_3() {
+    let server = EchoServer::tcp();
+    let addr = server.addr();
+    let run = |conds: &[&str]| {
+        let mut args = vec!["-c", "2", "-d", "0.3", "--warmup", "0", "--json"];
+        for c in conds {
+            args.extend_from_slice(&["--fail-if", c]);
+        }
+        args.push(&addr);
+        bench(&args)
+    };
+    let out = run(&["p50>0ns", "errors>0", "connected<1000", "rate<1k"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("fail-if p50>0ns: p50 is"), "{err}");
+    assert!(
+        err.contains("fail-if connected<1000: connected is 2"),
+        "{err}"
+    );
+    assert!(!err.contains("errors>0"), "did not hold: {err}");
+    json(&out); // the report still comes out
+
+    let out = run(&["p99>10s", "errors>0", "mismatches>=1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("fail-if"));
+}
+
+#[test]
+fn a_typo_in_a_condition_is_a_usage_error_naming_it() {
+    for (expr, says) in [
+        ("p98>2ms", "unknown metric \"p98\""),
+        ("p99>2mz", "bad value \"2mz\""),
+        ("p99 2ms", "no comparison"),
+    ] {
+        let out = bench(&["--fail-if", expr, "-d", "0.2", "127.0.0.1:7"]);
+        assert_eq!(out.status.code(), Some(2), "{expr}");
+        assert!(stderr(&out).contains(says), "{expr}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_mismatch_beats_a_condition() {
+    let (addr, _) = tcp_server(Behaviour::Corrupt(100));
+    let out = bench(&[
+        "-c",
+        "1",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--fail-if",
+        "p50>0ns",
+        &addr.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn search_finds_the_highest_rate_that_meets_the_slo() {
+    let server = EchoServer::tcp();
+    let addr = server.addr();
+    let base = [
+        "-c",
+        "2",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--min-rate",
+        "100",
+        "--max-rate",
+    ];
+    // Loopback meets a 1 s p99 at 400 msg/s: round 2 (the top) meets it.
+    let mut args = vec!["search", "--slo", "p99<1s"];
+    args.extend_from_slice(&base);
+    args.extend_from_slice(&["400", "--json", &addr]);
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["best_rate"], 400.0, "{r}");
+    let rounds = r["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[0]["rate"], 100.0);
+    assert!(rounds
+        .iter()
+        .all(|x| x["met"] == true && x["report"]["messages"].as_u64() > Some(0)));
+
+    // Nothing meets a p50 under a nanosecond: exit 3 after one round.
+    let mut args = vec!["search", "--slo", "p50<1ns"];
+    args.extend_from_slice(&base);
+    args.extend_from_slice(&["400", &addr]);
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no rate tried met the SLO"), "{text}");
+    assert_eq!(text.matches(" missed (").count(), 1, "{text}");
+    assert!(stderr(&out).contains("not even --min-rate 100 met the SLO"));
+}
+
+#[test]
+fn search_bisects_between_a_met_and_a_missed_rate() {
+    // Fails every round above 300 msg/s by construction: rate<300 is the
+    // SLO. Bisection over [100, 1000] must close in on 300 from below.
+    let server = EchoServer::tcp();
+    let out = bench(&[
+        "search",
+        "--slo",
+        "rate<300",
+        "--rounds",
+        "6",
+        "-c",
+        "2",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--min-rate",
+        "100",
+        "--max-rate",
+        "1000",
+        "--json",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let rates: Vec<f64> = r["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates.len(), 6, "{rates:?}");
+    assert_eq!(&rates[..3], [100.0, 1000.0, 550.0]);
+    let best = r["best_rate"].as_f64().unwrap();
+    assert!((200.0..300.0).contains(&best), "{best} from {rates:?}");
+}
+
+#[test]
+fn merge_sums_counts_and_merges_histograms() {
+    let server = EchoServer::tcp();
+    let dir = std::env::temp_dir().join(format!("echo-bench-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut reports = Vec::new();
+    for (k, c) in ["2", "3"].iter().enumerate() {
+        let out = bench(&[
+            "-c",
+            c,
+            "-d",
+            "0.3",
+            "--warmup",
+            "0",
+            "--json",
+            &server.addr(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let file = dir.join(format!("r{k}.json"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        files.push(file.to_str().unwrap().to_owned());
+        reports.push(json(&out));
+    }
+    let mut args = vec!["merge", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = json(&out);
+    let sum = |k: &str| reports.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    for k in ["connections", "connected", "messages", "bytes", "errors"] {
+        assert_eq!(m[k].as_u64().unwrap(), sum(k), "{k}: {m}");
+    }
+    // The merged maximum is the larger maximum, exactly; the median lies
+    // between the two medians.
+    let max = |r: &serde_json::Value, p: &str| r["latency_us"][p].as_f64().unwrap();
+    assert_eq!(
+        max(&m, "max"),
+        max(&reports[0], "max").max(max(&reports[1], "max"))
+    );
+    let (lo, hi) = (max(&reports[0], "p50"), max(&reports[1], "p50"));
+    assert!((lo.min(hi)..=lo.max(hi)).contains(&max(&m, "p50")), "{m}");
+    let rate = reports
+        .iter()
+        .map(|r| r["msgs_per_sec"].as_f64().unwrap())
+        .sum::<f64>();
+    assert!((m["msgs_per_sec"].as_f64().unwrap() - rate).abs() < 0.2);
+
+    // Not a report: named.
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "{\"hello\": 1}").unwrap();
+    let out = bench(&["merge", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not an echo-bench --json report"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,163 @@
+//! Load shape and scale (issue 11): several targets, Unix-domain targets,
+//! source address ranges, rate ramps.
+
+mod util;
+
+use util::{bench, json, stderr, tcp_server, Behaviour, EchoServer};
+
+#[test]
+fn connections_spread_round_robin_over_targets() {
+    let server = EchoServer::start(&["-l", "127.0.0.1:0", "-l", "127.0.0.1:0"], 2);
+    let (a, b) = (server.tcp[0].to_string(), server.tcp[1].to_string());
+    let out = bench(&["-c", "5", "-d", "0.4", "--warmup", "0", "--json", &a, &b]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["addr"], format!("{a},{b}"));
+    let rows = r["targets"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{r}");
+    assert_eq!(
+        (rows[0]["addr"].as_str(), rows[1]["addr"].as_str()),
+        (Some(&*a), Some(&*b))
+    );
+    assert_eq!(
+        (rows[0]["connected"].clone(), rows[1]["connected"].clone()),
+        (3.into(), 2.into())
+    );
+    let sum: u64 = rows.iter().map(|t| t["messages"].as_u64().unwrap()).sum();
+    assert_eq!(sum, r["messages"].as_u64().unwrap());
+    assert!(
+        rows.iter().all(|t| t["messages"].as_u64().unwrap() > 0),
+        "{r}"
+    );
+
+    // The table shows a row per target.
+    let out = bench(&["-c", "2", "-d", "0.2", "--warmup", "0", &a, &b]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("  target ").count(), 2, "{text}");
+}
+
+#[test]
+fn a_failing_target_is_counted_on_its_own_row() {
+    let good = EchoServer::tcp();
+    let (bad, _) = tcp_server(Behaviour::Corrupt(1000));
+    let out = bench(&[
+        "-c",
+        "4",
+        "-d",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--json",
+        &good.addr(),
+        &bad.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    let rows = r["targets"].as_array().unwrap();
+    assert_eq!(rows[0]["mismatches"], 0, "{r}");
+    assert_eq!(rows[1]["mismatches"], 2, "{r}");
+}
+
+#[test]
+fn unix_socket_targets() {
+    let path = std::env::temp_dir().join(format!("echo-bench-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = path.to_str().unwrap();
+    let _server = EchoServer::start(&["--unix", p], 1);
+    let target = format!("unix:{p}");
+    let out = bench(&[
+        "-c", "3", "-p", "2", "-d", "0.4", "--warmup", "0.1", "--json", &target,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["transport"], "unix");
+    assert_eq!(r["addr"], target);
+    assert_eq!(r["connected"], 3);
+    assert_eq!(r["mismatches"], 0);
+    assert!(r["messages"].as_u64().unwrap() > 10, "{r}");
+    // Nothing listening there: the path is named.
+    drop(_server);
+    let _ = std::fs::remove_file(&path);
+    let out = bench(&["-c", "1", "-d", "0.2", &target]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("connect {target}")),
+        "{}",
+        stderr(&out)
+    );
+    // Stream sockets only.
+    let out = bench(&["--udp", "-d", "0.2", &target]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn source_ip_ranges_bind_round_robin() {
+    let (addr, peers) = tcp_server(Behaviour::Echo);
+    let addr = addr.to_string();
+    let out = bench(&[
+        "-c",
+        "6",
+        "--source-ip",
+        "127.0.0.5-127.0.0.7",
+        "-d",
+        "0.2",
+        "--warmup",
+        "0",
+        "--json",
+        &addr,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut ips: Vec<String> = peers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.ip().to_string())
+        .collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        [
+            "127.0.0.5",
+            "127.0.0.5",
+            "127.0.0.6",
+            "127.0.0.6",
+            "127.0.0.7",
+            "127.0.0.7"
+        ]
+    );
+    for bad in ["127.0.0.9-127.0.0.1", "127.0.0.1-x", "1.2.3"] {
+        let out = bench(&["--source-ip", bad, "-d", "0.2", &addr]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&out).contains("--source-ip"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_ramp_reaches_the_rate_gradually() {
+    let server = EchoServer::tcp();
+    // 400 msg/s reached over the whole 1 s window: half the messages.
+    let out = bench(&[
+        "-c",
+        "4",
+        "-r",
+        "400",
+        "--ramp",
+        "1",
+        "-d",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let messages = json(&out)["messages"].as_u64().unwrap();
+    assert!((140..=260).contains(&messages), "{messages}");
+    // --ramp means nothing without --rate.
+    let out = bench(&["--ramp", "1", "-d", "0.2", &server.addr()]);
+    assert_eq!(out.status.code(), Some(2));
+}
