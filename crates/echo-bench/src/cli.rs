@@ -152,6 +152,10 @@ pub struct Common {
     /// connection counts as a connect error
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     pub connect_timeout: f64,
+    /// Open at most this many new connections per second (a connection
+    /// ramp); the load starts once all are connected
+    #[arg(long, value_name = "N", value_parser = positive_secs)]
+    pub connect_rate: Option<f64>,
     /// Milliseconds before an unechoed UDP datagram counts as lost
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub udp_timeout_ms: u64,
@@ -285,6 +289,7 @@ pub fn config(common: &Common, targets: &[Target], c: u64, size: usize, pipeline
         ramp: Duration::from_secs_f64(common.ramp),
         udp_timeout: Duration::from_millis(common.udp_timeout_ms),
         connect_timeout: Duration::from_secs_f64(common.connect_timeout),
+        connect_rate: common.connect_rate,
         threads: common.threads,
         backend: common.backend,
         sources,

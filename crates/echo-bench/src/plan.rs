@@ -56,6 +56,8 @@ pub struct Config {
     pub rate: Option<f64>,
     /// Open loop: reach `rate` linearly over this long from the start.
     pub ramp: Duration,
+    /// New connections per second while connecting (all workers), if paced.
+    pub connect_rate: Option<f64>,
     /// How long a TCP connect and its first echo may take.
     pub connect_timeout: Duration,
     /// How long a UDP datagram may take before it counts as lost.

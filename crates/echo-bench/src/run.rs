@@ -354,6 +354,7 @@ mod tests {
             ramp: Duration::ZERO,
             udp_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
+            connect_rate: None,
             threads,
             backend: selector::BackendKind::Auto,
             sources: crate::plan::Sources::Auto,

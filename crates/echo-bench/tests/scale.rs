@@ -161,3 +161,26 @@ fn a_ramp_reaches_the_rate_gradually() {
     let out = bench(&["--ramp", "1", "-d", "0.2", &server.addr()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn connect_rate_paces_new_connections() {
+    let server = EchoServer::tcp();
+    // 10 connections at 20/s: the last starts 0.45 s after the first.
+    let started = std::time::Instant::now();
+    let out = bench(&[
+        "-c",
+        "10",
+        "--connect-rate",
+        "20",
+        "-d",
+        "0.1",
+        "--warmup",
+        "0",
+        "--json",
+        &server.addr(),
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["connected"], 10);
+    assert!(took >= std::time::Duration::from_millis(450), "{took:?}");
+}

@@ -43,8 +43,18 @@ impl Streams<'_> {
         for c in &mut self.conns {
             c.due = 1;
         }
+        let phase = Instant::now();
+        // --connect-rate: this worker's share of new connections per second.
+        let per_sec =
+            self.core.cfg.connect_rate.map(|r| {
+                r * self.core.share.count as f64 / self.core.cfg.connections.max(1) as f64
+            });
+        let paced = |next: usize| match per_sec {
+            Some(r) => next < (phase.elapsed().as_secs_f64() * r) as usize + 1,
+            None => true,
+        };
         loop {
-            while next - self.settled < window && next < n {
+            while next - self.settled < window && next < n && paced(next) {
                 self.conns[next].started = Instant::now();
                 self.start_connect(next);
                 next += 1;
@@ -52,9 +62,14 @@ impl Streams<'_> {
             if (next == n && self.settled == n) || hs.stop.asked() {
                 break;
             }
+            let mut wait = Duration::from_millis(100);
+            if let (Some(r), true) = (per_sec, next < n) {
+                let due = Duration::from_secs_f64(next as f64 / r.max(1e-9));
+                wait = wait.min(due.saturating_sub(phase.elapsed()));
+            }
             let core = &mut self.core;
             core.selector
-                .select(&mut core.events, Some(Duration::from_millis(100)))
+                .select(&mut core.events, Some(wait))
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.core.events);
             for ev in &events {
