@@ -162,11 +162,12 @@ impl<'a> Core<'a> {
 
     /// Send the interval that ends by `now` (or, `last`, the one under way).
     fn close_interval(&mut self, now: u64, last: bool) {
+        match &self.interval {
+            Some(iv) if last || now >= iv.end => {}
+            _ => return,
+        }
         let failures = self.failures();
         let Some(iv) = &mut self.interval else { return };
-        if !last && now < iv.end {
-            return;
-        }
         let end = if last { now.min(iv.end) } else { iv.end };
         let fresh = iv.service.as_ref().map(|_| new_histogram());
         let sample = IntervalSample {

@@ -184,3 +184,50 @@ fn connect_rate_paces_new_connections() {
     assert_eq!(json(&out)["connected"], 10);
     assert!(took >= std::time::Duration::from_millis(450), "{took:?}");
 }
+
+/// More connections to one server port than one source address has
+/// ephemeral ports: in a fresh network namespace (`unshare -n`, needs
+/// root) whose port range is lowered to 1,000 ports, 2,500 connections
+/// spread over three addresses with --source-ip all connect, and from one
+/// address they fail past the range. (The runs use different addresses:
+/// the first run's TIME_WAIT ports would otherwise count against the
+/// second.) Run with
+/// `cargo test -p echo-bench --test scale -- --ignored`.
+#[test]
+#[ignore = "needs root for unshare -n; run explicitly"]
+fn more_connections_than_the_ephemeral_range_with_source_ips() {
+    let server = util::echo_server_binary();
+    let script = format!(
+        "set -e; ip link set lo up; sysctl -qw net.ipv4.ip_local_port_range='40000 40999'; \
+         {server} -l 127.0.0.1:7000 >/dev/null 2>&1 & S=$!; sleep 0.5; \
+         {bench} -c 2500 -d 1 --warmup 0.2 --source-ip 127.0.0.2-127.0.0.4 --json 127.0.0.1:7000; \
+         {bench} -c 2500 -d 1 --warmup 0.2 --connect-timeout 5 --json 127.0.0.1:7000 || true; \
+         kill $S",
+        server = server.display(),
+        bench = util::binary()
+    );
+    let child = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run unshare");
+    let out = util::finish(child, std::time::Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "{text}");
+    let one = &reports[1];
+    assert!(
+        one["connected"].as_u64().unwrap() <= 1000,
+        "one source: {one}"
+    );
+    assert!(one["connect_errors"].as_u64().unwrap() >= 1500, "{one}");
+    let three = &reports[0];
+    assert_eq!(three["connected"], 2500, "{three}");
+    assert_eq!(three["errors"], 0, "{three}");
+    assert!(three["messages"].as_u64().unwrap() > 0, "{three}");
+}
