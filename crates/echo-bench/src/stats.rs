@@ -112,6 +112,22 @@ impl Stats {
         self.bytes += bytes as u64;
     }
 
+    /// Count one message whose latency is recorded elsewhere (in a
+    /// reporting interval's histogram, added in with [`Stats::fold`]).
+    pub fn count(&mut self, bytes: usize) {
+        self.messages += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Add an interval's histograms, recorded in place of this one's.
+    pub fn fold(&mut self, latency: &Histogram<u64>, service: Option<&Histogram<u64>>) {
+        // Same bounds on both sides, so adding cannot run out of range.
+        let _ = self.latency.add(latency);
+        if let Some(h) = service {
+            let _ = self.service.add(h);
+        }
+    }
+
     /// Count one message's service time.
     pub fn record_service(&mut self, ns: u64) {
         self.service.saturating_record(ns.max(1));

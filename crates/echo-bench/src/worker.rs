@@ -124,10 +124,18 @@ impl<'a> Core<'a> {
         let response = now.saturating_sub(due);
         let service = now.saturating_sub(sent);
         let open_loop = self.cfg.rate.is_some();
+        // With one target and intervals on, the interval's histograms are
+        // the only ones recorded per message; each is added to the totals
+        // when it closes. Reporting intervals then cost no work per message.
+        let folded = self.interval.is_some() && self.stats.len() == 1;
         let s = self.stats_of(id);
-        s.record(response, bytes);
-        if open_loop {
-            s.record_service(service);
+        if folded {
+            s.count(bytes);
+        } else {
+            s.record(response, bytes);
+            if open_loop {
+                s.record_service(service);
+            }
         }
         if let Some(iv) = &mut self.interval {
             iv.latency.saturating_record(response.max(1));
@@ -168,6 +176,9 @@ impl<'a> Core<'a> {
         }
         let failures = self.failures();
         let Some(iv) = &mut self.interval else { return };
+        if let [only] = &mut self.stats[..] {
+            only.fold(&iv.latency, iv.service.as_ref());
+        }
         let end = if last { now.min(iv.end) } else { iv.end };
         let fresh = iv.service.as_ref().map(|_| new_histogram());
         let sample = IntervalSample {

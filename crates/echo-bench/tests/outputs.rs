@@ -49,6 +49,12 @@ fn hdr_log_and_json_stream_cover_every_message() {
         "{last}"
     );
     assert_eq!(counted, report["messages"].as_u64().unwrap(), "{report}");
+    // The report's histogram holds every interval's messages.
+    let bytes = base64_decode(report["latency_hist"].as_str().unwrap());
+    let whole: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .unwrap();
+    assert_eq!(whole.len(), counted);
 
     // The log: header, then one histogram per interval, same counts.
     let text = std::fs::read(&log).unwrap();
@@ -131,6 +137,50 @@ fn open_loop_reports_response_and_service_time() {
     }
     let hist = r["service_hist"].as_str().unwrap();
     assert!(hist.starts_with("HISTF"), "{hist}");
+    let messages = r["messages"].as_u64().unwrap();
+    for (field, text) in [
+        ("service_hist", hist),
+        ("latency_hist", r["latency_hist"].as_str().unwrap()),
+    ] {
+        let bytes = base64_decode(text);
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        assert_eq!(h.len(), messages, "{field}");
+    }
+
+    // The same with intervals on (their histograms are folded into the
+    // totals as they close).
+    let out = bench(&[
+        "-c",
+        "4",
+        "-r",
+        "2000",
+        "-d",
+        "0.8",
+        "--warmup",
+        "0.2",
+        "--json-stream",
+        "--interval",
+        "0.3",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let r = lines.last().unwrap();
+    let messages = r["messages"].as_u64().unwrap();
+    for field in ["service_hist", "latency_hist"] {
+        let bytes = base64_decode(r[field].as_str().unwrap());
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        assert_eq!(h.len(), messages, "{field}");
+    }
+    let response = &r["latency_us"];
+    let service = &r["service_time_us"];
+    for p in ["p50", "p99", "max"] {
+        assert!(service[p].as_f64() <= response[p].as_f64(), "{p}: {r}");
+    }
 
     // Closed loop: no service time (it equals the latency).
     let out = bench(&[
