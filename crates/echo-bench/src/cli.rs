@@ -38,9 +38,13 @@ pub struct Cli {
     pub point: PointArgs,
     #[command(flatten)]
     pub common: Common,
-    /// Server address(es): IP:PORT, [V6]:PORT, HOST:PORT or unix:/path;
-    /// connections go round-robin over several
-    #[arg(value_name = "ADDR", required = true, value_parser = netaddr::parse_target)]
+    #[arg(
+        value_name = "ADDR",
+        required = true,
+        value_parser = netaddr::parse_target,
+        help = "Server address(es): IP:PORT, [V6]:PORT, HOST:PORT or unix:/path; \
+                connections go round-robin over several"
+    )]
     pub addrs: Vec<Target>,
 }
 

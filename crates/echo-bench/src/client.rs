@@ -1,4 +1,5 @@
-//! TCP connections on one [`Selector`]: connect in batches, then keep
+//! Stream connections (TCP or Unix-domain) on one
+//! [`Selector`](selector::Selector): connect in batches, then keep
 //! `pipeline` messages in flight on each (or send on schedule with
 //! `--rate`), checking every echoed byte.
 //!
