@@ -185,24 +185,30 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The workspace's echo-server binary, next to echo-bench's; built once if
-/// it is not there yet (`cargo test -p echo-bench` alone does not build it).
+/// The workspace's echo-server binary, next to echo-bench's. Built (or
+/// brought up to date) once per test binary: `cargo test -p echo-bench`
+/// alone does not build it, and a stale one would test old code.
 pub fn echo_server_binary() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let bench = std::path::Path::new(binary());
             let dir = bench.parent().expect("echo-bench lives in a directory");
-            let server = dir.join("echo-server");
-            if !server.exists() {
-                let mut cargo = Command::new(env!("CARGO"));
-                cargo.args(["build", "-p", "echo-server", "--bin", "echo-server"]);
-                if dir.file_name().is_some_and(|n| n == "release") {
-                    cargo.arg("--release");
-                }
-                let status = cargo.status().expect("run cargo build -p echo-server");
-                assert!(status.success(), "cargo build -p echo-server failed");
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo.args([
+                "build",
+                "--quiet",
+                "-p",
+                "echo-server",
+                "--bin",
+                "echo-server",
+            ]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cargo.arg("--release");
             }
+            let status = cargo.status().expect("run cargo build -p echo-server");
+            assert!(status.success(), "cargo build -p echo-server failed");
+            let server = dir.join("echo-server");
             assert!(server.exists(), "no echo-server at {}", server.display());
             server
         })
