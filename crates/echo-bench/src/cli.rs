@@ -1,6 +1,7 @@
 //! The command line, and how it becomes a [`Config`].
 
 use crate::check::Condition;
+use crate::exit::code;
 use crate::output::Outputs;
 use crate::plan::{Config, Sources, Transport};
 use anyhow::Result;
@@ -320,12 +321,12 @@ pub fn outputs(common: &Common) -> Result<Option<Outputs>> {
 }
 
 /// Flag combinations clap cannot check; exits 2 like clap's own errors.
-pub fn validate(common: &Common, sizes: &[usize], targets: &[Target]) {
+pub fn validate(common: &Common, sizes: &[usize], targets: &[Target], single: bool) {
     const UDP_MAX: usize = 65_507;
     let fail = |msg: String| -> ! {
-        Cli::command()
-            .error(clap::error::ErrorKind::ValueValidation, msg)
-            .exit()
+        let e = Cli::command().error(clap::error::ErrorKind::ValueValidation, msg);
+        let _ = e.print();
+        std::process::exit(code::USAGE.into())
     };
     if common.udp && sizes.iter().any(|&s| s > UDP_MAX) {
         fail(format!(
@@ -341,6 +342,18 @@ pub fn validate(common: &Common, sizes: &[usize], targets: &[Target]) {
     }
     if unix > 0 && common.udp {
         fail("ADDR: unix: targets are stream sockets; --udp needs IP targets".into());
+    }
+    if !single {
+        let one_run_only = [
+            ("--interval", common.interval.is_some()),
+            ("--json-stream", common.json_stream),
+            ("--hdr-log", common.hdr_log.is_some()),
+        ];
+        if let Some((flag, _)) = one_run_only.iter().find(|(_, on)| *on) {
+            fail(format!(
+                "{flag} applies to a single run, not to sweep or search"
+            ));
+        }
     }
     if common.json && common.json_stream {
         fail("--json and --json-stream: choose one (--json-stream ends with the report)".into());

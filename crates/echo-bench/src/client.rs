@@ -13,7 +13,7 @@ use crate::net::describe;
 use crate::pattern;
 use crate::plan::{Config, Handshake, Share, DRAIN};
 use crate::stats::Stats;
-use crate::worker::{self, Core, Transport};
+use crate::worker::{self, Core, Sockets};
 use anyhow::Result;
 use selector::{Interest, Token};
 use socket2::Socket;
@@ -130,7 +130,7 @@ enum Failure {
     Mismatch,
 }
 
-impl<'a> Transport<'a> for Streams<'a> {
+impl<'a> Sockets<'a> for Streams<'a> {
     fn core(&mut self) -> &mut Core<'a> {
         &mut self.core
     }

@@ -9,7 +9,7 @@
 //! echo-bench chaos [OPTIONS] <ADDR>             random hostile sessions
 //! ```
 //!
-//! Exit status (see [`exit`]): 0 when every connection was served and
+//! Exit status (see [`exit::code`]): 0 when every connection was served and
 //! every byte matched, 1 on any error or mismatch, 2 for bad flags, 3 when
 //! a `--fail-if` condition held (search: no rate met the SLO), 130 / 143
 //! when interrupted by SIGINT / SIGTERM (the report still comes out).
@@ -20,6 +20,7 @@ mod chaos;
 mod check;
 mod cli;
 mod client;
+mod exit;
 mod merge;
 mod net;
 mod output;
@@ -37,101 +38,12 @@ mod worker;
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::{ChaosArgs, Cli, Command, SweepArgs};
+use exit::{code, status, Signals};
 use output::Outputs;
-use plan::Config;
 use report::Report;
+use run::measure;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Exit statuses, the documented contract.
-pub mod exit {
-    /// Every connection served, every byte matched, no condition held.
-    pub const OK: u8 = 0;
-    /// An error or a mismatch, an unreachable server, too few descriptors.
-    pub const FAILED: u8 = 1;
-    /// Bad flags (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// A `--fail-if` condition held; `search`: not even the lowest rate met the SLO.
-    pub const CONDITION: u8 = 3;
-    /// Interrupted: 128 + the signal's number (SIGINT 130, SIGTERM 143).
-    pub const INTERRUPTED_BASE: u8 = 128;
-}
-
-/// SIGINT and SIGTERM: the first sets the flag (the run stops and reports),
-/// a second exits at once with 128 + its number.
-#[derive(Debug)]
-pub struct Signals {
-    /// Set by the first signal.
-    pub flag: Arc<AtomicBool>,
-    /// Its number.
-    pub which: Arc<AtomicUsize>,
-}
-
-impl Signals {
-    fn install() -> Result<Signals> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        use signal_hook::flag;
-        let s = Signals {
-            flag: Arc::new(AtomicBool::new(false)),
-            which: Arc::new(AtomicUsize::new(0)),
-        };
-        for sig in [SIGINT, SIGTERM] {
-            // Registered first, so it sees the flag before this signal sets
-            // it: only a second signal exits here.
-            let code = i32::from(exit::INTERRUPTED_BASE) + sig;
-            flag::register_conditional_shutdown(sig, code, Arc::clone(&s.flag))
-                .context("install signal handler")?;
-            flag::register(sig, Arc::clone(&s.flag)).context("install signal handler")?;
-            flag::register_usize(sig, Arc::clone(&s.which), sig as usize)
-                .context("install signal handler")?;
-        }
-        Ok(s)
-    }
-
-    fn interrupted(&self) -> Option<u8> {
-        self.flag.load(Ordering::Relaxed).then(|| {
-            let sig = self.which.load(Ordering::Relaxed) as u8;
-            exit::INTERRUPTED_BASE.saturating_add(sig)
-        })
-    }
-}
-
-/// The exit status of a finished run: a fault beats an interruption, which
-/// beats a `--fail-if` condition.
-fn status(failed: bool, signals: &Signals, conditions_held: bool) -> u8 {
-    if failed {
-        exit::FAILED
-    } else if let Some(code) = signals.interrupted() {
-        code
-    } else if conditions_held {
-        exit::CONDITION
-    } else {
-        exit::OK
-    }
-}
-
-/// Measure one point, writing interval outputs as they come.
-fn measure(cfg: &Config, mut outputs: Option<&mut Outputs>, signals: &Signals) -> Result<Report> {
-    let mut sink = |s: &plan::IntervalSample| {
-        if let Some(o) = outputs.as_deref_mut() {
-            o.write(s);
-        }
-    };
-    let progress = cfg.interval.is_none() && cli::live_progress();
-    let mut watch = run::Watch {
-        progress,
-        interrupt: &signals.flag,
-        on_interval: &mut sink,
-    };
-    let outcome = run::run_point(cfg, &mut watch)?;
-    Ok(Report::new(
-        cfg,
-        cfg.backend.resolve().to_string(),
-        &outcome,
-    ))
-}
 
 fn single(cli: &Cli, signals: &Signals) -> Result<u8> {
     let c = &cli.common;
@@ -140,7 +52,7 @@ fn single(cli: &Cli, signals: &Signals) -> Result<u8> {
     let mut outputs = cli::outputs(c)?;
     cfg.interval = outputs.as_ref().map(Outputs::interval);
     net::ensure_fd_limit(cfg.connections, cfg.threads)?;
-    let report = measure(&cfg, outputs.as_mut(), signals);
+    let report = measure(&cfg, outputs.as_mut(), &signals.flag, cli::live_progress());
     if let Some(o) = outputs.as_mut() {
         o.finish()?;
     }
@@ -188,7 +100,7 @@ fn sweep(args: &SweepArgs, signals: &Signals) -> Result<u8> {
                 points.len()
             );
         }
-        let report = measure(&cfg, None, signals)
+        let report = measure(&cfg, None, &signals.flag, cli::live_progress())
             .with_context(|| format!("{c} connections x {s} B, pipeline {p}"))?;
         if let Some(e) = report.first_error.as_deref().filter(|_| report.failed()) {
             eprintln!("echo-bench: {c} connections x {s} B, pipeline {p}: {e}");
@@ -264,24 +176,24 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("echo-bench: {e:#}");
-            return ExitCode::from(exit::FAILED);
+            return ExitCode::from(code::FAILED);
         }
     };
     let result = match &cli.command {
         Some(Command::Chaos(args)) => {
-            chaos(args).map(|ok| if ok { exit::OK } else { exit::FAILED })
+            chaos(args).map(|ok| if ok { code::OK } else { code::FAILED })
         }
         Some(Command::Sweep(args)) => {
-            cli::validate(&args.common, &args.size, &args.addrs);
+            cli::validate(&args.common, &args.size, &args.addrs, false);
             sweep(args, &signals)
         }
         Some(Command::Search(args)) => {
-            cli::validate(&args.common, &[args.point.size], &args.addrs);
+            cli::validate(&args.common, &[args.point.size], &args.addrs, false);
             search::run(args, &signals)
         }
         Some(Command::Merge(args)) => merge::run(args),
         None => {
-            cli::validate(&cli.common, &[cli.point.size], &cli.addrs);
+            cli::validate(&cli.common, &[cli.point.size], &cli.addrs, true);
             single(&cli, &signals)
         }
     };
@@ -289,26 +201,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("echo-bench: {e:#}");
-            ExitCode::from(exit::FAILED)
+            ExitCode::from(code::FAILED)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_fault_beats_an_interruption_which_beats_a_condition() {
-        let s = Signals {
-            flag: Arc::new(AtomicBool::new(false)),
-            which: Arc::new(AtomicUsize::new(0)),
-        };
-        assert_eq!(status(false, &s, false), exit::OK);
-        assert_eq!(status(false, &s, true), exit::CONDITION);
-        s.flag.store(true, Ordering::Relaxed);
-        s.which.store(15, Ordering::Relaxed);
-        assert_eq!(status(false, &s, true), 143);
-        assert_eq!(status(true, &s, true), exit::FAILED);
     }
 }

@@ -6,7 +6,7 @@
 //! the same time against the same servers: rates add, and the window is
 //! the longest one.
 
-use crate::exit;
+use crate::exit::code;
 use crate::report::{round, Report, TargetRow};
 use crate::stats::{decode_histogram, encode_histogram, new_histogram, Percentiles};
 use anyhow::{bail, Context, Result};
@@ -44,9 +44,9 @@ pub fn run(args: &MergeArgs) -> Result<u8> {
         print!("{}", merged.table());
     }
     Ok(if merged.failed() {
-        exit::FAILED
+        code::FAILED
     } else {
-        exit::OK
+        code::OK
     })
 }
 

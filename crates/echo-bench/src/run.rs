@@ -3,10 +3,12 @@
 //! collect the workers' reporting intervals, show progress, stop early on a
 //! signal, and add up what the workers counted.
 
+use crate::output::Outputs;
 use crate::plan::{
     ns, Config, Handshake, IntervalSample, Outcome, Progress, Schedule, Share, Stop, Transport,
     DRAIN,
 };
+use crate::report::Report;
 use crate::stats::Stats;
 use crate::{client, server, udp};
 use anyhow::{anyhow, bail, Result};
@@ -34,6 +36,35 @@ impl std::fmt::Debug for Watch<'_> {
             .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
+}
+
+/// Measure one point, writing interval outputs as they come.
+///
+/// # Errors
+///
+/// As [`run_point`].
+pub fn measure(
+    cfg: &Config,
+    mut outputs: Option<&mut Outputs>,
+    interrupt: &AtomicBool,
+    live: bool,
+) -> Result<Report> {
+    let mut sink = |s: &IntervalSample| {
+        if let Some(o) = outputs.as_deref_mut() {
+            o.write(s);
+        }
+    };
+    let mut watch = Watch {
+        progress: live && cfg.interval.is_none(),
+        interrupt,
+        on_interval: &mut sink,
+    };
+    let outcome = run_point(cfg, &mut watch)?;
+    Ok(Report::new(
+        cfg,
+        cfg.backend.resolve().to_string(),
+        &outcome,
+    ))
 }
 
 fn shares(cfg: &Config) -> Vec<Share> {

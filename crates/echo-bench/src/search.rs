@@ -9,8 +9,10 @@
 
 use crate::check::Condition;
 use crate::cli::{self, positive_secs, Common, PointArgs};
+use crate::exit::{code, Signals};
+use crate::net;
 use crate::report::Report;
-use crate::{exit, net, Signals};
+use crate::run::measure;
 use anyhow::{bail, Result};
 use clap::Args;
 use netaddr::Target;
@@ -92,6 +94,9 @@ pub fn run(args: &SearchArgs, signals: &Signals) -> Result<u8> {
     if args.common.rate.is_some() {
         bail!("search sets the rate itself: leave out --rate");
     }
+    if !args.common.fail_if.is_empty() {
+        bail!("search judges rounds by --slo: leave out --fail-if");
+    }
     if args.max_rate < args.min_rate {
         bail!(
             "--max-rate {} is below --min-rate {}",
@@ -118,7 +123,7 @@ pub fn run(args: &SearchArgs, signals: &Signals) -> Result<u8> {
         common.rate = Some(rate);
         let p = &args.point;
         let cfg = cli::config(&common, &args.addrs, p.connections, p.size, p.pipeline);
-        let report = crate::measure(&cfg, None, signals)?;
+        let report = measure(&cfg, None, &signals.flag, cli::live_progress())?;
         let missed = judge(&args.slo, &report);
         let met = missed.is_empty() && !report.interrupted;
         if cli::live_progress() && !args.common.json {
@@ -156,13 +161,13 @@ pub fn run(args: &SearchArgs, signals: &Signals) -> Result<u8> {
     }
     Ok(match (lo, signals.interrupted()) {
         (_, Some(code)) => code,
-        (Some(_), None) => exit::OK,
+        (Some(_), None) => code::OK,
         (None, None) => {
             eprintln!(
                 "echo-bench: not even --min-rate {} met the SLO",
                 args.min_rate
             );
-            exit::CONDITION
+            code::CONDITION
         }
     })
 }

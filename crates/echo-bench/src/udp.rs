@@ -16,7 +16,7 @@ use crate::net::{self, describe};
 use crate::pattern;
 use crate::plan::{ns, Config, Handshake, Share};
 use crate::stats::Stats;
-use crate::worker::{self, Core, Transport};
+use crate::worker::{self, Core, Sockets};
 use anyhow::{anyhow, Result};
 use netaddr::Target;
 use selector::{Interest, Token};
@@ -131,7 +131,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
     Ok(w.core.stats)
 }
 
-impl<'a> Transport<'a> for Datagrams<'a> {
+impl<'a> Sockets<'a> for Datagrams<'a> {
     fn core(&mut self) -> &mut Core<'a> {
         &mut self.core
     }

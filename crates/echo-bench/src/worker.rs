@@ -3,7 +3,7 @@
 //! schedule is kept whatever the sockets do), hand readiness to the
 //! transport, close reporting intervals, publish progress.
 //!
-//! A [`Transport`] owns its sockets and knows how to send, receive and
+//! A [`Sockets`] implementation owns a transport's sockets and knows how to send, receive and
 //! check; the loop owns the timeline. What both need (selector, counts,
 //! clock, pacer) is the worker's [`Core`].
 
@@ -205,7 +205,7 @@ impl<'a> Core<'a> {
 }
 
 /// The sockets of one worker, as the loop drives them.
-pub trait Transport<'a> {
+pub trait Sockets<'a> {
     /// The worker's shared state.
     fn core(&mut self) -> &mut Core<'a>;
     /// Sockets (connections) of this worker.
@@ -229,7 +229,7 @@ pub trait Transport<'a> {
 /// # Errors
 ///
 /// When the pacing timer cannot be set up or the selector fails.
-pub fn drive<'a, T: Transport<'a>>(t: &mut T, s: &Schedule, hs: &Handshake) -> Result<()> {
+pub fn drive<'a, T: Sockets<'a>>(t: &mut T, s: &Schedule, hs: &Handshake) -> Result<()> {
     let mut marks = s.marks();
     let n = t.count();
     {

@@ -202,3 +202,25 @@ fn merge_sums_counts_and_merges_histograms() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn run_outputs_are_refused_where_they_do_not_apply() {
+    for args in [
+        &["sweep", "--hdr-log", "x.hlog", "127.0.0.1:7"][..],
+        &["sweep", "--json-stream", "127.0.0.1:7"],
+        &[
+            "search",
+            "--slo",
+            "p99<1ms",
+            "--max-rate",
+            "10",
+            "--interval",
+            "1",
+            "127.0.0.1:7",
+        ],
+        &["--json", "--json-stream", "127.0.0.1:7"],
+    ] {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+}
