@@ -49,7 +49,6 @@ pub struct Outputs {
     tty: bool,
     json: bool,
     hdr: Option<HdrLog>,
-    last_end: u64,
 }
 
 impl Outputs {
@@ -72,7 +71,6 @@ impl Outputs {
             tty: std::io::stderr().is_terminal(),
             json,
             hdr,
-            last_end: 0,
         })
     }
 
@@ -89,11 +87,7 @@ impl Outputs {
     /// Write one interval (all workers merged). Errors are kept for
     /// [`Outputs::finish`]: a full disk must not stop the measurement.
     pub fn write(&mut self, s: &IntervalSample) {
-        let start = s
-            .index
-            .saturating_mul(crate::plan::ns(self.interval))
-            .max(self.last_end.min(s.end));
-        self.last_end = s.end;
+        let start = s.index.saturating_mul(crate::plan::ns(self.interval));
         let secs = (s.end.saturating_sub(start)) as f64 / 1e9;
         let line = IntervalLine {
             kind: "interval",

@@ -152,7 +152,8 @@ impl Marks {
         }
     }
 
-    /// Cut the window short at `at` (an interruption), draining at once.
+    /// Cut the window short at `at` (an interruption); echoes still owed
+    /// then get the usual drain, counted from `at`.
     pub fn stop_at(&mut self, at: u64) {
         if at < self.window_end {
             self.window_end = at;
