@@ -355,6 +355,9 @@ pub fn validate(common: &Common, sizes: &[usize], targets: &[Target], single: bo
             ));
         }
     }
+    if common.udp && common.connect_rate.is_some() {
+        fail("--connect-rate paces stream connects; UDP sockets need none".into());
+    }
     if common.json && common.json_stream {
         fail("--json and --json-stream: choose one (--json-stream ends with the report)".into());
     }

@@ -219,6 +219,7 @@ fn run_outputs_are_refused_where_they_do_not_apply() {
             "127.0.0.1:7",
         ],
         &["--json", "--json-stream", "127.0.0.1:7"],
+        &["--udp", "--connect-rate", "10", "127.0.0.1:7"],
     ] {
         let out = bench(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
