@@ -44,6 +44,9 @@ fn observe(seen: &mut BTreeMap<String, BTreeSet<String>>, section: &str, v: &Val
             }
             ("rounds", Value::Array(rows)) => rows.iter().for_each(|r| observe(seen, "round", r)),
             ("report", Value::Object(_)) => observe(seen, "report", val),
+            ("kinds", Value::Object(kinds)) => {
+                kinds.values().for_each(|k| observe(seen, "chaos kind", k))
+            }
             _ => {}
         }
     }
@@ -112,6 +115,29 @@ fn every_json_field_is_documented_and_every_documented_field_appears() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     observe(&mut seen, "search", &json(&out));
+
+    // Chaos, with server figures, against a good and a corrupting server.
+    let chaos = [
+        "chaos",
+        "-c",
+        "4",
+        "-d",
+        "0.5",
+        "--max-bytes",
+        "100000",
+        "--seed",
+        "7",
+        "--json",
+    ];
+    let mut args = chaos.to_vec();
+    args.extend_from_slice(&["--server-pid", &pid, &tcp]);
+    let out = bench(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    observe(&mut seen, "chaos", &json(&out));
+    let mut args = chaos.to_vec();
+    let bad = bad.to_string();
+    args.push(&bad);
+    observe(&mut seen, "chaos", &json(&bench(&args)));
 
     let documented = documented();
     for (section, fields) in &seen {
