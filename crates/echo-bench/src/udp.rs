@@ -10,7 +10,10 @@
 //! echo at all in the window `unserved` (all their datagrams were lost),
 //! neither of them an error. A wrong length, a wrong byte, or a sequence
 //! number never sent is a mismatch; a socket error (ICMP port unreachable
-//! shows up as "connection refused") is an error.
+//! shows up as "connection refused") is an error, and its socket counts as
+//! unserved too if it got no echo in the window. A socket counts as
+//! `connected` only once an echo came back on it, so a closed port reads
+//! "connected 0/N", "N sockets got no echo" (issue 12).
 
 use crate::net::{self, describe};
 use crate::pattern;
