@@ -157,8 +157,8 @@ pub struct Common {
     /// connection counts as a connect error
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     pub connect_timeout: f64,
-    /// Open at most this many new connections per second (a connection
-    /// ramp); the load starts once all are connected
+    /// Open this many new connections per second while the load runs (a
+    /// ramp); each joins the load once its first echo is back
     #[arg(long, value_name = "N", value_parser = positive_secs)]
     pub connect_rate: Option<f64>,
     /// Milliseconds before an unechoed UDP datagram counts as lost

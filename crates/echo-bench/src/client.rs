@@ -22,6 +22,8 @@ use std::time::Instant;
 
 mod connect;
 
+use connect::Connector;
+
 /// At most this many connections between connect and their first echo: a
 /// common listen backlog (128), so that batches do not overflow the accept
 /// queue.
@@ -61,6 +63,9 @@ struct Conn {
     retries: u8,
     /// It took long to connect (counted once, to shrink the connect window).
     slow: bool,
+    /// Messages the pacer released for it before it was ready (a
+    /// `--connect-rate` ramp): not sent, and not owed.
+    skipped: u64,
 }
 
 /// Run `share`'s connections until the schedule ends; per-target counts.
@@ -89,6 +94,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
             attempt: Instant::now(),
             retries: 0,
             slow: false,
+            skipped: 0,
         })
         .collect();
     let mut w = Streams {
@@ -98,8 +104,22 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
         rbuf: vec![0; BUFFER],
         scratch: vec![0; BUFFER],
         settled: 0,
+        ramp: None,
+        under_load: false,
     };
-    w.connect_all(&hs)?;
+    match cfg.connect_rate {
+        // A ramp: connections open at the rate while the load runs, and
+        // join it once their first echo is back.
+        Some(rate) => {
+            let share = rate * share.count as f64 / cfg.connections.max(1) as f64;
+            w.ramp = Some(Connector::new(Some(share)));
+            w.under_load = true;
+            for c in &mut w.conns {
+                c.due = 1;
+            }
+        }
+        None => w.connect_all(&hs)?,
+    }
     let Some(schedule) = hs.connected(&w.core.stats) else {
         return Ok(w.core.stats);
     };
@@ -117,6 +137,10 @@ struct Streams<'a> {
     scratch: Vec<u8>,
     /// Connections that are ready or failed before they were.
     settled: usize,
+    /// The connect phase, while it runs under load (`--connect-rate`).
+    ramp: Option<Connector>,
+    /// Connections open during the load, not before it.
+    under_load: bool,
 }
 
 /// Why a connection was closed early.
@@ -151,16 +175,41 @@ impl<'a> Sockets<'a> for Streams<'a> {
     }
 
     fn release(&mut self, i: usize) {
-        self.conns[i].due += 1;
+        let c = &mut self.conns[i];
+        if !c.ready {
+            c.skipped += 1;
+            return;
+        }
+        c.due += 1;
         self.write(i);
     }
 
     fn ready(&mut self, i: usize, readable: bool, writable: bool) {
+        if !self.conns[i].ready {
+            if let Some(mut k) = self.ramp.take() {
+                self.connect_event(&mut k, i);
+                self.ramp = Some(k);
+                return;
+            }
+        }
         if readable {
             self.read(i);
         }
         if writable {
             self.write(i);
+        }
+    }
+
+    fn tick(&mut self, _now: u64) {
+        let Some(mut k) = self.ramp.take() else {
+            return;
+        };
+        if self.core.sending {
+            self.launch(&mut k);
+        }
+        self.sweep(&mut k);
+        if !self.connected_all(&k) {
+            self.ramp = Some(k);
         }
     }
 
@@ -195,8 +244,9 @@ impl Streams<'_> {
         match &self.core.pacer {
             // Latency counts from when the message was due, not from when a
             // slow server let us send it (no coordinated omission).
-            // Message 0 went out while connecting; the pacer counts from 1.
-            Some(p) => p.due_time(i, k.saturating_sub(1)),
+            // Message 0 went out while connecting; the pacer counts from 1,
+            // past the releases skipped while it was not ready.
+            Some(p) => p.due_time(i, k.saturating_sub(1) + self.conns[i].skipped),
             None => now,
         }
     }

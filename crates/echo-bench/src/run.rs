@@ -145,7 +145,9 @@ pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
         window_end,
         drain_end: window_end + DRAIN,
     };
-    let go = (connected > 0 && !stop.asked()).then_some(schedule);
+    // A --connect-rate ramp connects under load: nothing is connected yet.
+    let ramp = cfg.connect_rate.is_some();
+    let go = ((connected > 0 || ramp) && !stop.asked()).then_some(schedule);
     for (_, tx, _) in &workers {
         let _ = tx.send(go);
     }
@@ -179,15 +181,15 @@ pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
         (watch.on_interval)(&sample.1);
     }
     let interrupted = watch.interrupt.load(Ordering::Relaxed);
-    if connected == 0 && !interrupted {
-        match first_error {
-            Some(e) => bail!("{e}"),
-            None => bail!("no connection to {} could be established", cfg.targets[0]),
-        }
-    }
     let mut stats = Stats::new();
     for s in &per_target {
         stats.merge(s);
+    }
+    if connected.max(stats.connected) == 0 && !interrupted {
+        match first_error.or_else(|| stats.first_error.clone()) {
+            Some(e) => bail!("{e}"),
+            None => bail!("no connection to {} could be established", cfg.targets[0]),
+        }
     }
     if cfg.transport == Transport::Udp && stats.connected == 0 && connected > 0 {
         // Not loss under load: nothing answers at all. Every socket that

@@ -163,26 +163,44 @@ fn a_ramp_reaches_the_rate_gradually() {
 }
 
 #[test]
-fn connect_rate_paces_new_connections() {
+fn connect_rate_ramps_connections_into_the_load() {
     let server = EchoServer::tcp();
-    // 10 connections at 20/s: the last starts 0.45 s after the first.
-    let started = std::time::Instant::now();
+    // 10 connections at 10/s, each sending 100 msg/s once connected: the
+    // first started at 0 s, the last at 0.9 s, so the load grows from
+    // about 100 to 1,000 msg/s over the first second.
     let out = bench(&[
         "-c",
         "10",
         "--connect-rate",
-        "20",
+        "10",
+        "-r",
+        "1000",
         "-d",
-        "0.1",
+        "1.6",
         "--warmup",
         "0",
-        "--json",
+        "--interval",
+        "0.4",
+        "--json-stream",
         &server.addr(),
     ]);
-    let took = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(json(&out)["connected"], 10);
-    assert!(took >= std::time::Duration::from_millis(450), "{took:?}");
+    let lines = util::json_lines(&out);
+    let (report, intervals) = lines.split_last().unwrap();
+    assert_eq!(report["connected"], 10, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    let counts: Vec<u64> = intervals
+        .iter()
+        .map(|i| i["messages"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    // First 0.4 s: at most 4 of 10 connected; last 0.4 s: all of them.
+    assert!(counts[0] * 2 < counts[3], "no ramp: {counts:?}");
+    assert!((300..=480).contains(&counts[3]), "{counts:?}");
+    // Latency counts from due times after each connection joined: no
+    // backlog of messages due while it was connecting.
+    let p99 = report["latency_us"]["p99"].as_f64().unwrap();
+    assert!(p99 < 100_000.0, "{report}");
 }
 
 /// More connections to one server port than one source address has
@@ -199,10 +217,9 @@ fn more_connections_than_the_ephemeral_range_with_source_ips() {
     let server = util::echo_server_binary();
     let script = format!(
         "set -e; ip link set lo up; sysctl -qw net.ipv4.ip_local_port_range='40000 40999'; \
-         {server} -l 127.0.0.1:7000 >/dev/null 2>&1 & S=$!; sleep 0.5; \
+         {server} -l 127.0.0.1:7000 >/dev/null 2>&1 & S=$!; trap 'kill $S' EXIT; sleep 0.5; \
          {bench} -c 2500 -d 1 --warmup 0.2 --source-ip 127.0.0.2-127.0.0.4 --json 127.0.0.1:7000; \
-         {bench} -c 2500 -d 1 --warmup 0.2 --connect-timeout 5 --json 127.0.0.1:7000 || true; \
-         kill $S",
+         {bench} -c 2500 -d 1 --warmup 0.2 --connect-timeout 5 --json 127.0.0.1:7000 || true",
         server = server.display(),
         bench = util::binary()
     );

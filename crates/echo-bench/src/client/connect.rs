@@ -20,12 +20,55 @@ use netaddr::Target;
 use selector::{Interest, Token};
 use std::time::{Duration, Instant};
 
+/// Where the connect phase stands: the next connection to start, the
+/// window of connections between connect and first echo, and the pacing of
+/// `--connect-rate`.
+#[derive(Debug)]
+pub(super) struct Connector {
+    next: usize,
+    window: usize,
+    last_sweep: Instant,
+    phase: Instant,
+    /// This worker's share of `--connect-rate`, connections per second.
+    per_sec: Option<f64>,
+}
+
+impl Connector {
+    pub(super) fn new(per_sec: Option<f64>) -> Connector {
+        Connector {
+            next: 0,
+            window: FIRST_WINDOW,
+            last_sweep: Instant::now(),
+            phase: Instant::now(),
+            per_sec,
+        }
+    }
+
+    /// Whether connection `next` may start now under `--connect-rate`.
+    fn paced(&self) -> bool {
+        match self.per_sec {
+            Some(r) => self.next < (self.phase.elapsed().as_secs_f64() * r) as usize + 1,
+            None => true,
+        }
+    }
+
+    /// How long until the next connect may start (or 100 ms).
+    fn wait(&self, n: usize) -> Duration {
+        let mut wait = Duration::from_millis(100);
+        if let (Some(r), true) = (self.per_sec, self.next < n) {
+            let due = Duration::from_secs_f64(self.next as f64 / r.max(1e-9));
+            wait = wait.min(due.saturating_sub(self.phase.elapsed()));
+        }
+        wait
+    }
+}
+
 impl Streams<'_> {
-    /// Connect every connection, a window of them at a time. A connection
-    /// counts as connected once message 0 has come back: a completed
-    /// handshake alone may sit in a full accept queue, and its first message
-    /// would then wait a retransmission timeout (a second or more) inside
-    /// the measured window.
+    /// Connect every connection, a window of them at a time, before the
+    /// load starts. A connection counts as connected once message 0 has
+    /// come back: a completed handshake alone may sit in a full accept
+    /// queue, and its first message would then wait a retransmission
+    /// timeout (a second or more) inside the measured window.
     ///
     /// The window is the one of TCP congestion control: it starts at
     /// [`FIRST_WINDOW`], grows by one per connection that comes back, up to
@@ -36,101 +79,25 @@ impl Streams<'_> {
     /// A stop asked for meanwhile (a signal) ends the phase at once.
     pub(super) fn connect_all(&mut self, hs: &Handshake) -> Result<()> {
         let n = self.conns.len();
-        let mut next = 0;
-        let mut window = FIRST_WINDOW;
-        let mut last_sweep = Instant::now();
-        let timeout = self.core.cfg.connect_timeout;
         for c in &mut self.conns {
             c.due = 1;
         }
-        let phase = Instant::now();
-        // --connect-rate: this worker's share of new connections per second.
-        let per_sec =
-            self.core.cfg.connect_rate.map(|r| {
-                r * self.core.share.count as f64 / self.core.cfg.connections.max(1) as f64
-            });
-        let paced = |next: usize| match per_sec {
-            Some(r) => next < (phase.elapsed().as_secs_f64() * r) as usize + 1,
-            None => true,
-        };
+        let mut k = Connector::new(None);
         loop {
-            while next - self.settled < window && next < n && paced(next) {
-                self.conns[next].started = Instant::now();
-                self.start_connect(next);
-                next += 1;
-            }
-            if (next == n && self.settled == n) || hs.stop.asked() {
+            self.launch(&mut k);
+            if self.connected_all(&k) || hs.stop.asked() {
                 break;
-            }
-            let mut wait = Duration::from_millis(100);
-            if let (Some(r), true) = (per_sec, next < n) {
-                let due = Duration::from_secs_f64(next as f64 / r.max(1e-9));
-                wait = wait.min(due.saturating_sub(phase.elapsed()));
             }
             let core = &mut self.core;
             core.selector
-                .select(&mut core.events, Some(wait))
+                .select(&mut core.events, Some(k.wait(n)))
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.core.events);
             for ev in &events {
-                let i = ev.token().0;
-                match self.conns.get(i).map(|c| (&c.link, c.id)) {
-                    Some((Link::Connecting(socket), id)) => {
-                        let target = &self.core.cfg.targets[self.core.cfg.target_of(id)];
-                        match net::finish_connect(socket, target) {
-                            Ok(()) => self.opened(i),
-                            Err(msg) => self.connect_failed(i, msg),
-                        }
-                    }
-                    Some((Link::Open(_), _)) => self.read(i),
-                    _ => {}
-                }
-                if self.check_ready(i) {
-                    window = (window + 1).min(CONNECT_BATCH);
-                }
+                self.connect_event(&mut k, ev.token().0);
             }
             self.core.events = events;
-            if last_sweep.elapsed() >= Duration::from_millis(100) {
-                last_sweep = Instant::now();
-                let mut newly_slow = false;
-                for i in 0..next {
-                    let c = &mut self.conns[i];
-                    let waited = c.started.elapsed();
-                    let pending = !c.ready && matches!(c.link, Link::Connecting(_) | Link::Open(_));
-                    if pending && waited > SLOW && !c.slow {
-                        c.slow = true;
-                        newly_slow = true;
-                    }
-                    let stuck = pending
-                        && matches!(c.link, Link::Open(_))
-                        && c.attempt.elapsed() > RETRY_AFTER
-                        && waited + RETRY_AFTER < timeout
-                        && c.retries < MAX_RETRIES;
-                    if stuck {
-                        c.retries += 1;
-                        self.restart(i);
-                        continue;
-                    }
-                    if !pending || waited <= timeout {
-                        continue;
-                    }
-                    let secs = timeout.as_secs_f64();
-                    let addr = self.core.cfg.targets[self.core.cfg.target_of(c.id)].clone();
-                    match c.link {
-                        Link::Connecting(_) => {
-                            self.connect_failed(i, format!("connect {addr}: timed out"))
-                        }
-                        Link::Open(_) => self.connect_failed(
-                            i,
-                            format!("connect {addr}: no echo within {secs} s of connecting"),
-                        ),
-                        _ => {}
-                    }
-                }
-                if newly_slow {
-                    window = (window / 2).max(1);
-                }
-            }
+            self.sweep(&mut k);
         }
         let due = if self.core.share.rate.is_none() {
             u64::MAX
@@ -141,6 +108,84 @@ impl Streams<'_> {
             c.due = due;
         }
         Ok(())
+    }
+
+    /// Every connection started and settled (ready or failed).
+    pub(super) fn connected_all(&self, k: &Connector) -> bool {
+        k.next == self.conns.len() && self.settled == self.conns.len()
+    }
+
+    /// Start the connects the window and `--connect-rate` allow.
+    pub(super) fn launch(&mut self, k: &mut Connector) {
+        while k.next - self.settled < k.window && k.next < self.conns.len() && k.paced() {
+            self.conns[k.next].started = Instant::now();
+            self.start_connect(k.next);
+            k.next += 1;
+        }
+    }
+
+    /// Readiness on connection `i` while connects are under way.
+    pub(super) fn connect_event(&mut self, k: &mut Connector, i: usize) {
+        match self.conns.get(i).map(|c| (&c.link, c.id)) {
+            Some((Link::Connecting(socket), id)) => {
+                let target = &self.core.cfg.targets[self.core.cfg.target_of(id)];
+                match net::finish_connect(socket, target) {
+                    Ok(()) => self.opened(i),
+                    Err(msg) => self.connect_failed(i, msg),
+                }
+            }
+            Some((Link::Open(_), _)) => self.read(i),
+            _ => {}
+        }
+        if self.check_ready(i) {
+            k.window = (k.window + 1).min(CONNECT_BATCH);
+        }
+    }
+
+    /// Every 100 ms: note slow connects (halving the window), reset
+    /// connections stuck without their first echo, time out the rest.
+    pub(super) fn sweep(&mut self, k: &mut Connector) {
+        if k.last_sweep.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        k.last_sweep = Instant::now();
+        let timeout = self.core.cfg.connect_timeout;
+        let mut newly_slow = false;
+        for i in 0..k.next {
+            let c = &mut self.conns[i];
+            let waited = c.started.elapsed();
+            let pending = !c.ready && matches!(c.link, Link::Connecting(_) | Link::Open(_));
+            if pending && waited > SLOW && !c.slow {
+                c.slow = true;
+                newly_slow = true;
+            }
+            let stuck = pending
+                && matches!(c.link, Link::Open(_))
+                && c.attempt.elapsed() > RETRY_AFTER
+                && waited + RETRY_AFTER < timeout
+                && c.retries < MAX_RETRIES;
+            if stuck {
+                c.retries += 1;
+                self.restart(i);
+                continue;
+            }
+            if !pending || waited <= timeout {
+                continue;
+            }
+            let secs = timeout.as_secs_f64();
+            let addr = self.core.cfg.targets[self.core.cfg.target_of(c.id)].clone();
+            match c.link {
+                Link::Connecting(_) => self.connect_failed(i, format!("connect {addr}: timed out")),
+                Link::Open(_) => self.connect_failed(
+                    i,
+                    format!("connect {addr}: no echo within {secs} s of connecting"),
+                ),
+                _ => {}
+            }
+        }
+        if newly_slow {
+            k.window = (k.window / 2).max(1);
+        }
     }
 
     /// Reset connection `i` (SO_LINGER 0) and connect it again, keeping
@@ -205,7 +250,8 @@ impl Streams<'_> {
         self.write(i);
     }
 
-    /// Whether connection `i` has just become ready.
+    /// Whether connection `i` has just become ready. Under load (a
+    /// `--connect-rate` ramp) it then joins the load.
     fn check_ready(&mut self, i: usize) -> bool {
         let size = self.core.cfg.size as u64;
         let Some(c) = self.conns.get_mut(i) else {
@@ -215,9 +261,19 @@ impl Streams<'_> {
             return false;
         }
         c.ready = true;
+        if self.under_load {
+            c.due = if self.core.share.rate.is_none() {
+                u64::MAX
+            } else {
+                1
+            };
+        }
         let id = c.id;
         self.settled += 1;
         self.core.stats_of(id).connected += 1;
+        if self.under_load {
+            self.write(i);
+        }
         true
     }
 
