@@ -106,3 +106,30 @@ fn a_signal_while_connecting_stops_at_once() {
         (true.into(), 0.into())
     );
 }
+
+#[test]
+fn chaos_keeps_the_default_a_signal_ends_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let (addr, _) = tcp_server(Behaviour::Echo);
+    let addr = addr.to_string();
+    let child = spawn_bench(&[
+        "chaos",
+        "-c",
+        "2",
+        "-d",
+        "30",
+        "--max-bytes",
+        "10000",
+        &addr,
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    signal(child.id(), "TERM");
+    let out = finish(child, Duration::from_secs(20));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
+}
