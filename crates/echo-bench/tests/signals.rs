@@ -133,3 +133,37 @@ fn chaos_keeps_the_default_a_signal_ends_it() {
     );
     assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
 }
+
+#[test]
+fn a_sweep_stops_after_the_interrupted_point() {
+    let server = EchoServer::tcp();
+    let child = spawn_bench(&[
+        "sweep",
+        "-c",
+        "1,2,3",
+        "-s",
+        "64",
+        "-p",
+        "1",
+        "-d",
+        "3",
+        "--warmup",
+        "0",
+        "--json",
+        &server.addr(),
+    ]);
+    std::thread::sleep(Duration::from_millis(4000));
+    signal(child.id(), "INT");
+    let out = finish(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let points = json(&out);
+    let points = points.as_array().unwrap();
+    assert_eq!(
+        points.len(),
+        2,
+        "the first point and the interrupted one: {points:?}"
+    );
+    assert_eq!(points[0]["interrupted"], false);
+    assert_eq!(points[1]["interrupted"], true);
+    assert!(points[1]["duration_s"].as_f64().unwrap() < 3.0);
+}
