@@ -22,7 +22,8 @@ use std::time::Duration;
 /// reported as service time.
 ///
 /// Exit status: 0 all served and matched; 1 an error or mismatch; 2 bad
-/// flags; 3 a --fail-if condition held; 130/143 interrupted by
+/// flags or addresses; 3 a --fail-if condition held (search: no rate met
+/// the SLO); 130/143 interrupted by
 /// SIGINT/SIGTERM (the report of what was measured still comes out; a
 /// second signal exits at once).
 #[derive(Debug, Parser)]
