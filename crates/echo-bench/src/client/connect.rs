@@ -51,16 +51,6 @@ impl Connector {
             None => true,
         }
     }
-
-    /// How long until the next connect may start (or 100 ms).
-    fn wait(&self, n: usize) -> Duration {
-        let mut wait = Duration::from_millis(100);
-        if let (Some(r), true) = (self.per_sec, self.next < n) {
-            let due = Duration::from_secs_f64(self.next as f64 / r.max(1e-9));
-            wait = wait.min(due.saturating_sub(self.phase.elapsed()));
-        }
-        wait
-    }
 }
 
 impl Streams<'_> {
@@ -78,7 +68,6 @@ impl Streams<'_> {
     ///
     /// A stop asked for meanwhile (a signal) ends the phase at once.
     pub(super) fn connect_all(&mut self, hs: &Handshake) -> Result<()> {
-        let n = self.conns.len();
         for c in &mut self.conns {
             c.due = 1;
         }
@@ -90,7 +79,7 @@ impl Streams<'_> {
             }
             let core = &mut self.core;
             core.selector
-                .select(&mut core.events, Some(k.wait(n)))
+                .select(&mut core.events, Some(Duration::from_millis(100)))
                 .map_err(|e| anyhow!("select: {}", describe(&e)))?;
             let events = std::mem::take(&mut self.core.events);
             for ev in &events {
