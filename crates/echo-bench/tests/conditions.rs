@@ -192,6 +192,38 @@ fn merge_sums_counts_and_merges_histograms() {
         .sum::<f64>();
     assert!((m["msgs_per_sec"].as_f64().unwrap() - rate).abs() < 0.2);
 
+    // --json-stream output merges too (its last line is the report), and
+    // open-loop reports merge their service-time histograms.
+    let out = bench(&[
+        "-c",
+        "2",
+        "-r",
+        "400",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--json-stream",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stream = dir.join("stream.jsonl");
+    std::fs::write(&stream, &out.stdout).unwrap();
+    let last = util::json_lines(&out).pop().unwrap();
+    let stream = stream.to_str().unwrap();
+    let out = bench(&["merge", "--json", stream, stream]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = json(&out);
+    assert_eq!(
+        m["messages"].as_u64(),
+        last["messages"].as_u64().map(|n| 2 * n)
+    );
+    assert_eq!(m["service_time_us"]["max"], last["service_time_us"]["max"]);
+    assert_eq!(
+        m["latency_us"]["p99"], last["latency_us"]["p99"],
+        "same run twice"
+    );
+
     // Not a report: named.
     let junk = dir.join("junk.json");
     std::fs::write(&junk, "{\"hello\": 1}").unwrap();
