@@ -196,7 +196,7 @@ fn connect_rate_ramps_connections_into_the_load() {
     assert_eq!(counts.len(), 4, "{counts:?}");
     // First 0.4 s: at most 4 of 10 connected; last 0.4 s: all of them.
     assert!(counts[0] * 2 < counts[3], "no ramp: {counts:?}");
-    assert!((300..=480).contains(&counts[3]), "{counts:?}");
+    assert!((250..=480).contains(&counts[3]), "{counts:?}");
     // Latency counts from due times after each connection joined: no
     // backlog of messages due while it was connecting.
     let p99 = report["latency_us"]["p99"].as_f64().unwrap();
