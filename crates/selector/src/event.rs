@@ -12,6 +12,9 @@ impl Ready {
     pub(crate) const WRITABLE: Ready = Ready(0b0010);
     pub(crate) const ERROR: Ready = Ready(0b0100);
     pub(crate) const HANGUP: Ready = Ready(0b1000);
+    pub(crate) const PRIORITY: Ready = Ready(0b1_0000);
+    pub(crate) const READ_CLOSED: Ready = Ready(0b10_0000);
+    pub(crate) const WRITE_CLOSED: Ready = Ready(0b100_0000);
 
     pub(crate) const fn contains(self, other: Ready) -> bool {
         self.0 & other.0 == other.0
@@ -34,6 +37,18 @@ impl Ready {
 ///   Reported whatever the interest.
 /// - *hangup*: the peer is gone in both directions (or the pipe's other end
 ///   closed). Reported whatever the interest.
+/// - *priority*: urgent data is pending (TCP out-of-band data). Only with
+///   [`Interest::PRIORITY`](crate::Interest::PRIORITY).
+/// - *read closed*: reading reaches end of file now — the peer shut down its
+///   writing side (`EPOLLRDHUP`/`POLLRDHUP`, asked for with read interest) or
+///   hung up.
+/// - *write closed*: writing fails now — the peer hung up or an error is
+///   pending (a pipe whose reader closed, a reset connection).
+///
+/// What each backend can tell for the last two is in `docs/selector.md`:
+/// epoll and poll report both; select(2) reports them for the descriptors
+/// it finds ready; kqueue reports read closed from `EV_EOF` on the read
+/// filter and write closed from `EV_EOF` on the write filter.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Event {
     token: Token,
@@ -70,6 +85,24 @@ impl Event {
         self.ready.contains(Ready::HANGUP)
     }
 
+    /// Urgent data is pending: TCP out-of-band data (`MSG_OOB`), read with
+    /// `recv(MSG_OOB)`. Only with [`Interest::PRIORITY`](crate::Interest::PRIORITY).
+    pub const fn is_priority(&self) -> bool {
+        self.ready.contains(Ready::PRIORITY)
+    }
+
+    /// The read direction is closed: a read returns end of file once the
+    /// pending bytes are read (the peer shut down writing, or hung up).
+    pub const fn is_read_closed(&self) -> bool {
+        self.ready.contains(Ready::READ_CLOSED)
+    }
+
+    /// The write direction is closed: a write fails (the peer hung up, or
+    /// an error such as `EPIPE` or a reset is pending).
+    pub const fn is_write_closed(&self) -> bool {
+        self.ready.contains(Ready::WRITE_CLOSED)
+    }
+
     /// The tutorial's "exceptional condition": error or hangup.
     pub const fn is_error_or_hangup(&self) -> bool {
         self.is_error() || self.is_hangup()
@@ -84,6 +117,9 @@ impl fmt::Debug for Event {
             .field("writable", &self.is_writable())
             .field("error", &self.is_error())
             .field("hangup", &self.is_hangup())
+            .field("priority", &self.is_priority())
+            .field("read_closed", &self.is_read_closed())
+            .field("write_closed", &self.is_write_closed())
             .finish()
     }
 }

@@ -1,4 +1,5 @@
-//! What a registration waits for: readability, writability, or both.
+//! What a registration waits for: readability, writability, urgent data, or
+//! a union of them.
 
 use std::fmt;
 use std::num::NonZeroU8;
@@ -6,15 +7,17 @@ use std::ops::BitOr;
 
 /// Readiness a registration asks for.
 ///
-/// A small `Copy` value over two bits. There is no empty interest: the only
-/// values are [`Interest::READABLE`], [`Interest::WRITABLE`] and their union,
-/// so "registered for nothing" cannot be expressed (Python's selectors reject
-/// it at run time; here the type rules it out).
+/// A small `Copy` value over three bits. There is no empty interest: the
+/// values are [`Interest::READABLE`], [`Interest::WRITABLE`],
+/// [`Interest::PRIORITY`] and their unions, so "registered for nothing"
+/// cannot be expressed (Python's selectors reject it at run time; here the
+/// type rules it out).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Interest(NonZeroU8);
 
 const READ: u8 = 0b01;
 const WRITE: u8 = 0b10;
+const PRI: u8 = 0b100;
 
 /// Never zero, so `Option<Registration>` needs no extra tag and the
 /// selector's descriptor table stays dense (16 bytes a slot, not 24).
@@ -32,6 +35,11 @@ impl Interest {
     pub const WRITABLE: Interest = Interest(bits(WRITE));
     /// Both readable and writable.
     pub const BOTH: Interest = Interest(bits(READ | WRITE));
+    /// Wake when urgent data is pending: TCP out-of-band data (`MSG_OOB`),
+    /// the third list of the tutorial's `select(inputs, outputs, inputs)`
+    /// (select(2)'s `exceptfds`, poll's `POLLPRI`, epoll's `EPOLLPRI`).
+    /// Not available on kqueue (registering it there is `Unsupported`).
+    pub const PRIORITY: Interest = Interest(bits(PRI));
 
     /// Whether readability is asked for.
     pub const fn is_readable(self) -> bool {
@@ -41,6 +49,24 @@ impl Interest {
     /// Whether writability is asked for.
     pub const fn is_writable(self) -> bool {
         self.0.get() & WRITE != 0
+    }
+
+    /// Whether urgent (priority) data is asked for.
+    pub const fn is_priority(self) -> bool {
+        self.0.get() & PRI != 0
+    }
+
+    /// The three bits, for the backends' packed tags.
+    pub(crate) const fn to_bits(self) -> u8 {
+        self.0.get()
+    }
+
+    /// The interest with these bits, if any is set.
+    pub(crate) const fn from_bits(bits: u8) -> Option<Interest> {
+        match NonZeroU8::new(bits & (READ | WRITE | PRI)) {
+            None => None,
+            Some(bits) => Some(Interest(bits)),
+        }
     }
 
     /// The union of two interests.
@@ -69,11 +95,20 @@ impl BitOr for Interest {
 
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.is_readable(), self.is_writable()) {
-            (true, true) => f.write_str("READABLE | WRITABLE"),
-            (true, false) => f.write_str("READABLE"),
-            _ => f.write_str("WRITABLE"),
+        let names = [
+            (self.is_readable(), "READABLE"),
+            (self.is_writable(), "WRITABLE"),
+            (self.is_priority(), "PRIORITY"),
+        ];
+        let mut first = true;
+        for (_, name) in names.iter().filter(|(set, _)| *set) {
+            if !first {
+                f.write_str(" | ")?;
+            }
+            f.write_str(name)?;
+            first = false;
         }
+        Ok(())
     }
 }
 
@@ -98,5 +133,21 @@ mod tests {
     fn debug_names_the_bits() {
         assert_eq!(format!("{:?}", Interest::BOTH), "READABLE | WRITABLE");
         assert_eq!(format!("{:?}", Interest::WRITABLE), "WRITABLE");
+        assert_eq!(
+            format!("{:?}", Interest::READABLE | Interest::PRIORITY),
+            "READABLE | PRIORITY"
+        );
+    }
+
+    #[test]
+    fn priority_is_its_own_bit() {
+        let all = Interest::BOTH | Interest::PRIORITY;
+        assert!(all.is_priority() && all.is_readable() && all.is_writable());
+        assert!(!Interest::BOTH.is_priority());
+        assert_eq!(all.remove(Interest::BOTH), Some(Interest::PRIORITY));
+        for i in [Interest::READABLE, Interest::PRIORITY, all] {
+            assert_eq!(Interest::from_bits(i.to_bits()), Some(i));
+        }
+        assert_eq!(Interest::from_bits(0), None);
     }
 }

@@ -54,20 +54,26 @@
 //! - `EINTR` is retried with the remaining time; a timeout is an empty
 //!   result, not an error. Wake a blocked loop with a [`Waker`].
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
+mod backend;
 mod event;
 mod interest;
+mod mode;
 pub mod select;
 mod selector;
 mod sys;
 mod token;
+mod waker;
 
+pub use backend::BackendKind;
 pub use event::{Event, Events};
 pub use interest::Interest;
+pub use mode::{Mode, Unsupported};
 pub use select::select;
-pub use selector::{BackendKind, Registration, Selector, Waker};
+pub use selector::{Registration, Selector};
 pub use token::Token;
+pub use waker::Waker;
 
 #[cfg(feature = "faults")]
 pub use sys::faults::{Fault, FaultPlan};

@@ -1,132 +1,14 @@
 //! [`Selector`]: the `selectors.BaseSelector` idea over interchangeable
 //! backends, with the bookkeeping done once, above them.
 
+use crate::backend::{dispatch, Sys};
 use crate::event::Ready;
-use crate::sys::{self, Backend};
-use crate::{Event, Events, Interest, Token};
-use std::fmt;
+use crate::sys::{self, Backend, Reg};
+use crate::{BackendKind, Event, Events, Interest, Mode, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Which readiness syscall a [`Selector`] uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum BackendKind {
-    /// The best this OS has: epoll on Linux, kqueue on macOS and the BSDs,
-    /// poll elsewhere (like Python's `DefaultSelector`).
-    #[default]
-    Auto,
-    /// epoll(7): cost follows the number of ready descriptors. Linux only.
-    Epoll,
-    /// poll(2): cost follows the number registered.
-    Poll,
-    /// select(2): cost follows the highest descriptor number.
-    Select,
-    /// kqueue(2): cost follows the number of ready descriptors. macOS and
-    /// the BSDs only.
-    Kqueue,
-}
-
-impl BackendKind {
-    /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(has_epoll)]
-    pub const NAMES: [&'static str; 4] = ["auto", "epoll", "poll", "select"];
-    /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(has_kqueue)]
-    pub const NAMES: [&'static str; 4] = ["auto", "kqueue", "poll", "select"];
-    /// Every name [`FromStr`] accepts on this OS, for help texts.
-    #[cfg(not(any(has_epoll, has_kqueue)))]
-    pub const NAMES: [&'static str; 3] = ["auto", "poll", "select"];
-
-    /// Whether the kernel itself refuses a closed descriptor when this
-    /// backend registers it (epoll_ctl and kevent do; poll and select only
-    /// notice at the next wait).
-    fn checks_descriptors(self) -> bool {
-        matches!(self, BackendKind::Epoll | BackendKind::Kqueue)
-    }
-
-    /// The concrete backend `Auto` stands for on this OS; others are themselves.
-    pub fn resolve(self) -> BackendKind {
-        match self {
-            #[cfg(has_epoll)]
-            BackendKind::Auto => BackendKind::Epoll,
-            #[cfg(has_kqueue)]
-            BackendKind::Auto => BackendKind::Kqueue,
-            #[cfg(not(any(has_epoll, has_kqueue)))]
-            BackendKind::Auto => BackendKind::Poll,
-            other => other,
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Auto => "auto",
-            BackendKind::Epoll => "epoll",
-            BackendKind::Poll => "poll",
-            BackendKind::Select => "select",
-            BackendKind::Kqueue => "kqueue",
-        })
-    }
-}
-
-impl FromStr for BackendKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let kind = match s {
-            "auto" => BackendKind::Auto,
-            "epoll" => BackendKind::Epoll,
-            "poll" => BackendKind::Poll,
-            "select" => BackendKind::Select,
-            "kqueue" => BackendKind::Kqueue,
-            other => {
-                return Err(format!(
-                    "unknown backend {other:?}; expected one of: {}",
-                    BackendKind::NAMES.join(", ")
-                ))
-            }
-        };
-        if !BackendKind::NAMES.contains(&s) {
-            return Err(format!(
-                "the {s} backend does not exist on this OS; expected one of: {}",
-                BackendKind::NAMES.join(", ")
-            ));
-        }
-        Ok(kind)
-    }
-}
-
-/// Dispatch over the backend structs: no `dyn`, each backend in its file.
-#[derive(Debug)]
-enum Sys {
-    #[cfg(has_epoll)]
-    Epoll(sys::epoll::Epoll),
-    Poll(sys::poll::Poll),
-    Select(sys::select::Select),
-    #[cfg(has_kqueue)]
-    Kqueue(sys::kqueue::Kqueue),
-    #[cfg(feature = "faults")]
-    Faulty(sys::faults::Faulty),
-}
-
-macro_rules! dispatch {
-    ($sys:expr, $b:ident => $body:expr) => {
-        match $sys {
-            #[cfg(has_epoll)]
-            Sys::Epoll($b) => $body,
-            Sys::Poll($b) => $body,
-            Sys::Select($b) => $body,
-            #[cfg(has_kqueue)]
-            Sys::Kqueue($b) => $body,
-            #[cfg(feature = "faults")]
-            Sys::Faulty($b) => $body,
-        }
-    };
-}
 
 /// What a descriptor is registered with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,10 +19,18 @@ pub struct Registration {
     pub interest: Interest,
 }
 
+/// A registration's slot in the facade's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    registration: Registration,
+    mode: Mode,
+}
+
 /// Waits on many descriptors at once and reports which are ready.
 ///
-/// Level-triggered on every backend: a descriptor is reported by each
-/// [`select`](Selector::select) for as long as it stays ready. Descriptors
+/// Level-triggered on every backend unless a registration asks for another
+/// [`Mode`]: a descriptor is reported by each [`select`](Selector::select)
+/// for as long as it stays ready. Descriptors
 /// must be unregistered before they are closed; see
 /// [`unregister`](Selector::unregister) for what happens otherwise.
 ///
@@ -171,10 +61,10 @@ pub struct Selector {
     kind: BackendKind,
     /// Registration by descriptor number; dense, since the kernel hands out
     /// the lowest free numbers.
-    table: Vec<Option<Registration>>,
+    table: Vec<Option<Slot>>,
     count: usize,
-    /// The waker's descriptor, drained whenever it is reported.
-    waker: Option<(Token, Arc<sys::waker::WakerFd>)>,
+    /// The wakers' descriptors, each drained whenever it is reported.
+    pub(crate) wakers: Vec<(Token, Arc<sys::waker::WakerFd>)>,
 }
 
 // A selector is built on one thread and run on another (one per worker).
@@ -214,29 +104,7 @@ impl Selector {
     /// error creating the backend.
     pub fn with_backend(kind: BackendKind) -> io::Result<Selector> {
         let kind = kind.resolve();
-        let sys = match kind {
-            #[cfg(has_epoll)]
-            BackendKind::Epoll => Sys::Epoll(sys::epoll::Epoll::create()?),
-            #[cfg(has_kqueue)]
-            BackendKind::Kqueue => Sys::Kqueue(sys::kqueue::Kqueue::create()?),
-            #[cfg(not(has_epoll))]
-            BackendKind::Epoll => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "the epoll backend exists only on Linux",
-                ))
-            }
-            #[cfg(not(has_kqueue))]
-            BackendKind::Kqueue => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "the kqueue backend exists only on macOS and the BSDs",
-                ))
-            }
-            BackendKind::Poll | BackendKind::Auto => Sys::Poll(sys::poll::Poll::create()?),
-            BackendKind::Select => Sys::Select(sys::select::Select::create()?),
-        };
-        Ok(Selector::from_sys(sys, kind))
+        Ok(Selector::from_sys(Sys::create(kind)?, kind))
     }
 
     fn from_sys(sys: Sys, kind: BackendKind) -> Selector {
@@ -245,7 +113,7 @@ impl Selector {
             kind,
             table: Vec::new(),
             count: 0,
-            waker: None,
+            wakers: Vec::new(),
         }
     }
 
@@ -267,16 +135,68 @@ impl Selector {
         self.kind
     }
 
-    /// Start watching `fd` for `interest`; events carry `token`.
+    /// Whether registrations in `mode` work on this selector's backend:
+    /// level and oneshot everywhere, edge-triggered on epoll and kqueue.
+    pub fn supports(&self, mode: Mode) -> bool {
+        self.kind.supports(mode)
+    }
+
+    /// Start watching `fd` for `interest`, level-triggered; events carry
+    /// `token`.
     ///
     /// # Errors
     ///
     /// `AlreadyExists` if `fd` is registered, `InvalidInput` if it is not an
-    /// open descriptor, or the kernel's error (epoll: `ENOMEM`, `ENOSPC`).
+    /// open descriptor, `Unsupported` ([`Unsupported`](crate::Unsupported)
+    /// inside) for priority interest on kqueue, or the kernel's error
+    /// (epoll: `ENOMEM`, `ENOSPC`).
     pub fn register(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+        self.register_with(fd, token, interest, Mode::Level)
+    }
+
+    /// Start watching `fd` for `interest` in `mode`; events carry `token`.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Selector::register), and `Unsupported` with an
+    /// [`Unsupported`](crate::Unsupported) inside if the backend has no such
+    /// mode (see [`supports`](Selector::supports)); never another mode
+    /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use selector::{Events, Interest, Mode, Selector, Token};
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// let (mut a, b) = UnixStream::pair()?;
+    /// let mut selector = Selector::new()?;
+    /// selector.register_with(&b, Token(1), Interest::READABLE, Mode::Oneshot)?;
+    /// a.write_all(b"once")?;
+    /// let mut events = Events::with_capacity(8);
+    /// selector.select(&mut events, Some(Duration::from_secs(1)))?;
+    /// assert_eq!(events.len(), 1);
+    /// // Still readable, but disarmed until modified.
+    /// selector.select(&mut events, Some(Duration::ZERO))?;
+    /// assert!(events.is_empty());
+    /// selector.modify(&b, Token(1), Interest::READABLE)?; // re-armed
+    /// selector.select(&mut events, Some(Duration::ZERO))?;
+    /// assert_eq!(events.len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn register_with(
+        &mut self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
         let fd = fd.as_fd();
         let raw = fd.as_raw_fd();
         let i = table_index(raw)?;
+        self.kind.check(interest, mode)?;
         if let Some(Some(_)) = self.table.get(i) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -288,44 +208,80 @@ impl Selector {
         if !self.kind.checks_descriptors() && !sys::is_open(raw) {
             return Err(closed(raw));
         }
-        let tag = sys::Tag::pack(raw, token, interest);
-        dispatch!(&mut self.sys, b => b.register(fd, interest, tag))
-            .map_err(|e| closed_if_ebadf(raw, e))?;
+        let reg = Reg {
+            interest,
+            mode,
+            tag: sys::Tag::pack(raw, token, interest),
+        };
+        dispatch!(&mut self.sys, b => b.register(fd, reg)).map_err(|e| closed_if_ebadf(raw, e))?;
         if self.table.len() <= i {
             self.table.resize(i + 1, None);
         }
-        self.table[i] = Some(Registration { token, interest });
+        let registration = Registration { token, interest };
+        self.table[i] = Some(Slot { registration, mode });
         self.count += 1;
         Ok(())
     }
 
-    /// Change what a registered `fd` is watched for, and its token, in place.
+    /// Change what a registered `fd` is watched for, and its token, in place;
+    /// its mode stays. Re-arms a oneshot registration.
     ///
     /// # Errors
     ///
     /// `NotFound` if `fd` is not registered, `InvalidInput` if it was closed
-    /// behind the selector's back; the kernel's error otherwise. After an
-    /// error the registration is left as it was.
+    /// behind the selector's back, `Unsupported` as for
+    /// [`register`](Selector::register); the kernel's error otherwise. After
+    /// an error the registration is left as it was.
     pub fn modify(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
+        let fd = fd.as_fd();
+        let mode = self.slot(fd.as_raw_fd())?.map_or(Mode::Level, |s| s.mode);
+        self.modify_with(fd, token, interest, mode)
+    }
+
+    /// Change a registration's token, interest and mode in place, re-arming
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// As [`modify`](Selector::modify), and `Unsupported` as for
+    /// [`register_with`](Selector::register_with).
+    pub fn modify_with(
+        &mut self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
         let fd = fd.as_fd();
         let raw = fd.as_raw_fd();
         let slot = self.slot(raw)?;
         let old = slot.ok_or_else(|| not_registered(raw))?;
+        self.kind.check(interest, mode)?;
+        let new = Slot {
+            registration: Registration { token, interest },
+            mode,
+        };
+        // A level registration that stays the same needs no kernel call; any
+        // other change does (a new token too: epoll carries it in the
+        // kernel), and so does re-arming a oneshot or edge registration.
+        let call = old != new || mode != Mode::Level;
         // epoll_ctl notices a closed descriptor itself; poll and select, or
-        // a change of token alone, would not, so ask, as register does.
-        let new = Registration { token, interest };
-        let kernel_checks = self.kind.checks_descriptors() && old != new;
+        // no call at all, would not, so ask, as register does.
+        let kernel_checks = self.kind.checks_descriptors() && call;
         if !kernel_checks && !sys::is_open(raw) {
             return Err(closed(raw));
         }
-        if old != new {
-            // A new token matters too: epoll carries it in the kernel.
-            let tag = sys::Tag::pack(raw, token, interest);
-            dispatch!(&mut self.sys, b => b.modify(fd, interest, tag))
+        if call {
+            let reg = Reg {
+                interest,
+                mode,
+                tag: sys::Tag::pack(raw, token, interest),
+            };
+            dispatch!(&mut self.sys, b => b.modify(fd, reg))
                 .map_err(|e| closed_if_ebadf(raw, e))?;
         }
         self.table[raw as usize] = Some(new);
-        if let Some((waker_token, w)) = &mut self.waker {
+        for (waker_token, w) in &mut self.wakers {
             if w.fd().as_raw_fd() == raw {
                 *waker_token = token;
             }
@@ -349,19 +305,21 @@ impl Selector {
         dispatch!(&mut self.sys, b => b.unregister(raw))?;
         self.table[raw as usize] = None;
         self.count -= 1;
-        if self
-            .waker
-            .as_ref()
-            .is_some_and(|(_, w)| w.fd().as_raw_fd() == raw)
-        {
-            self.waker = None;
-        }
-        Ok(old)
+        self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
+        Ok(old.registration)
     }
 
     /// The registration of `fd`, if any (Python's `get_key`).
     pub fn registration<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Registration> {
-        self.slot(fd.as_raw_fd()).ok().flatten()
+        self.slot(fd.as_raw_fd())
+            .ok()
+            .flatten()
+            .map(|s| s.registration)
+    }
+
+    /// The mode `fd` is registered in, if it is registered.
+    pub fn mode<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Mode> {
+        self.slot(fd.as_raw_fd()).ok().flatten().map(|s| s.mode)
     }
 
     /// How many descriptors are registered.
@@ -404,18 +362,18 @@ impl Selector {
         };
         let mut remaining = timeout;
         let table = &self.table;
-        let waker = self.waker.as_ref().map(|(token, fd)| (*token, &**fd));
+        let wakers = &self.wakers[..];
         let max = events.capacity();
         let mut emit = |tag: sys::Tag, ready: Ready| {
             let (token, interest) = match tag.unpack() {
                 Ok(registration) => registration,
                 Err(fd) => match table.get(fd as usize) {
-                    Some(Some(r)) => (r.token, r.interest),
+                    Some(Some(s)) => (s.registration.token, s.registration.interest),
                     _ => return, // raced with unregister; not ours any more
                 },
             };
-            if let Some((waker_token, w)) = waker {
-                if waker_token == token {
+            for (waker_token, w) in wakers {
+                if *waker_token == token {
                     w.drain();
                 }
             }
@@ -433,7 +391,7 @@ impl Selector {
         }
     }
 
-    fn slot(&self, fd: RawFd) -> io::Result<Option<Registration>> {
+    fn slot(&self, fd: RawFd) -> io::Result<Option<Slot>> {
         let i = table_index(fd)?;
         Ok(self.table.get(i).copied().flatten())
     }
@@ -457,14 +415,18 @@ fn closed_if_ebadf(fd: RawFd, e: io::Error) -> io::Error {
 
 /// The one place readiness gets its meaning (see [`Event`]): an error makes
 /// a descriptor readable and writable, a hangup readable (the read or write
-/// then reports it, as select(2) does); readable and writable only as asked.
+/// then reports it, as select(2) does); readable, writable and priority only
+/// as asked. A hangup closes both directions; an error, writing.
 fn filter(mut ready: Ready, interest: Interest) -> Ready {
     if ready.contains(Ready::ERROR) {
         ready.insert(Ready::READABLE);
         ready.insert(Ready::WRITABLE);
+        ready.insert(Ready::WRITE_CLOSED);
     }
     if ready.contains(Ready::HANGUP) {
         ready.insert(Ready::READABLE);
+        ready.insert(Ready::READ_CLOSED);
+        ready.insert(Ready::WRITE_CLOSED);
     }
     let mut out = Ready::default();
     if interest.is_readable() && ready.contains(Ready::READABLE) {
@@ -473,67 +435,18 @@ fn filter(mut ready: Ready, interest: Interest) -> Ready {
     if interest.is_writable() && ready.contains(Ready::WRITABLE) {
         out.insert(Ready::WRITABLE);
     }
-    for bit in [Ready::ERROR, Ready::HANGUP] {
+    if interest.is_priority() && ready.contains(Ready::PRIORITY) {
+        out.insert(Ready::PRIORITY);
+    }
+    for bit in [
+        Ready::ERROR,
+        Ready::HANGUP,
+        Ready::READ_CLOSED,
+        Ready::WRITE_CLOSED,
+    ] {
         if ready.contains(bit) {
             out.insert(bit);
         }
     }
     out
-}
-
-/// Wakes a [`Selector`] blocked in `select` from another thread, or from a
-/// signal handler's thread through signal-hook.
-///
-/// Each `wake` makes the selector report one event with the waker's token
-/// (wakes before it is reported coalesce). Clones share one descriptor.
-///
-/// # Examples
-///
-/// ```
-/// use selector::{Events, Selector, Token, Waker};
-///
-/// let mut selector = Selector::new()?;
-/// let waker = Waker::new(&mut selector, Token(0))?;
-/// let remote = waker.clone();
-/// std::thread::spawn(move || remote.wake()).join().unwrap()?;
-///
-/// let mut events = Events::with_capacity(8);
-/// selector.select(&mut events, None)?;
-/// assert_eq!(events.iter().next().map(|e| e.token()), Some(Token(0)));
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct Waker {
-    fd: Arc<sys::waker::WakerFd>,
-}
-
-impl Waker {
-    /// A waker registered in `selector` under `token`.
-    ///
-    /// # Errors
-    ///
-    /// `AlreadyExists` if the selector has a waker; the kernel's error
-    /// creating the eventfd or pipe.
-    pub fn new(selector: &mut Selector, token: Token) -> io::Result<Waker> {
-        if selector.waker.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "this selector already has a waker",
-            ));
-        }
-        let fd = Arc::new(sys::waker::WakerFd::new()?);
-        selector.register(fd.fd(), token, Interest::READABLE)?;
-        selector.waker = Some((token, Arc::clone(&fd)));
-        Ok(Waker { fd })
-    }
-
-    /// Make the selector's current or next `select` return.
-    ///
-    /// # Errors
-    ///
-    /// The kernel's error writing the eventfd or pipe (not "full": a full
-    /// one already has a wake pending).
-    pub fn wake(&self) -> io::Result<()> {
-        self.fd.wake()
-    }
 }

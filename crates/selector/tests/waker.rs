@@ -4,7 +4,7 @@
 mod util;
 
 use selector::{BackendKind, Events, Interest, Token, Waker};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ per_backend!(
     wake_before_select_returns_at_once,
     wakes_coalesce_into_one_event,
     waker_event_beside_others,
-    second_waker_is_already_exists,
+    wakers_each_have_their_token,
     many_threads_no_lost_wake,
     many_threads_free_running,
 );
@@ -66,12 +66,27 @@ fn waker_event_beside_others(kind: BackendKind) {
     expect_events(&mut selector, &mut events, &[Expect::readable(1)]);
 }
 
-fn second_waker_is_already_exists(kind: BackendKind) {
+/// Any number of wakers, each reported under its own token, each drained
+/// on its own.
+fn wakers_each_have_their_token(kind: BackendKind) {
     let mut selector = selector(kind);
-    let _waker = Waker::new(&mut selector, Token(WAKER)).unwrap();
-    let err = Waker::new(&mut selector, Token(WAKER + 1)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
-    assert_eq!(selector.len(), 1);
+    let mut events = Events::with_capacity(8);
+    let wakers: Vec<Waker> = (0..3)
+        .map(|i| Waker::new(&mut selector, Token(WAKER + i)).unwrap())
+        .collect();
+    assert_eq!(selector.len(), 3);
+    wakers[2].wake().unwrap();
+    expect_events(&mut selector, &mut events, &[Expect::readable(WAKER + 2)]);
+    expect_no_events(&mut selector, &mut events);
+    wakers[0].wake().unwrap();
+    wakers[1].wake().unwrap();
+    wakers[1].wake().unwrap();
+    expect_events(
+        &mut selector,
+        &mut events,
+        &[Expect::readable(WAKER), Expect::readable(WAKER + 1)],
+    );
+    expect_no_events(&mut selector, &mut events);
 }
 
 /// Rounds of: every thread wakes at once (a barrier lines them up), the

@@ -1,16 +1,18 @@
-//! epoll(7), level-triggered. Cost per wait grows with the number of *ready*
-//! descriptors, not the number registered.
+//! epoll(7): level-triggered by default, `EPOLLONESHOT` and `EPOLLET` when
+//! asked. Cost per wait grows with the number of *ready* descriptors, not
+//! the number registered.
 //!
 //! Quirks handled here: epoll refuses regular files and directories (EPERM),
 //! which select(2) and poll(2) report as always ready. Such descriptors are
 //! kept on a side list and reported ready on every call, so all backends
 //! agree. Closing a descriptor removes it from the kernel's interest list
 //! (once every duplicate of it is closed), so unregistering a closed
-//! descriptor is not an error.
+//! descriptor is not an error. Read interest also asks for `EPOLLRDHUP`, so a
+//! peer that shut down writing is told apart from plain data.
 
-use super::{Backend, Tag};
+use super::{AlwaysReady, Backend, Reg, Tag};
 use crate::event::Ready;
-use crate::Interest;
+use crate::Mode;
 use rustix::event::epoll;
 use rustix::io::Errno;
 use std::io;
@@ -22,7 +24,7 @@ pub(crate) struct Epoll {
     /// Kernel events from the last wait; capacity reused across calls.
     buffer: Vec<epoll::Event>,
     /// Descriptors epoll cannot watch (regular files): always ready.
-    always_ready: Vec<(RawFd, Interest, Tag)>,
+    always_ready: AlwaysReady,
 }
 
 // SAFETY: `epoll::Event` is not `Send` only because its data field can hold
@@ -39,13 +41,22 @@ impl std::fmt::Debug for Epoll {
     }
 }
 
-fn flags(interest: Interest) -> epoll::EventFlags {
-    let mut flags = epoll::EventFlags::empty();
-    if interest.is_readable() {
-        flags |= epoll::EventFlags::IN;
+fn flags(reg: Reg) -> epoll::EventFlags {
+    use epoll::EventFlags as F;
+    let mut flags = F::empty();
+    if reg.interest.is_readable() {
+        flags |= F::IN | F::RDHUP;
     }
-    if interest.is_writable() {
-        flags |= epoll::EventFlags::OUT;
+    if reg.interest.is_writable() {
+        flags |= F::OUT;
+    }
+    if reg.interest.is_priority() {
+        flags |= F::PRI;
+    }
+    match reg.mode {
+        Mode::Level => {}
+        Mode::Oneshot => flags |= F::ONESHOT,
+        Mode::Edge => flags |= F::ET,
     }
     flags
 }
@@ -57,8 +68,15 @@ fn data(tag: Tag) -> epoll::EventData {
 fn ready(flags: epoll::EventFlags) -> Ready {
     use epoll::EventFlags as F;
     let mut ready = Ready::default();
-    if flags.intersects(F::IN | F::PRI | F::RDHUP) {
+    if flags.contains(F::IN) {
         ready.insert(Ready::READABLE);
+    }
+    if flags.contains(F::RDHUP) {
+        ready.insert(Ready::READABLE);
+        ready.insert(Ready::READ_CLOSED);
+    }
+    if flags.contains(F::PRI) {
+        ready.insert(Ready::PRIORITY);
     }
     if flags.contains(F::OUT) {
         ready.insert(Ready::WRITABLE);
@@ -77,33 +95,30 @@ impl Backend for Epoll {
         Ok(Epoll {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             buffer: Vec::new(),
-            always_ready: Vec::new(),
+            always_ready: AlwaysReady::default(),
         })
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
-        match epoll::add(&self.epoll, fd, data(tag), flags(interest)) {
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        match epoll::add(&self.epoll, fd, data(reg.tag), flags(reg)) {
             Ok(()) => Ok(()),
             Err(Errno::PERM) => {
-                self.always_ready.push((fd.as_raw_fd(), interest, tag));
+                self.always_ready.register(fd.as_raw_fd(), reg);
                 Ok(())
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
-        let raw = fd.as_raw_fd();
-        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _, _)| *f == raw) {
-            *entry = (raw, interest, tag);
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        if self.always_ready.modify(fd.as_raw_fd(), reg) {
             return Ok(());
         }
-        Ok(epoll::modify(&self.epoll, fd, data(tag), flags(interest))?)
+        Ok(epoll::modify(&self.epoll, fd, data(reg.tag), flags(reg))?)
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        if let Some(i) = self.always_ready.iter().position(|(f, _, _)| *f == fd) {
-            self.always_ready.swap_remove(i);
+        if self.always_ready.unregister(fd) {
             return Ok(());
         }
         // SAFETY: the descriptor is only handed to epoll_ctl(DEL), which
@@ -125,7 +140,7 @@ impl Backend for Epoll {
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
         // Always-ready descriptors must not wait behind a sleeping epoll_wait.
-        let timeout = if self.always_ready.is_empty() {
+        let timeout = if self.always_ready.is_empty() || !self.always_ready.any_armed() {
             timeout
         } else {
             Some(Duration::ZERO)
@@ -143,9 +158,7 @@ impl Backend for Epoll {
             // The data is the tag stored at registration.
             emit(Tag::from_u64(event.data.u64()), ready(flags));
         }
-        for &(_, interest, tag) in &self.always_ready {
-            emit(tag, super::always_ready(interest));
-        }
+        self.always_ready.emit(emit);
         Ok(())
     }
 }

@@ -7,9 +7,8 @@
 //! machine without timing luck. Compiled only with the `faults` feature.
 
 use super::poll::Poll;
-use super::{Backend, Tag};
+use super::{Backend, Reg, Tag};
 use crate::event::Ready;
-use crate::Interest;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -131,14 +130,14 @@ impl Backend for Faulty {
         Faulty::new(FaultPlan::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
-        self.poll.register(fd, interest, tag)?;
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        self.poll.register(fd, reg)?;
         self.registered.push(fd.as_raw_fd());
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()> {
-        self.poll.modify(fd, interest, tag)
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        self.poll.modify(fd, reg)
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {

@@ -1,19 +1,23 @@
-//! kqueue(2), level-triggered (no `EV_CLEAR`), for macOS and the BSDs. Like
-//! epoll, each wait costs time in proportion to the ready descriptors.
+//! kqueue(2), for macOS and the BSDs: level-triggered by default,
+//! `EV_ONESHOT` and `EV_CLEAR` (edge) when asked. Like epoll, each wait costs
+//! time in proportion to the ready descriptors.
 //!
 //! Verified here only by compiling for FreeBSD and macOS; the behavioural
 //! suite runs on Linux, so this backend is not yet tested (see the README).
 //!
 //! Quirks handled here: reading and writing are two filters, so one
 //! descriptor can come back as two kernel events; they are merged into one.
-//! `EV_EOF` on the read filter is end of file (readable); on the write filter
-//! it is a hangup; `EV_ERROR` is an error. Regular files
+//! `EV_EOF` on the read filter is end of file (readable, read closed); on the
+//! write filter it is a hangup; `EV_ERROR` is an error. Each direction is its
+//! own filter, so a oneshot registration for both fires once per direction.
+//! There is no portable urgent-data filter, so priority interest is refused
+//! by the facade. Regular files
 //! are kept on a side list and reported always ready, as select and poll do
 //! (kqueue would report them readable only before end of file).
 
-use super::{Backend, Tag};
+use super::{AlwaysReady, Backend, Reg, Tag};
 use crate::event::Ready;
-use crate::Interest;
+use crate::Mode;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::io::Errno;
 use std::io;
@@ -23,9 +27,9 @@ use std::time::Duration;
 
 pub(crate) struct Kqueue {
     kq: OwnedFd,
-    /// Interest by descriptor number, to know which filters to change.
-    interest: Vec<Option<Interest>>,
-    always_ready: Vec<(RawFd, Interest)>,
+    /// Registration by descriptor number, to know which filters to change.
+    interest: Vec<Option<Reg>>,
+    always_ready: AlwaysReady,
     buffer: Vec<Event>,
     merged: Vec<(RawFd, Ready)>,
 }
@@ -61,8 +65,9 @@ fn is_regular_file(fd: BorrowedFd<'_>) -> bool {
 
 impl Kqueue {
     /// Apply filter changes; with `EV_RECEIPT` every change reports its own
-    /// result instead of failing the whole call.
-    fn apply(&mut self, changes: &[Event], tolerate: &[Errno]) -> io::Result<()> {
+    /// result instead of failing the whole call. A deletion may find the
+    /// filter gone already (a fired oneshot, a closed descriptor).
+    fn apply(&mut self, changes: &[Event]) -> io::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -82,7 +87,8 @@ impl Kqueue {
             let code = receipt.data();
             if receipt.flags().contains(EventFlags::ERROR) && code != 0 {
                 let errno = Errno::from_raw_os_error(code as i32);
-                if !tolerate.contains(&errno) {
+                let deleting = receipt.flags().contains(EventFlags::DELETE);
+                if !(deleting && (errno == Errno::NOENT || errno == Errno::BADF)) {
                     return Err(errno.into());
                 }
             }
@@ -90,32 +96,34 @@ impl Kqueue {
         Ok(())
     }
 
-    fn set(&mut self, fd: RawFd, old: Option<Interest>, new: Option<Interest>) -> io::Result<()> {
-        let add = EventFlags::ADD | EventFlags::RECEIPT;
+    /// Adds every filter `new` wants (adding again updates the flags and
+    /// re-arms a fired oneshot) and deletes those only `old` wanted.
+    fn set(&mut self, fd: RawFd, old: Option<Reg>, new: Option<Reg>) -> io::Result<()> {
+        let mut add = EventFlags::ADD | EventFlags::RECEIPT;
+        match new.map(|r| r.mode) {
+            Some(Mode::Oneshot) => add |= EventFlags::ONESHOT,
+            Some(Mode::Edge) => add |= EventFlags::CLEAR,
+            _ => {}
+        }
         let delete = EventFlags::DELETE | EventFlags::RECEIPT;
         let mut changes = Vec::with_capacity(2);
         for write in [false, true] {
-            let want = |i: Option<Interest>| {
-                i.is_some_and(|i| {
+            let want = |r: Option<Reg>| {
+                r.is_some_and(|r| {
                     if write {
-                        i.is_writable()
+                        r.interest.is_writable()
                     } else {
-                        i.is_readable()
+                        r.interest.is_readable()
                     }
                 })
             };
             match (want(old), want(new)) {
-                (false, true) => changes.push(change(fd, write, add)),
+                (_, true) => changes.push(change(fd, write, add)),
                 (true, false) => changes.push(change(fd, write, delete)),
                 _ => {}
             }
         }
-        let tolerate: &[Errno] = if new.is_none() {
-            &[Errno::BADF, Errno::NOENT]
-        } else {
-            &[]
-        };
-        self.apply(&changes, tolerate)
+        self.apply(&changes)
     }
 }
 
@@ -124,42 +132,40 @@ impl Backend for Kqueue {
         Ok(Kqueue {
             kq: kqueue::kqueue()?,
             interest: Vec::new(),
-            always_ready: Vec::new(),
+            always_ready: AlwaysReady::default(),
             buffer: Vec::new(),
             merged: Vec::new(),
         })
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         if is_regular_file(fd) {
-            self.always_ready.push((raw, interest));
+            self.always_ready.register(raw, reg);
             return Ok(());
         }
-        self.set(raw, None, Some(interest))?;
+        self.set(raw, None, Some(reg))?;
         let slot = raw as usize;
         if self.interest.len() <= slot {
             self.interest.resize(slot + 1, None);
         }
-        self.interest[slot] = Some(interest);
+        self.interest[slot] = Some(reg);
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        if let Some(entry) = self.always_ready.iter_mut().find(|(f, _)| *f == raw) {
-            entry.1 = interest;
+        if self.always_ready.modify(raw, reg) {
             return Ok(());
         }
         let old = self.interest.get(raw as usize).copied().flatten();
-        self.set(raw, old, Some(interest))?;
-        self.interest[raw as usize] = Some(interest);
+        self.set(raw, old, Some(reg))?;
+        self.interest[raw as usize] = Some(reg);
         Ok(())
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        if let Some(i) = self.always_ready.iter().position(|(f, _)| *f == fd) {
-            self.always_ready.swap_remove(i);
+        if self.always_ready.unregister(fd) {
             return Ok(());
         }
         let old = self.interest.get_mut(fd as usize).and_then(Option::take);
@@ -172,7 +178,7 @@ impl Backend for Kqueue {
         max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
-        let timeout = if self.always_ready.is_empty() {
+        let timeout = if self.always_ready.is_empty() || !self.always_ready.any_armed() {
             timeout
         } else {
             Some(Duration::ZERO)
@@ -196,6 +202,9 @@ impl Backend for Kqueue {
             let fd = match event.filter() {
                 EventFilter::Read(fd) => {
                     ready.insert(Ready::READABLE);
+                    if flags.contains(EventFlags::EOF) {
+                        ready.insert(Ready::READ_CLOSED);
+                    }
                     fd
                 }
                 EventFilter::Write(fd) => {
@@ -224,9 +233,7 @@ impl Backend for Kqueue {
         for &(fd, ready) in &self.merged {
             emit(Tag::fd(fd), ready);
         }
-        for &(fd, interest) in &self.always_ready {
-            emit(Tag::fd(fd), super::always_ready(interest));
-        }
+        self.always_ready.emit(emit);
         Ok(())
     }
 }

@@ -3,24 +3,29 @@
 //! Every backend provides the same five operations and nothing more:
 //!
 //! - **create** a kernel object (or an empty table) to hold registrations;
-//! - **register** an open descriptor with an interest (readable, writable or
-//!   both);
-//! - **modify** the interest of a registered descriptor in place;
+//! - **register** an open descriptor with an interest (readable, writable,
+//!   priority, or a union) and a mode (level, oneshot, edge) that the facade
+//!   has checked the backend supports;
+//! - **modify** the interest of a registered descriptor in place, which also
+//!   re-arms a oneshot registration;
 //! - **unregister** a descriptor, which may already be closed: a backend must
 //!   then forget it quietly, because the caller's close came first;
 //! - **select**: wait up to a timeout (`None` = forever, zero = just look) and
 //!   report each ready descriptor once, as raw readiness bits.
 //!
-//! Readiness is level-triggered everywhere, as with the tutorial's
+//! Readiness is level-triggered by default, as with the tutorial's
 //! `select.select`: a descriptor is reported on every call for as long as it
-//! stays ready. Backends report what the kernel said — readable, writable,
-//! error, hangup — and leave the rest to [`Selector`](crate::Selector), which
+//! stays ready. Oneshot is the kernel's where it has it (epoll, kqueue) and
+//! the backend's own bookkeeping elsewhere (poll, select: a reported
+//! descriptor leaves the set until modified). Backends report what the
+//! kernel said — readable, writable, priority, read closed, error, hangup —
+//! and leave the rest to [`Selector`](crate::Selector), which
 //! owns the descriptor table, rejects misuse (double registration, unknown
 //! descriptors) in one place, filters by interest, maps descriptors to tokens,
 //! and retries `EINTR`. Backends never see tokens.
 
 use crate::event::Ready;
-use crate::Interest;
+use crate::{Interest, Mode};
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
@@ -42,9 +47,9 @@ pub(crate) trait Backend: Sized {
     /// Start watching `fd`, which the facade has checked is not registered.
     /// A backend that can keep a word per registration in the kernel keeps
     /// `tag` and reports it; the others report [`Tag::fd`].
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()>;
-    /// Change the interest (and tag) of a registered `fd`.
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, tag: Tag) -> io::Result<()>;
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()>;
+    /// Change the interest, mode and tag of a registered `fd`, re-arming it.
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()>;
     /// Stop watching `fd`; it may already be closed.
     fn unregister(&mut self, fd: RawFd) -> io::Result<()>;
     /// Wait once (no `EINTR` retry) and call `emit` once per ready descriptor,
@@ -57,6 +62,14 @@ pub(crate) trait Backend: Sized {
     ) -> io::Result<()>;
 }
 
+/// What the facade hands a backend for one registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reg {
+    pub(crate) interest: Interest,
+    pub(crate) mode: Mode,
+    pub(crate) tag: Tag,
+}
+
 /// How a backend names a ready descriptor to the facade: by its number, or,
 /// where the kernel keeps a word per registration (epoll's event data), by
 /// the registration itself — token and interest packed — which spares the
@@ -67,21 +80,20 @@ pub(crate) struct Tag(u64);
 
 impl Tag {
     const PACKED: u64 = 1 << 63;
-    const TOKEN_LIMIT: usize = 1 << 61;
+    const TOKEN_LIMIT: usize = 1 << 60;
 
     /// A descriptor number; the facade looks the registration up.
     pub(crate) fn fd(fd: RawFd) -> Tag {
         Tag(u64::from(fd as u32))
     }
 
-    /// The registration itself, when the token fits in 61 bits (any token
+    /// The registration itself, when the token fits in 60 bits (any token
     /// a slab or a `Vec` index produces); otherwise the descriptor number.
     pub(crate) fn pack(fd: RawFd, token: crate::Token, interest: Interest) -> Tag {
         if token.0 >= Tag::TOKEN_LIMIT {
             return Tag::fd(fd);
         }
-        let bits = u64::from(interest.is_readable()) | u64::from(interest.is_writable()) << 1;
-        Tag(Tag::PACKED | (token.0 as u64) << 2 | bits)
+        Tag(Tag::PACKED | (token.0 as u64) << 3 | u64::from(interest.to_bits()))
     }
 
     /// The registration, or the descriptor number to look it up by.
@@ -89,13 +101,10 @@ impl Tag {
         if self.0 & Tag::PACKED == 0 {
             return Err(self.0 as u32 as RawFd);
         }
-        let interest = match self.0 & 0b11 {
-            0b01 => Interest::READABLE,
-            0b10 => Interest::WRITABLE,
-            _ => Interest::BOTH,
-        };
+        // Packed from an interest, so never empty.
+        let interest = Interest::from_bits((self.0 & 0b111) as u8).unwrap_or(Interest::READABLE);
         Ok((
-            crate::Token(((self.0 & !Tag::PACKED) >> 2) as usize),
+            crate::Token(((self.0 & !Tag::PACKED) >> 3) as usize),
             interest,
         ))
     }
@@ -136,26 +145,97 @@ pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event
     }
 }
 
-/// What select(2) and poll(2) say of a regular file: ready for whatever is
-/// asked. epoll and kqueue report it this way from their side lists.
+/// Descriptors epoll and kqueue cannot watch (regular files), which select
+/// and poll report ready for whatever is asked: kept on a side list and
+/// reported on every call — once, for oneshot and edge registrations, until
+/// modified.
 #[cfg(any(has_epoll, has_kqueue))]
-pub(crate) fn always_ready(interest: Interest) -> Ready {
-    let mut ready = Ready::default();
+#[derive(Debug, Default)]
+pub(crate) struct AlwaysReady {
+    /// Descriptor, registration, and whether it is armed.
+    entries: Vec<(RawFd, Reg, bool)>,
+}
+
+#[cfg(any(has_epoll, has_kqueue))]
+impl AlwaysReady {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn register(&mut self, fd: RawFd, reg: Reg) {
+        self.entries.push((fd, reg, true));
+    }
+
+    /// Whether `fd` is here; if so, it takes `reg` and is armed again.
+    pub(crate) fn modify(&mut self, fd: RawFd, reg: Reg) -> bool {
+        let entry = self.entries.iter_mut().find(|(f, _, _)| *f == fd);
+        entry.map(|entry| *entry = (fd, reg, true)).is_some()
+    }
+
+    /// Whether `fd` was here.
+    pub(crate) fn unregister(&mut self, fd: RawFd) -> bool {
+        let i = self.entries.iter().position(|(f, _, _)| *f == fd);
+        i.map(|i| self.entries.swap_remove(i)).is_some()
+    }
+
+    /// Whether a wait must not sleep: something here will be reported.
+    pub(crate) fn any_armed(&self) -> bool {
+        self.entries.iter().any(|&(_, _, armed)| armed)
+    }
+
+    pub(crate) fn emit(&mut self, emit: &mut impl FnMut(Tag, Ready)) {
+        for (_, reg, armed) in &mut self.entries {
+            if !*armed {
+                continue;
+            }
+            let mut ready = Ready::default();
+            if reg.interest.is_readable() {
+                ready.insert(Ready::READABLE);
+            }
+            if reg.interest.is_writable() {
+                ready.insert(Ready::WRITABLE);
+            }
+            *armed = reg.mode == Mode::Level;
+            emit(reg.tag, ready);
+        }
+    }
+}
+
+/// The poll(2) events for `interest`. Read interest also asks for
+/// `POLLRDHUP` where the kernel has it, to tell a half-closed peer.
+pub(crate) fn poll_flags(interest: Interest) -> rustix::event::PollFlags {
+    use rustix::event::PollFlags;
+    let mut flags = PollFlags::empty();
     if interest.is_readable() {
-        ready.insert(Ready::READABLE);
+        flags |= PollFlags::IN | RDHUP;
     }
     if interest.is_writable() {
-        ready.insert(Ready::WRITABLE);
+        flags |= PollFlags::OUT;
     }
-    ready
+    if interest.is_priority() {
+        flags |= PollFlags::PRI;
+    }
+    flags
 }
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) const RDHUP: rustix::event::PollFlags = rustix::event::PollFlags::RDHUP;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) const RDHUP: rustix::event::PollFlags = rustix::event::PollFlags::empty();
 
 /// Readiness bits from poll(2)'s `revents`.
 pub(crate) fn ready_from_poll(revents: rustix::event::PollFlags) -> Ready {
     use rustix::event::PollFlags;
     let mut ready = Ready::default();
-    if revents.intersects(PollFlags::IN | PollFlags::PRI) {
+    if revents.contains(PollFlags::IN) {
         ready.insert(Ready::READABLE);
+    }
+    if !RDHUP.is_empty() && revents.contains(RDHUP) {
+        ready.insert(Ready::READABLE);
+        ready.insert(Ready::READ_CLOSED);
+    }
+    if revents.contains(PollFlags::PRI) {
+        ready.insert(Ready::PRIORITY);
     }
     if revents.contains(PollFlags::OUT) {
         ready.insert(Ready::WRITABLE);
@@ -184,14 +264,15 @@ mod tests {
     #[test]
     fn tags_round_trip() {
         use crate::Token;
-        for interest in [Interest::READABLE, Interest::WRITABLE, Interest::BOTH] {
-            for token in [0, 1, 7, (1 << 24) + 5, (1 << 61) - 1] {
+        let all = Interest::BOTH | Interest::PRIORITY;
+        for interest in [Interest::READABLE, Interest::WRITABLE, Interest::BOTH, all] {
+            for token in [0, 1, 7, (1 << 24) + 5, (1 << 60) - 1] {
                 let tag = Tag::pack(9, Token(token), interest);
                 assert_eq!(tag.unpack(), Ok((Token(token), interest)));
             }
         }
         assert_eq!(
-            Tag::pack(9, Token(1 << 61), Interest::BOTH).unpack(),
+            Tag::pack(9, Token(1 << 60), Interest::BOTH).unpack(),
             Err(9)
         );
         assert_eq!(

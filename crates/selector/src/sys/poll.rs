@@ -1,42 +1,67 @@
-//! poll(2). One `pollfd` per registration in a dense array, so each wait
-//! costs time in proportion to the number registered. No descriptor limit.
+//! poll(2). One `pollfd` per armed registration in a dense array, so each
+//! wait costs time in proportion to the number registered. No descriptor
+//! limit.
 //!
 //! A descriptor closed behind the selector's back comes back as `POLLNVAL`,
-//! reported as an error event until it is unregistered.
+//! reported as an error event until it is unregistered. poll(2) has no
+//! oneshot mode: a oneshot registration that was reported leaves the array
+//! (poll would still report errors and hangups for an entry asking for
+//! nothing) until `modify` puts it back. Edge-triggered is not offered.
 
-use super::{Backend, Tag};
+use super::{Backend, Reg, Tag};
 use crate::event::Ready;
-use crate::Interest;
-use rustix::event::{PollFd, PollFlags};
+use crate::Mode;
+use rustix::event::PollFd;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
+/// Not registered.
 const NONE: u32 = u32::MAX;
+/// Registered oneshot, reported, and out of the array until modified.
+const DISARMED: u32 = u32::MAX - 1;
 
 #[derive(Debug, Default)]
 pub(crate) struct Poll {
     /// The array handed to poll(2), in no particular order.
     fds: Vec<PollFd<'static>>,
-    /// Descriptor number -> position in `fds` (`NONE` when absent).
+    /// Whether each entry of `fds` is oneshot.
+    oneshot: Vec<bool>,
+    /// How many entries of `fds` are oneshot; level-only sets skip the check.
+    oneshots: usize,
+    /// Descriptor number -> position in `fds`, `NONE` or `DISARMED`.
     index: Vec<u32>,
-}
-
-fn flags(interest: Interest) -> PollFlags {
-    let mut flags = PollFlags::empty();
-    if interest.is_readable() {
-        flags |= PollFlags::IN;
-    }
-    if interest.is_writable() {
-        flags |= PollFlags::OUT;
-    }
-    flags
+    /// Oneshot descriptors reported by this wait; capacity reused.
+    fired: Vec<RawFd>,
 }
 
 impl Poll {
-    fn position(&self, fd: RawFd) -> Option<usize> {
-        let slot = *self.index.get(usize::try_from(fd).ok()?)?;
-        (slot != NONE).then_some(slot as usize)
+    fn slot(&self, fd: RawFd) -> u32 {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.index.get(i).copied())
+            .unwrap_or(NONE)
+    }
+
+    fn push(&mut self, fd: RawFd, reg: Reg) {
+        let slot = fd as usize;
+        if self.index.len() <= slot {
+            self.index.resize(slot + 1, NONE);
+        }
+        self.index[slot] = self.fds.len() as u32;
+        self.fds.push(entry(fd, reg));
+        let oneshot = reg.mode == Mode::Oneshot;
+        self.oneshot.push(oneshot);
+        self.oneshots += usize::from(oneshot);
+    }
+
+    /// Takes entry `i` out of the array, keeping the index right.
+    fn remove(&mut self, i: usize) {
+        self.fds.swap_remove(i);
+        self.oneshots -= usize::from(self.oneshot.swap_remove(i));
+        if let Some(moved) = self.fds.get(i) {
+            self.index[raw_fd(moved) as usize] = i as u32;
+        }
     }
 }
 
@@ -45,30 +70,38 @@ impl Backend for Poll {
         Ok(Poll::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
-        let raw = fd.as_raw_fd();
-        let slot = raw as usize;
-        if self.index.len() <= slot {
-            self.index.resize(slot + 1, NONE);
-        }
-        self.index[slot] = self.fds.len() as u32;
-        self.fds.push(entry(raw, interest));
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        self.push(fd.as_raw_fd(), reg);
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        let i = self.position(raw).ok_or(io::ErrorKind::NotFound)?;
-        self.fds[i] = entry(raw, interest);
-        Ok(())
+        match self.slot(raw) {
+            NONE => Err(io::ErrorKind::NotFound.into()),
+            DISARMED => {
+                self.push(raw, reg);
+                Ok(())
+            }
+            i => {
+                let i = i as usize;
+                let oneshot = reg.mode == Mode::Oneshot;
+                self.oneshots = self.oneshots + usize::from(oneshot) - usize::from(self.oneshot[i]);
+                self.oneshot[i] = oneshot;
+                self.fds[i] = entry(raw, reg);
+                Ok(())
+            }
+        }
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let i = self.position(fd).ok_or(io::ErrorKind::NotFound)?;
+        let slot = self.slot(fd);
+        if slot == NONE {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         self.index[fd as usize] = NONE;
-        self.fds.swap_remove(i);
-        if let Some(moved) = self.fds.get(i) {
-            self.index[raw_fd(moved) as usize] = i as u32;
+        if slot != DISARMED {
+            self.remove(slot as usize);
         }
         Ok(())
     }
@@ -81,27 +114,39 @@ impl Backend for Poll {
     ) -> io::Result<()> {
         let timespec = super::timespec_millis(timeout);
         let mut left = rustix::event::poll(&mut self.fds, timespec.as_ref())?;
-        for entry in &self.fds {
+        let any_oneshot = self.oneshots > 0;
+        self.fired.clear();
+        for (i, entry) in self.fds.iter().enumerate() {
             if left == 0 {
                 break;
             }
             let revents = entry.revents();
             if !revents.is_empty() {
                 left -= 1;
-                emit(Tag::fd(raw_fd(entry)), super::ready_from_poll(revents));
+                let fd = raw_fd(entry);
+                if any_oneshot && self.oneshot[i] {
+                    self.fired.push(fd);
+                }
+                emit(Tag::fd(fd), super::ready_from_poll(revents));
             }
+        }
+        for k in 0..self.fired.len() {
+            let fd = self.fired[k];
+            let i = self.slot(fd) as usize;
+            self.remove(i);
+            self.index[fd as usize] = DISARMED;
         }
         Ok(())
     }
 }
 
 /// The array entry for a registered descriptor.
-fn entry(fd: RawFd, interest: Interest) -> PollFd<'static> {
+fn entry(fd: RawFd, reg: Reg) -> PollFd<'static> {
     // SAFETY: the descriptor stays registered, hence open, until
     // `unregister` drops this entry (the Selector's contract: unregister
     // before close). If a caller breaks it, poll(2) answers POLLNVAL.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    PollFd::from_borrowed_fd(fd, flags(interest))
+    PollFd::from_borrowed_fd(fd, super::poll_flags(reg.interest))
 }
 
 fn raw_fd(entry: &PollFd<'_>) -> RawFd {

@@ -9,10 +9,15 @@
 //! zero-timeout poll(2). A descriptor closed behind the selector's back makes
 //! the whole call fail with EBADF; the registered descriptors are then checked
 //! one by one and the closed ones reported as errors, as poll's POLLNVAL.
+//!
+//! Priority interest uses the third set, `exceptfds` (TCP urgent data). Read
+//! closed comes from the same classifying poll, so it is known only for the
+//! descriptors select(2) found ready. Oneshot is emulated: a reported oneshot
+//! descriptor leaves the sets until modified. Edge-triggered is not offered.
 
-use super::{Backend, Tag};
+use super::{Backend, Reg, Tag};
 use crate::event::Ready;
-use crate::Interest;
+use crate::{Interest, Mode};
 use rustix::event::{fd_set_insert, fd_set_num_elements, fd_set_remove};
 use rustix::event::{FdSetElement, FdSetIter, PollFd, PollFlags};
 use rustix::io::Errno;
@@ -20,17 +25,33 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
+/// A registration as this backend keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    interest: Interest,
+    oneshot: bool,
+    /// False once a oneshot registration was reported (out of the sets).
+    armed: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct Select {
     read: Vec<FdSetElement>,
     write: Vec<FdSetElement>,
-    /// Interest by descriptor number, to find the new highest on unregister.
-    interest: Vec<Option<Interest>>,
+    except: Vec<FdSetElement>,
+    /// Registration by descriptor number, to find the new highest on
+    /// unregister and to re-arm.
+    interest: Vec<Option<Entry>>,
     /// One past the highest registered descriptor.
     nfds: RawFd,
+    /// How many armed registrations ask for priority; none: no `exceptfds`.
+    priority: usize,
+    /// How many registrations are oneshot; none: no disarming to do.
+    oneshots: usize,
     /// Scratch space reused by every wait.
     read_out: Vec<FdSetElement>,
     write_out: Vec<FdSetElement>,
+    except_out: Vec<FdSetElement>,
     ready: Vec<(RawFd, Ready)>,
     classify: Vec<PollFd<'static>>,
     /// Registered descriptors found closed during this wait.
@@ -46,60 +67,102 @@ impl std::fmt::Debug for Select {
 }
 
 impl Select {
-    fn set(&mut self, fd: RawFd, interest: Interest) {
+    /// Puts `fd` in the sets its registration asks for, or (`None`) in none.
+    fn set(&mut self, fd: RawFd, interest: Option<Interest>) {
         let elements = fd_set_num_elements(0, fd + 1);
         if self.read.len() < elements {
             self.read.resize(elements, FdSetElement::default());
             self.write.resize(elements, FdSetElement::default());
+            self.except.resize(elements, FdSetElement::default());
         }
-        if interest.is_readable() {
-            fd_set_insert(&mut self.read, fd);
-        } else {
-            fd_set_remove(&mut self.read, fd);
+        let sets = [
+            (&mut self.read, interest.is_some_and(Interest::is_readable)),
+            (&mut self.write, interest.is_some_and(Interest::is_writable)),
+            (
+                &mut self.except,
+                interest.is_some_and(Interest::is_priority),
+            ),
+        ];
+        for (set, wanted) in sets {
+            if wanted {
+                fd_set_insert(set, fd);
+            } else {
+                fd_set_remove(set, fd);
+            }
         }
-        if interest.is_writable() {
-            fd_set_insert(&mut self.write, fd);
-        } else {
-            fd_set_remove(&mut self.write, fd);
-        }
-        self.interest[fd as usize] = Some(interest);
+    }
+
+    /// Records `entry` for `fd` (`None`: forgets it), keeping the sets and
+    /// the counts in step.
+    fn put(&mut self, fd: RawFd, entry: Option<Entry>) {
+        let counts = |e: Option<Entry>| match e {
+            Some(e) => (
+                usize::from(e.armed && e.interest.is_priority()),
+                usize::from(e.oneshot),
+            ),
+            None => (0, 0),
+        };
+        let (old_priority, old_oneshot) = counts(self.interest[fd as usize]);
+        let (new_priority, new_oneshot) = counts(entry);
+        self.priority = self.priority + new_priority - old_priority;
+        self.oneshots = self.oneshots + new_oneshot - old_oneshot;
+        self.interest[fd as usize] = entry;
+        self.set(fd, entry.filter(|e| e.armed).map(|e| e.interest));
     }
 
     fn registered(&self) -> impl Iterator<Item = RawFd> + '_ {
-        (0..self.nfds).filter(|&fd| self.interest[fd as usize].is_some())
+        (0..self.nfds).filter(|&fd| self.interest[fd as usize].is_some_and(|e| e.armed))
     }
 
     /// Collects the ready descriptors from the output sets, in ascending
-    /// order, merging a descriptor that is both readable and writable.
-    fn collect_ready(&mut self) {
+    /// order, merging a descriptor found in more than one set.
+    fn collect_ready(&mut self, with_except: bool) {
         self.ready.clear();
-        self.ready
-            .extend(FdSetIter::new(&self.read_out).map(|fd| (fd, Ready::READABLE)));
-        let readable = self.ready.len();
-        let mut i = 0;
-        for fd in FdSetIter::new(&self.write_out) {
-            while i < readable && self.ready[i].0 < fd {
-                i += 1;
+        let mut read = FdSetIter::new(&self.read_out).peekable();
+        let mut write = FdSetIter::new(&self.write_out).peekable();
+        let no_set: &[FdSetElement] = &[];
+        let except_out = if with_except {
+            &self.except_out[..]
+        } else {
+            no_set
+        };
+        let mut except = FdSetIter::new(except_out).peekable();
+        loop {
+            let next = [read.peek(), write.peek(), except.peek()];
+            let Some(&fd) = next.into_iter().flatten().min() else {
+                break;
+            };
+            let mut ready = Ready::default();
+            for (iter, bit) in [
+                (&mut read, Ready::READABLE),
+                (&mut write, Ready::WRITABLE),
+                (&mut except, Ready::PRIORITY),
+            ] {
+                if iter.next_if_eq(&fd).is_some() {
+                    ready.insert(bit);
+                }
             }
-            if i < readable && self.ready[i].0 == fd {
-                self.ready[i].1.insert(Ready::WRITABLE);
-            } else {
-                self.ready.push((fd, Ready::WRITABLE));
-            }
+            self.ready.push((fd, ready));
         }
     }
 
-    /// Adds the error and hangup bits select(2) cannot express.
+    /// Adds the error, hangup and read-closed bits select(2) cannot express.
     fn classify(&mut self) -> io::Result<()> {
         self.classify.clear();
         for &(fd, _) in &self.ready {
+            let readable = self.interest[fd as usize].is_some_and(|e| e.interest.is_readable());
             // SAFETY: `fd` is registered, hence open (unregister before
             // close); the borrow lives only until the end of this call's use
             // of `classify`, which is cleared before the next wait.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            // No requested events: poll(2) still reports ERR, HUP and NVAL.
-            self.classify
-                .push(PollFd::from_borrowed_fd(fd, PollFlags::empty()));
+            // Only RDHUP is asked for (with read interest, as poll does);
+            // poll(2) reports ERR, HUP and NVAL regardless.
+            let flags = if readable {
+                super::RDHUP
+            } else {
+                PollFlags::empty()
+            };
+            self.classify.push(PollFd::from_borrowed_fd(fd, flags));
         }
         rustix::event::poll(
             &mut self.classify,
@@ -117,29 +180,30 @@ impl Backend for Select {
         Ok(Select::default())
     }
 
-    fn register(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
+    fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
         let fd = fd.as_raw_fd();
         if self.interest.len() <= fd as usize {
             self.interest.resize(fd as usize + 1, None);
         }
-        self.set(fd, interest);
+        self.put(fd, Some(entry(reg)));
         self.nfds = self.nfds.max(fd + 1);
         Ok(())
     }
 
-    fn modify(&mut self, fd: BorrowedFd<'_>, interest: Interest, _tag: Tag) -> io::Result<()> {
-        self.set(fd.as_raw_fd(), interest);
+    fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        let fd = fd.as_raw_fd();
+        if self.interest.get(fd as usize).copied().flatten().is_none() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        self.put(fd, Some(entry(reg)));
         Ok(())
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let slot = self
-            .interest
-            .get_mut(fd as usize)
-            .ok_or(io::ErrorKind::NotFound)?;
-        *slot = None;
-        fd_set_remove(&mut self.read, fd);
-        fd_set_remove(&mut self.write, fd);
+        if self.interest.get(fd as usize).copied().flatten().is_none() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        self.put(fd, None);
         while self.nfds > 0 && self.interest[self.nfds as usize - 1].is_none() {
             self.nfds -= 1;
         }
@@ -160,9 +224,17 @@ impl Backend for Select {
             self.read_out.extend_from_slice(&self.read[..elements]);
             self.write_out.clear();
             self.write_out.extend_from_slice(&self.write[..elements]);
+            let with_except = self.priority > 0;
+            self.except_out.clear();
+            if with_except {
+                self.except_out.extend_from_slice(&self.except[..elements]);
+            }
             for &fd in &self.closed {
                 fd_set_remove(&mut self.read_out, fd);
                 fd_set_remove(&mut self.write_out, fd);
+                if with_except {
+                    fd_set_remove(&mut self.except_out, fd);
+                }
             }
             let timespec = super::timespec_millis(timeout);
             // SAFETY: every descriptor in the sets is registered, hence open
@@ -173,14 +245,17 @@ impl Backend for Select {
                     self.nfds,
                     Some(&mut self.read_out),
                     Some(&mut self.write_out),
-                    None,
+                    with_except.then_some(&mut self.except_out[..]),
                     timespec.as_ref(),
                 )
             };
             match result {
-                Ok(0) => break,
+                Ok(0) => {
+                    self.ready.clear();
+                    break;
+                }
                 Ok(_) => {
-                    self.collect_ready();
+                    self.collect_ready(with_except);
                     self.classify()?;
                     for &(fd, ready) in &self.ready {
                         emit(Tag::fd(fd), ready);
@@ -206,6 +281,32 @@ impl Backend for Select {
         for &fd in &self.closed {
             emit(Tag::fd(fd), Ready::ERROR);
         }
+        if self.oneshots > 0 {
+            self.disarm_reported();
+        }
         Ok(())
+    }
+}
+
+impl Select {
+    /// Takes the oneshot registrations this wait reported out of the sets.
+    fn disarm_reported(&mut self) {
+        for i in 0..self.ready.len() + self.closed.len() {
+            let fd = match self.ready.get(i) {
+                Some(&(fd, _)) => fd,
+                None => self.closed[i - self.ready.len()],
+            };
+            if let Some(e) = self.interest[fd as usize].filter(|e| e.oneshot && e.armed) {
+                self.put(fd, Some(Entry { armed: false, ..e }));
+            }
+        }
+    }
+}
+
+fn entry(reg: Reg) -> Entry {
+    Entry {
+        interest: reg.interest,
+        oneshot: reg.mode == Mode::Oneshot,
+        armed: true,
     }
 }
