@@ -52,6 +52,8 @@ pub struct Expect {
     pub writable: bool,
     pub error: bool,
     pub hangup: bool,
+    /// Only set with priority interest, so tests without it never see it.
+    pub priority: bool,
 }
 
 impl Expect {
@@ -63,6 +65,7 @@ impl Expect {
             writable: false,
             error: false,
             hangup: false,
+            priority: false,
         }
     }
     pub fn readable(token: usize) -> Expect {
@@ -87,6 +90,10 @@ impl Expect {
         self.hangup = true;
         self
     }
+    pub fn and_priority(mut self) -> Expect {
+        self.priority = true;
+        self
+    }
 }
 
 impl From<&Event> for Expect {
@@ -97,6 +104,7 @@ impl From<&Event> for Expect {
             writable: event.is_writable(),
             error: event.is_error(),
             hangup: event.is_hangup(),
+            priority: event.is_priority(),
         }
     }
 }
