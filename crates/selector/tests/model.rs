@@ -14,12 +14,19 @@
 //! - hangup iff the peer closed, whatever the interest;
 //! - error iff the peer closed with bytes it had not read (the kernel then
 //!   resets the connection, like a TCP RST), until a read reports the reset;
-//! - no event at all when none of these hold.
+//! - no event at all when none of these hold;
+//! - a oneshot registration (registered with `Mode::Oneshot`, or changed to
+//!   it with `modify_with`) is reported by one select and then not at all
+//!   until a `modify` re-arms it; `modify` keeps the mode.
+//!
+//! Edge-triggered mode exists only on epoll (and kqueue), so it cannot run
+//! in lockstep here; `tests/modes.rs` covers it on every backend (as
+//! behaviour where supported, as the `Unsupported` error elsewhere).
 
 mod util;
 
 use proptest::prelude::*;
-use selector::{BackendKind, Events, Interest, Registration, Selector, Token};
+use selector::{BackendKind, Events, Interest, Mode, Registration, Selector, Token};
 use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -37,11 +44,14 @@ enum Op {
         end: usize,
         tag: usize,
         interest: Interest,
+        mode: Mode,
     },
+    /// `modify` when `mode` is `None`, else `modify_with`.
     Modify {
         end: usize,
         tag: usize,
         interest: Interest,
+        mode: Option<Mode>,
     },
     Unregister {
         end: usize,
@@ -66,13 +76,18 @@ fn interest() -> impl Strategy<Value = Interest> {
     ]
 }
 
+/// The modes every backend has.
+fn mode() -> impl Strategy<Value = Mode> {
+    prop_oneof![2 => Just(Mode::Level), 1 => Just(Mode::Oneshot)]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let end = 0..ENDS;
     prop_oneof![
-        3 => (end.clone(), 0..3usize, interest())
-            .prop_map(|(end, tag, interest)| Op::Register { end, tag, interest }),
-        2 => (end.clone(), 0..3usize, interest())
-            .prop_map(|(end, tag, interest)| Op::Modify { end, tag, interest }),
+        3 => (end.clone(), 0..3usize, interest(), mode())
+            .prop_map(|(end, tag, interest, mode)| Op::Register { end, tag, interest, mode }),
+        2 => (end.clone(), 0..3usize, interest(), prop::option::of(mode()))
+            .prop_map(|(end, tag, interest, mode)| Op::Modify { end, tag, interest, mode }),
         1 => end.clone().prop_map(|end| Op::Unregister { end }),
         3 => (end.clone(), 1..64usize).prop_map(|(end, len)| Op::Write { end, len }),
         2 => end.clone().prop_map(|end| Op::ReadAll { end }),
@@ -92,6 +107,10 @@ fn peer(end: usize) -> usize {
 #[derive(Clone, Copy, Default, Debug)]
 struct EndModel {
     registration: Option<Registration>,
+    /// The registration is oneshot ...
+    oneshot: bool,
+    /// ... and was reported since it was last armed.
+    disarmed: bool,
     /// Bytes waiting to be read on this end.
     pending: usize,
     /// Writes that delivered those bytes.
@@ -134,36 +153,57 @@ impl World {
     /// backend's answer against the model's, then updates the model.
     fn apply(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
-            Op::Register { end, tag, interest } => {
+            Op::Register {
+                end,
+                tag,
+                interest,
+                mode,
+            } => {
                 let Some(stream) = &self.ends[end] else {
                     return Ok(());
                 };
                 let already = self.model[end].registration.is_some();
                 for s in &mut self.selectors {
-                    let result = s.register(stream, token(end, tag), interest);
+                    let result = s.register_with(stream, token(end, tag), interest, mode);
                     check_result(s.backend(), result, already, ErrorKind::AlreadyExists)?;
                 }
                 if !already {
-                    self.model[end].registration = Some(Registration {
+                    let m = &mut self.model[end];
+                    m.registration = Some(Registration {
                         token: token(end, tag),
                         interest,
                     });
+                    m.oneshot = mode == Mode::Oneshot;
+                    m.disarmed = false;
                 }
             }
-            Op::Modify { end, tag, interest } => {
+            Op::Modify {
+                end,
+                tag,
+                interest,
+                mode,
+            } => {
                 let Some(stream) = &self.ends[end] else {
                     return Ok(());
                 };
                 let unknown = self.model[end].registration.is_none();
                 for s in &mut self.selectors {
-                    let result = s.modify(stream, token(end, tag), interest);
+                    let result = match mode {
+                        None => s.modify(stream, token(end, tag), interest),
+                        Some(mode) => s.modify_with(stream, token(end, tag), interest, mode),
+                    };
                     check_result(s.backend(), result, unknown, ErrorKind::NotFound)?;
                 }
                 if !unknown {
-                    self.model[end].registration = Some(Registration {
+                    let m = &mut self.model[end];
+                    m.registration = Some(Registration {
                         token: token(end, tag),
                         interest,
                     });
+                    if let Some(mode) = mode {
+                        m.oneshot = mode == Mode::Oneshot;
+                    }
+                    m.disarmed = false;
                 }
             }
             Op::Unregister { end } => {
@@ -231,7 +271,7 @@ impl World {
             let Some(registration) = self.model[end].registration else {
                 continue;
             };
-            if !self.open(end) {
+            if !self.open(end) || self.model[end].disarmed {
                 continue;
             }
             let peer_closed = !self.open(peer(end));
@@ -259,17 +299,33 @@ impl World {
             .iter()
             .filter(|m| m.registration.is_some())
             .count();
+        let oneshot: Vec<Token> = self
+            .model
+            .iter()
+            .filter(|m| m.oneshot)
+            .filter_map(|m| m.registration.map(|r| r.token))
+            .collect();
         let mut observed = Vec::new();
         for s in &mut self.selectors {
             prop_assert_eq!(s.len(), registered, "{}: registration count", s.backend());
+            // A oneshot event is reported by one select only: a retry sees
+            // the others, and the earlier oneshot events count as seen.
+            let mut fired = Vec::new();
             let mut last = Vec::new();
             for attempt in 0..4 {
                 let timeout = Duration::from_millis(if attempt == 0 { 0 } else { 10 });
                 s.select(&mut self.events, Some(timeout)).unwrap();
                 last = util::seen(&self.events);
+                last.extend(fired.iter().copied());
+                last.sort();
                 if last == expected {
                     break;
                 }
+                fired.extend(
+                    util::seen(&self.events)
+                        .into_iter()
+                        .filter(|e| oneshot.contains(&e.token)),
+                );
             }
             observed.push((s.backend(), last));
         }
@@ -285,6 +341,15 @@ impl World {
             );
         }
         prop_assert_eq!(first, &expected, "after step {}: backends vs model", step);
+        // What was reported of a oneshot registration disarmed it.
+        for m in &mut self.model {
+            let reported = m
+                .registration
+                .is_some_and(|r| expected.iter().any(|e| e.token == r.token));
+            if m.oneshot && reported {
+                m.disarmed = true;
+            }
+        }
         Ok(())
     }
 }
