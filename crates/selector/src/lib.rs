@@ -59,6 +59,7 @@
 mod backend;
 mod event;
 mod interest;
+mod keys;
 mod mode;
 pub mod select;
 mod selector;
@@ -69,6 +70,7 @@ mod waker;
 pub use backend::BackendKind;
 pub use event::{Event, Events};
 pub use interest::Interest;
+pub use keys::{KeySelector, Selected, SelectorKey};
 pub use mode::{Mode, Unsupported};
 pub use select::select;
 pub use selector::{Registration, Selector};

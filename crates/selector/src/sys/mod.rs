@@ -249,6 +249,27 @@ pub(crate) fn ready_from_poll(revents: rustix::event::PollFlags) -> Ready {
     ready
 }
 
+/// `fd` as a borrowed descriptor, for the facade's calls that name a
+/// registration by number ([`KeySelector`](crate::KeySelector) keys).
+///
+/// # Errors
+///
+/// `InvalidInput` for a negative number, which no descriptor has.
+pub(crate) fn borrow_number(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if fd < 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid fd {fd}"),
+        ));
+    }
+    // SAFETY: not -1 (checked). The borrow is only handed to the selector's
+    // register and modify, which check the descriptor is open (poll, select)
+    // or pass it to epoll_ctl / kevent, which answer EBADF for a closed one;
+    // nothing is read or written through it, and the caller drops it at
+    // once.
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// Whether `fd` names an open descriptor.
 pub(crate) fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the descriptor flags; on a closed fd the
