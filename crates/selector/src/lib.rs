@@ -61,6 +61,7 @@ mod event;
 mod interest;
 mod keys;
 mod mode;
+mod registry;
 pub mod select;
 mod selector;
 mod sys;
@@ -72,8 +73,9 @@ pub use event::{Event, Events};
 pub use interest::Interest;
 pub use keys::{KeySelector, Selected, SelectorKey};
 pub use mode::{Mode, Unsupported};
+pub use registry::{Registration, Registry};
 pub use select::select;
-pub use selector::{Registration, Selector};
+pub use selector::Selector;
 pub use token::Token;
 pub use waker::Waker;
 

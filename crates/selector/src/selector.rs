@@ -3,28 +3,13 @@
 
 use crate::backend::{dispatch, Sys};
 use crate::event::Ready;
-use crate::sys::{self, Backend, Reg};
-use crate::{BackendKind, Event, Events, Interest, Mode, Token, Waker};
+use crate::registry::{self, Registration, Shared, Slot};
+use crate::sys::{self, Backend, Reg, Tag};
+use crate::{BackendKind, Event, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a descriptor is registered with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Registration {
-    /// The caller's token, handed back with each event.
-    pub token: Token,
-    /// What the descriptor is watched for.
-    pub interest: Interest,
-}
-
-/// A registration's slot in the facade's table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot {
-    registration: Registration,
-    mode: Mode,
-}
 
 /// Waits on many descriptors at once and reports which are ready.
 ///
@@ -59,32 +44,26 @@ struct Slot {
 pub struct Selector {
     sys: Sys,
     kind: BackendKind,
-    /// Registration by descriptor number; dense, since the kernel hands out
-    /// the lowest free numbers.
-    table: Vec<Option<Slot>>,
-    count: usize,
+    /// The descriptor table and the registries' queued changes.
+    shared: Arc<Shared>,
     /// The wakers' descriptors, each drained whenever it is reported.
     pub(crate) wakers: Vec<(Token, Arc<sys::waker::WakerFd>)>,
+}
+
+impl Drop for Selector {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
 }
 
 // A selector is built on one thread and run on another (one per worker).
 const _: () = {
     const fn assert_send<T: Send>() {}
+    const fn assert_shared<T: Send + Sync + Clone>() {}
     assert_send::<Selector>();
     assert_send::<Waker>();
+    assert_shared::<Registry>();
 };
-
-fn table_index(fd: RawFd) -> io::Result<usize> {
-    usize::try_from(fd)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}")))
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
-}
 
 impl Selector {
     /// A selector on the best backend for this OS.
@@ -109,10 +88,9 @@ impl Selector {
 
     fn from_sys(sys: Sys, kind: BackendKind) -> Selector {
         Selector {
+            shared: Arc::new(Shared::new(kind, &sys)),
             sys,
             kind,
-            table: Vec::new(),
-            count: 0,
             wakers: Vec::new(),
         }
     }
@@ -193,33 +171,16 @@ impl Selector {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<()> {
-        let fd = fd.as_fd();
-        let raw = fd.as_raw_fd();
-        let i = table_index(raw)?;
-        self.kind.check(interest, mode)?;
-        if let Some(Some(_)) = self.table.get(i) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {raw} is already registered"),
-            ));
-        }
-        // poll and select would only notice a bad descriptor at the next wait;
-        // check now so every backend refuses it here, the same way.
-        if !self.kind.checks_descriptors() && !sys::is_open(raw) {
-            return Err(closed(raw));
-        }
-        let reg = Reg {
-            interest,
+        let raw = fd.as_fd().as_raw_fd();
+        let slot = Slot {
+            registration: Registration { token, interest },
             mode,
-            tag: sys::Tag::pack(raw, token, interest),
         };
-        dispatch!(&mut self.sys, b => b.register(fd, reg)).map_err(|e| closed_if_ebadf(raw, e))?;
-        if self.table.len() <= i {
-            self.table.resize(i + 1, None);
-        }
-        let registration = Registration { token, interest };
-        self.table[i] = Some(Slot { registration, mode });
-        self.count += 1;
+        let mut state = self.shared.lock();
+        state.apply_pending(&mut self.sys)?;
+        let change = state.plan_register(self.kind, raw, slot, self.kind.checks_descriptors())?;
+        registry::apply(&mut self.sys, change)?;
+        state.commit(raw, Some(slot));
         Ok(())
     }
 
@@ -233,9 +194,7 @@ impl Selector {
     /// [`register`](Selector::register); the kernel's error otherwise. After
     /// an error the registration is left as it was.
     pub fn modify(&mut self, fd: impl AsFd, token: Token, interest: Interest) -> io::Result<()> {
-        let fd = fd.as_fd();
-        let mode = self.slot(fd.as_raw_fd())?.map_or(Mode::Level, |s| s.mode);
-        self.modify_with(fd, token, interest, mode)
+        self.modify_inner(fd, Registration { token, interest }, None)
     }
 
     /// Change a registration's token, interest and mode in place, re-arming
@@ -252,38 +211,27 @@ impl Selector {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<()> {
-        let fd = fd.as_fd();
-        let raw = fd.as_raw_fd();
-        let slot = self.slot(raw)?;
-        let old = slot.ok_or_else(|| not_registered(raw))?;
-        self.kind.check(interest, mode)?;
-        let new = Slot {
-            registration: Registration { token, interest },
-            mode,
-        };
-        // A level registration that stays the same needs no kernel call; any
-        // other change does (a new token too: epoll carries it in the
-        // kernel), and so does re-arming a oneshot or edge registration.
-        let call = old != new || mode != Mode::Level;
-        // epoll_ctl notices a closed descriptor itself; poll and select, or
-        // no call at all, would not, so ask, as register does.
-        let kernel_checks = self.kind.checks_descriptors() && call;
-        if !kernel_checks && !sys::is_open(raw) {
-            return Err(closed(raw));
+        self.modify_inner(fd, Registration { token, interest }, Some(mode))
+    }
+
+    fn modify_inner(
+        &mut self,
+        fd: impl AsFd,
+        registration: Registration,
+        mode: Option<Mode>,
+    ) -> io::Result<()> {
+        let raw = fd.as_fd().as_raw_fd();
+        let mut state = self.shared.lock();
+        state.apply_pending(&mut self.sys)?;
+        let checks = self.kind.checks_descriptors();
+        let (change, slot) = state.plan_modify(self.kind, raw, registration, mode, checks)?;
+        if let Some(change) = change {
+            registry::apply(&mut self.sys, change)?;
         }
-        if call {
-            let reg = Reg {
-                interest,
-                mode,
-                tag: sys::Tag::pack(raw, token, interest),
-            };
-            dispatch!(&mut self.sys, b => b.modify(fd, reg))
-                .map_err(|e| closed_if_ebadf(raw, e))?;
-        }
-        self.table[raw as usize] = Some(new);
+        state.commit(raw, Some(slot));
         for (waker_token, w) in &mut self.wakers {
             if w.fd().as_raw_fd() == raw {
-                *waker_token = token;
+                *waker_token = registration.token;
             }
         }
         Ok(())
@@ -301,35 +249,63 @@ impl Selector {
     /// `NotFound` if `fd` is not registered.
     pub fn unregister<F: AsRawFd + ?Sized>(&mut self, fd: &F) -> io::Result<Registration> {
         let raw = fd.as_raw_fd();
-        let old = self.slot(raw)?.ok_or_else(|| not_registered(raw))?;
-        dispatch!(&mut self.sys, b => b.unregister(raw))?;
-        self.table[raw as usize] = None;
-        self.count -= 1;
+        let mut state = self.shared.lock();
+        state.apply_pending(&mut self.sys)?;
+        let (change, old) = state.plan_unregister(raw)?;
+        registry::apply(&mut self.sys, change)?;
+        state.commit(raw, None);
         self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
         Ok(old.registration)
     }
 
+    /// A handle that registers, modifies and unregisters from any thread,
+    /// also while this selector waits in [`select`](Selector::select).
+    ///
+    /// The first call makes the selector's internal wake descriptor (an
+    /// eventfd or pipe, not counted in [`len`](Selector::len)).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error creating or registering that descriptor.
+    pub fn registry(&mut self) -> io::Result<Registry> {
+        if self.shared.wake.get().is_none() {
+            let wake = sys::waker::WakerFd::new()?;
+            let reg = Reg {
+                interest: Interest::READABLE,
+                mode: Mode::Level,
+                tag: Tag::INTERNAL,
+            };
+            dispatch!(&mut self.sys, b => b.register(wake.fd(), reg))?;
+            if let Err(wake) = self.shared.wake.set(wake) {
+                // Unreachable with `&mut self`; undo rather than leak.
+                let _ = dispatch!(&mut self.sys, b => b.unregister(wake.fd().as_raw_fd()));
+            }
+        }
+        Ok(Registry::new(Arc::clone(&self.shared)))
+    }
+
     /// The registration of `fd`, if any (Python's `get_key`).
     pub fn registration<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Registration> {
-        self.slot(fd.as_raw_fd())
-            .ok()
-            .flatten()
-            .map(|s| s.registration)
+        self.slot(fd).map(|s| s.registration)
     }
 
     /// The mode `fd` is registered in, if it is registered.
     pub fn mode<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Mode> {
-        self.slot(fd.as_raw_fd()).ok().flatten().map(|s| s.mode)
+        self.slot(fd).map(|s| s.mode)
+    }
+
+    fn slot<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Slot> {
+        self.shared.lock().slot(fd.as_raw_fd()).ok().flatten()
     }
 
     /// How many descriptors are registered.
     pub fn len(&self) -> usize {
-        self.count
+        self.shared.lock().len()
     }
 
     /// Whether nothing is registered.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
     }
 
     /// Close the selector and its kernel object, forgetting every
@@ -361,55 +337,54 @@ impl Selector {
             _ => None,
         };
         let mut remaining = timeout;
-        let table = &self.table;
-        let wakers = &self.wakers[..];
         let max = events.capacity();
-        let mut emit = |tag: sys::Tag, ready: Ready| {
-            let (token, interest) = match tag.unpack() {
-                Ok(registration) => registration,
-                Err(fd) => match table.get(fd as usize) {
-                    Some(Some(s)) => (s.registration.token, s.registration.interest),
-                    _ => return, // raced with unregister; not ours any more
-                },
-            };
-            for (waker_token, w) in wakers {
-                if *waker_token == token {
-                    w.drain();
-                }
-            }
-            events.push(Event::new(token, filter(ready, interest)));
-        };
         loop {
-            match dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit)) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    if let Some(deadline) = deadline {
-                        remaining = Some(deadline.saturating_duration_since(Instant::now()));
+            if self.shared.take_dirty() {
+                self.shared.lock().apply_pending(&mut self.sys)?;
+            }
+            let shared = &*self.shared;
+            let wakers = &self.wakers[..];
+            let mut woken = false;
+            // Only tokens too large to pack need the table: locked once, at
+            // the first such event.
+            let mut table = None;
+            let mut emit = |tag: Tag, ready: Ready| {
+                if tag == Tag::INTERNAL {
+                    if let Some(w) = shared.wake.get() {
+                        w.drain();
+                    }
+                    woken = true;
+                    return;
+                }
+                let (token, interest) = match tag.unpack() {
+                    Ok(registration) => registration,
+                    Err(fd) => {
+                        let state = table.get_or_insert_with(|| shared.lock());
+                        match state.slot(fd) {
+                            Ok(Some(s)) => (s.registration.token, s.registration.interest),
+                            _ => return, // raced with unregister; not ours any more
+                        }
+                    }
+                };
+                for (waker_token, w) in wakers {
+                    if *waker_token == token {
+                        w.drain();
                     }
                 }
+                events.push(Event::new(token, filter(ready, interest)));
+            };
+            let result = dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit));
+            drop(table);
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Woken only to apply a registry's change: wait again.
+                Ok(()) if woken && events.is_empty() && remaining != Some(Duration::ZERO) => {}
                 result => return result,
             }
+            if let Some(deadline) = deadline {
+                remaining = Some(deadline.saturating_duration_since(Instant::now()));
+            }
         }
-    }
-
-    fn slot(&self, fd: RawFd) -> io::Result<Option<Slot>> {
-        let i = table_index(fd)?;
-        Ok(self.table.get(i).copied().flatten())
-    }
-}
-
-fn closed(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("fd {fd} is not an open file descriptor"),
-    )
-}
-
-/// The kernel's EBADF means `fd` is closed: say so, as [`closed`] does.
-fn closed_if_ebadf(fd: RawFd, e: io::Error) -> io::Error {
-    if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) {
-        closed(fd)
-    } else {
-        e
     }
 }
 

@@ -17,10 +17,12 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct Epoll {
-    epoll: OwnedFd,
+    /// Shared with the selector's registries, which change it directly.
+    epoll: Arc<OwnedFd>,
     /// Kernel events from the last wait; capacity reused across calls.
     buffer: Vec<epoll::Event>,
     /// Descriptors epoll cannot watch (regular files): always ready.
@@ -90,10 +92,47 @@ fn ready(flags: epoll::EventFlags) -> Ready {
     ready
 }
 
+impl Epoll {
+    /// The epoll descriptor, for [`apply_direct`] from other threads.
+    pub(crate) fn shared_fd(&self) -> Arc<OwnedFd> {
+        Arc::clone(&self.epoll)
+    }
+}
+
+/// A change made from another thread, straight to the kernel (epoll_ctl is
+/// safe to call while another thread waits, and the wait sees it). `false`
+/// when it must go through the backend instead: a regular file, which only
+/// the backend's side list can hold.
+pub(crate) fn apply_direct(epoll: &OwnedFd, change: crate::registry::Change) -> io::Result<bool> {
+    use crate::registry::Change;
+    match change {
+        Change::Register(fd, reg) => {
+            match epoll::add(epoll, super::borrow_number(fd)?, data(reg.tag), flags(reg)) {
+                Ok(()) => Ok(true),
+                Err(Errno::PERM) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Change::Modify(fd, reg) => {
+            match epoll::modify(epoll, super::borrow_number(fd)?, data(reg.tag), flags(reg)) {
+                Ok(()) => Ok(true),
+                // Not in the kernel's set: on the side list.
+                Err(Errno::NOENT) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Change::Unregister(fd) => match epoll::delete(epoll, super::borrow_number(fd)?) {
+            Ok(()) | Err(Errno::BADF) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
 impl Backend for Epoll {
     fn create() -> io::Result<Self> {
         Ok(Epoll {
-            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            epoll: Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?),
             buffer: Vec::new(),
             always_ready: AlwaysReady::default(),
         })

@@ -129,8 +129,12 @@ impl Kqueue {
 
 impl Backend for Kqueue {
     fn create() -> io::Result<Self> {
+        let kq = kqueue::kqueue()?;
+        // Not inherited by exec'd programs (kqueue has no creation flag
+        // for it on every system).
+        rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
         Ok(Kqueue {
-            kq: kqueue::kqueue()?,
+            kq,
             interest: Vec::new(),
             always_ready: AlwaysReady::default(),
             buffer: Vec::new(),
@@ -231,7 +235,8 @@ impl Backend for Kqueue {
             same
         });
         for &(fd, ready) in &self.merged {
-            emit(Tag::fd(fd), ready);
+            let reg = self.interest.get(fd as usize).copied().flatten();
+            emit(reg.map_or(Tag::fd(fd), |r| r.tag), ready);
         }
         self.always_ready.emit(emit);
         Ok(())

@@ -81,6 +81,9 @@ pub(crate) struct Tag(u64);
 impl Tag {
     const PACKED: u64 = 1 << 63;
     const TOKEN_LIMIT: usize = 1 << 60;
+    /// The selector's own wake descriptor (for registries): packed with no
+    /// interest bits, which no registration has.
+    pub(crate) const INTERNAL: Tag = Tag(Tag::PACKED);
 
     /// A descriptor number; the facade looks the registration up.
     pub(crate) fn fd(fd: RawFd) -> Tag {

@@ -27,6 +27,8 @@ pub(crate) struct Poll {
     fds: Vec<PollFd<'static>>,
     /// Whether each entry of `fds` is oneshot.
     oneshot: Vec<bool>,
+    /// The tag of each entry of `fds`, reported with its events.
+    tags: Vec<Tag>,
     /// How many entries of `fds` are oneshot; level-only sets skip the check.
     oneshots: usize,
     /// Descriptor number -> position in `fds`, `NONE` or `DISARMED`.
@@ -52,12 +54,14 @@ impl Poll {
         self.fds.push(entry(fd, reg));
         let oneshot = reg.mode == Mode::Oneshot;
         self.oneshot.push(oneshot);
+        self.tags.push(reg.tag);
         self.oneshots += usize::from(oneshot);
     }
 
     /// Takes entry `i` out of the array, keeping the index right.
     fn remove(&mut self, i: usize) {
         self.fds.swap_remove(i);
+        self.tags.swap_remove(i);
         self.oneshots -= usize::from(self.oneshot.swap_remove(i));
         if let Some(moved) = self.fds.get(i) {
             self.index[raw_fd(moved) as usize] = i as u32;
@@ -88,6 +92,7 @@ impl Backend for Poll {
                 let oneshot = reg.mode == Mode::Oneshot;
                 self.oneshots = self.oneshots + usize::from(oneshot) - usize::from(self.oneshot[i]);
                 self.oneshot[i] = oneshot;
+                self.tags[i] = reg.tag;
                 self.fds[i] = entry(raw, reg);
                 Ok(())
             }
@@ -127,7 +132,7 @@ impl Backend for Poll {
                 if any_oneshot && self.oneshot[i] {
                     self.fired.push(fd);
                 }
-                emit(Tag::fd(fd), super::ready_from_poll(revents));
+                emit(self.tags[i], super::ready_from_poll(revents));
             }
         }
         for k in 0..self.fired.len() {

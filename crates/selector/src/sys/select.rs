@@ -32,6 +32,8 @@ struct Entry {
     oneshot: bool,
     /// False once a oneshot registration was reported (out of the sets).
     armed: bool,
+    /// Reported with its events.
+    tag: Tag,
 }
 
 #[derive(Default)]
@@ -258,7 +260,7 @@ impl Backend for Select {
                     self.collect_ready(with_except);
                     self.classify()?;
                     for &(fd, ready) in &self.ready {
-                        emit(Tag::fd(fd), ready);
+                        emit(self.tag(fd), ready);
                     }
                     break;
                 }
@@ -279,7 +281,7 @@ impl Backend for Select {
             }
         }
         for &fd in &self.closed {
-            emit(Tag::fd(fd), Ready::ERROR);
+            emit(self.tag(fd), Ready::ERROR);
         }
         if self.oneshots > 0 {
             self.disarm_reported();
@@ -289,6 +291,11 @@ impl Backend for Select {
 }
 
 impl Select {
+    fn tag(&self, fd: RawFd) -> Tag {
+        let entry = self.interest.get(fd as usize).copied().flatten();
+        entry.map_or(Tag::fd(fd), |e| e.tag)
+    }
+
     /// Takes the oneshot registrations this wait reported out of the sets.
     fn disarm_reported(&mut self) {
         for i in 0..self.ready.len() + self.closed.len() {
@@ -308,5 +315,6 @@ fn entry(reg: Reg) -> Entry {
         interest: reg.interest,
         oneshot: reg.mode == Mode::Oneshot,
         armed: true,
+        tag: reg.tag,
     }
 }
