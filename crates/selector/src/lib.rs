@@ -81,3 +81,8 @@ pub use waker::Waker;
 
 #[cfg(feature = "faults")]
 pub use sys::faults::{Fault, FaultPlan};
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
