@@ -65,9 +65,11 @@ fn is_regular_file(fd: BorrowedFd<'_>) -> bool {
 
 impl Kqueue {
     /// Apply filter changes; with `EV_RECEIPT` every change reports its own
-    /// result instead of failing the whole call. A deletion may find the
-    /// filter gone already (a fired oneshot, a closed descriptor).
-    fn apply(&mut self, changes: &[Event]) -> io::Result<()> {
+    /// result instead of failing the whole call (the receipt's flags are
+    /// just `EV_ERROR`, so the change is not named). A deletion may find the
+    /// filter gone already: `ENOENT` (a fired oneshot; adding never says
+    /// it), and with `closing`, `EBADF` (the descriptor was closed first).
+    fn apply(&mut self, changes: &[Event], closing: bool) -> io::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -87,8 +89,8 @@ impl Kqueue {
             let code = receipt.data();
             if receipt.flags().contains(EventFlags::ERROR) && code != 0 {
                 let errno = Errno::from_raw_os_error(code as i32);
-                let deleting = receipt.flags().contains(EventFlags::DELETE);
-                if !(deleting && (errno == Errno::NOENT || errno == Errno::BADF)) {
+                let gone = errno == Errno::NOENT || (closing && errno == Errno::BADF);
+                if !gone {
                     return Err(errno.into());
                 }
             }
@@ -123,7 +125,7 @@ impl Kqueue {
                 _ => {}
             }
         }
-        self.apply(&changes)
+        self.apply(&changes, new.is_none())
     }
 }
 
