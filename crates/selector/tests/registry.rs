@@ -17,6 +17,7 @@ per_backend!(
     misuse_errors_are_the_selectors,
     closed_selector_refuses_changes,
     registry_and_selector_share_the_table,
+    regular_file_through_a_registry,
 );
 
 /// Long enough that a wait that missed the change fails the test by
@@ -154,4 +155,27 @@ fn registry_and_selector_share_the_table(kind: BackendKind) {
     expect_events(&mut selector, &mut events, &[Expect::readable(4)]);
     // Not counted: the registry's own wake descriptor.
     assert_eq!(selector.len(), 1);
+}
+
+/// Regular files, which epoll keeps on a side list: the registry hands them
+/// to the selecting thread, on every backend alike.
+fn regular_file_through_a_registry(kind: BackendKind) {
+    let file = util::regular_file();
+    let mut selector = selector(kind);
+    let registry = selector.registry().unwrap();
+    let mut events = Events::with_capacity(8);
+    registry
+        .register(&file, Token(1), Interest::READABLE)
+        .unwrap();
+    expect_events(&mut selector, &mut events, &[Expect::readable(1)]);
+    registry.modify(&file, Token(2), Interest::BOTH).unwrap();
+    expect_events(
+        &mut selector,
+        &mut events,
+        &[Expect::readable(2).and_writable()],
+    );
+    let old = registry.unregister(&file).unwrap();
+    assert_eq!(old.token, Token(2));
+    util::expect_no_events(&mut selector, &mut events);
+    assert!(selector.is_empty());
 }

@@ -116,14 +116,15 @@ pub(crate) fn apply_direct(epoll: &OwnedFd, change: crate::registry::Change) -> 
         Change::Modify(fd, reg) => {
             match epoll::modify(epoll, super::borrow_number(fd)?, data(reg.tag), flags(reg)) {
                 Ok(()) => Ok(true),
-                // Not in the kernel's set: on the side list.
-                Err(Errno::NOENT) => Ok(false),
+                // A regular file (EPERM: epoll refuses it before looking),
+                // or not in the kernel's set: on the side list.
+                Err(Errno::PERM | Errno::NOENT) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         }
         Change::Unregister(fd) => match epoll::delete(epoll, super::borrow_number(fd)?) {
             Ok(()) | Err(Errno::BADF) => Ok(true),
-            Err(Errno::NOENT) => Ok(false),
+            Err(Errno::PERM | Errno::NOENT) => Ok(false),
             Err(e) => Err(e.into()),
         },
     }
