@@ -282,6 +282,12 @@ impl Shared {
 /// An event already collected by a wait may still name a registration that
 /// another thread removed meanwhile; tokens are the caller's to check.
 ///
+/// On epoll a change reaches the kernel before the call returns, and so do
+/// its errors. On poll, select and kqueue (and for regular files on epoll)
+/// the selecting thread applies it; the misuse checks are made here, at the
+/// call, but a kernel error in applying it (kqueue's `ENOMEM`) is returned
+/// by that thread's next selector call instead.
+///
 /// # Examples
 ///
 /// ```
