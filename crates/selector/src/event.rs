@@ -1,6 +1,6 @@
 //! Readiness reported by [`Selector::select`](crate::Selector::select).
 
-use crate::Token;
+use crate::{Interest, Token};
 use std::fmt;
 
 /// Readiness bits shared by the backends and the events they produce.
@@ -22,6 +22,45 @@ impl Ready {
 
     pub(crate) fn insert(&mut self, other: Ready) {
         self.0 |= other.0;
+    }
+
+    /// The one place readiness gets its meaning (see [`Event`]): an error makes
+    /// a descriptor readable and writable, a hangup readable (the read or write
+    /// then reports it, as select(2) does); readable, writable and priority only
+    /// as asked. A hangup closes both directions; an error, writing.
+    pub(crate) fn filter(self, interest: Interest) -> Ready {
+        let mut ready = self;
+        if ready.contains(Ready::ERROR) {
+            ready.insert(Ready::READABLE);
+            ready.insert(Ready::WRITABLE);
+            ready.insert(Ready::WRITE_CLOSED);
+        }
+        if ready.contains(Ready::HANGUP) {
+            ready.insert(Ready::READABLE);
+            ready.insert(Ready::READ_CLOSED);
+            ready.insert(Ready::WRITE_CLOSED);
+        }
+        let mut out = Ready::default();
+        if interest.is_readable() && ready.contains(Ready::READABLE) {
+            out.insert(Ready::READABLE);
+        }
+        if interest.is_writable() && ready.contains(Ready::WRITABLE) {
+            out.insert(Ready::WRITABLE);
+        }
+        if interest.is_priority() && ready.contains(Ready::PRIORITY) {
+            out.insert(Ready::PRIORITY);
+        }
+        for bit in [
+            Ready::ERROR,
+            Ready::HANGUP,
+            Ready::READ_CLOSED,
+            Ready::WRITE_CLOSED,
+        ] {
+            if ready.contains(bit) {
+                out.insert(bit);
+            }
+        }
+        out
     }
 }
 

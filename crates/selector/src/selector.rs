@@ -371,7 +371,7 @@ impl Selector {
                         w.drain();
                     }
                 }
-                events.push(Event::new(token, filter(ready, interest)));
+                events.push(Event::new(token, ready.filter(interest)));
             };
             let result = dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit));
             drop(table);
@@ -386,42 +386,4 @@ impl Selector {
             }
         }
     }
-}
-
-/// The one place readiness gets its meaning (see [`Event`]): an error makes
-/// a descriptor readable and writable, a hangup readable (the read or write
-/// then reports it, as select(2) does); readable, writable and priority only
-/// as asked. A hangup closes both directions; an error, writing.
-fn filter(mut ready: Ready, interest: Interest) -> Ready {
-    if ready.contains(Ready::ERROR) {
-        ready.insert(Ready::READABLE);
-        ready.insert(Ready::WRITABLE);
-        ready.insert(Ready::WRITE_CLOSED);
-    }
-    if ready.contains(Ready::HANGUP) {
-        ready.insert(Ready::READABLE);
-        ready.insert(Ready::READ_CLOSED);
-        ready.insert(Ready::WRITE_CLOSED);
-    }
-    let mut out = Ready::default();
-    if interest.is_readable() && ready.contains(Ready::READABLE) {
-        out.insert(Ready::READABLE);
-    }
-    if interest.is_writable() && ready.contains(Ready::WRITABLE) {
-        out.insert(Ready::WRITABLE);
-    }
-    if interest.is_priority() && ready.contains(Ready::PRIORITY) {
-        out.insert(Ready::PRIORITY);
-    }
-    for bit in [
-        Ready::ERROR,
-        Ready::HANGUP,
-        Ready::READ_CLOSED,
-        Ready::WRITE_CLOSED,
-    ] {
-        if ready.contains(bit) {
-            out.insert(bit);
-        }
-    }
-    out
 }
