@@ -2,10 +2,8 @@
 //! `EV_ONESHOT` and `EV_CLEAR` (edge) when asked. Like epoll, each wait costs
 //! time in proportion to the ready descriptors.
 //!
-//! Checked only by compiling for FreeBSD and macOS where CI can install
-//! those targets (the behavioural suite runs on Linux, so this backend is not
-//! yet tested). The issue-13 changes here (modes, tags, receipts) were
-//! written where neither target could be installed: not yet compiled.
+//! Checked only by compiling (clippy) for FreeBSD and macOS; the behavioural
+//! suite runs on Linux, so this backend is not yet tested (see the README).
 //!
 //! Quirks handled here: reading and writing are two filters, so one
 //! descriptor can come back as two kernel events; they are merged into one.
