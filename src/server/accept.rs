@@ -104,6 +104,7 @@ impl Worker {
                 }
             };
             if !self.admit(peer) {
+                self.counters.refused_per_ip += 1;
                 continue; // dropping the stream closes it
             }
             let conn = Connection::new(stream, peer);
