@@ -17,7 +17,8 @@ use crate::splice::{self, ZeroCopy};
 /// has received, prints a summary and exits. Try it with
 /// `nc 127.0.0.1 10000`.
 #[derive(Debug, Parser)]
-#[command(name = "echo-server", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "echo-server", version = env!("ECHO_SERVER_VERSION"), about, long_about = None,
+          max_term_width = 100)]
 pub struct Cli {
     /// TCP address to listen on (IP:PORT or HOST:PORT; port 0 lets the OS
     /// pick). Repeat for several. Default 127.0.0.1:10000 when no --listen,
@@ -97,6 +98,27 @@ pub struct Cli {
     /// Less log output (repeat for less).
     #[arg(short, long, action = ArgAction::Count)]
     pub quiet: u8,
+
+    /// Log format on stderr: text for people, json for one JSON object per
+    /// line (timestamp, level, target, message and fields).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Print the man page (roff) on stdout and exit.
+    #[arg(long, exclusive = true)]
+    pub generate_man: bool,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout
+    /// and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub generate_completions: Option<clap_complete::Shell>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {

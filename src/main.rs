@@ -28,13 +28,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tracing::debug;
 
-use config::{Cli, Config};
+use config::{Cli, Config, LogFormat};
 use server::{Shared, Worker};
 use sockets::Sockets;
 use stats::Counters;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.generate_man || cli.generate_completions.is_some() {
+        return generate(&cli);
+    }
     init_logging(&cli);
     match run(&cli) {
         // The loops have stopped and the Unix socket paths are gone.
@@ -68,11 +71,37 @@ fn init_logging(cli: &Cli) {
             filter = filter.add_directive(directive);
         }
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
+}
+
+/// `--generate-man` and `--generate-completions`: from the same clap
+/// definitions as the parser, on stdout.
+fn generate(cli: &Cli) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match cli.generate_completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut command, "echo-server", &mut out);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(command).render(&mut out),
+    };
+    match written.and_then(|()| std::io::Write::flush(&mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Serve until the loops end: the totals, or `None` when a second signal

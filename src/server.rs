@@ -193,6 +193,8 @@ impl Worker {
     /// Serve until shutdown has drained every connection (or a second
     /// signal stops everything); returns the totals.
     pub fn run(mut self) -> io::Result<Counters> {
+        // Every log line from this loop carries `worker` (a field in JSON).
+        let _span = tracing::info_span!("worker", worker = self.id).entered();
         let trace = self.cfg.trace;
         let measure = self.cfg.stats_interval.is_some();
         loop {

@@ -119,7 +119,7 @@ impl Worker {
                 continue;
             }
             if self.cfg.trace {
-                info!(target: "trace", "new connection from {peer}");
+                info!(target: "trace", %peer, "new connection from {peer}");
             }
             if self.cfg.idle_timeout.is_some() {
                 self.idle.insert(entry.key(), self.now);
