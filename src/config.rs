@@ -145,6 +145,8 @@ pub struct Config {
     /// Pipes each worker may hold for the zero-copy path, and their size.
     pub pipes_per_worker: usize,
     pub pipe_size: usize,
+    /// How often worker 0 pings systemd's watchdog (from `WATCHDOG_USEC`).
+    pub watchdog: Option<Duration>,
 }
 
 impl Config {
@@ -176,6 +178,7 @@ impl Config {
             pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
             // A pipe holds what --max-pending allows, up to the kernel's cap.
             pipe_size: max_pending.min(splice::pipe_max_size()),
+            watchdog: None,
         }
     }
 }

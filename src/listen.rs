@@ -16,7 +16,15 @@ use crate::stream::{Peer, Stream};
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    Unix(UnixListener, PathBuf, Origin),
+}
+
+/// Who made a socket: its path is removed at shutdown only if we bound it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Bound,
+    /// Handed over by the service manager, which owns the path.
+    Inherited,
 }
 
 impl Listener {
@@ -35,11 +43,21 @@ impl Listener {
                     })?;
                 Ok((Stream::Tcp(fd.into()), Peer::Ip(peer)))
             }
-            Listener::Unix(l, _) => {
+            Listener::Unix(l, ..) => {
                 let (fd, _) = accept_nonblocking(l)?;
                 Ok((Stream::Unix(fd.into()), Peer::Unix(unix_serial)))
             }
         }
+    }
+
+    /// Another descriptor for the same socket (dup), for another worker.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Unix(l, path, origin) => {
+                Listener::Unix(l.try_clone()?, path.clone(), *origin)
+            }
+        })
     }
 
     /// The line announced on stdout.
@@ -49,7 +67,7 @@ impl Listener {
                 Ok(addr) => format!("tcp {addr}"),
                 Err(_) => "tcp ?".to_string(),
             },
-            Listener::Unix(_, path) => format!("unix {}", path.display()),
+            Listener::Unix(_, path, _) => format!("unix {}", path.display()),
         }
     }
 }
@@ -88,7 +106,7 @@ impl std::os::fd::AsFd for Listener {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
+            Listener::Unix(l, ..) => l.as_fd(),
         }
     }
 }

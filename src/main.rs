@@ -11,6 +11,7 @@ mod conn;
 mod idle;
 mod limits;
 mod listen;
+mod notify;
 mod queue;
 mod server;
 mod sockets;
@@ -115,6 +116,7 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let signals = signal_pipe()?;
     sockets::announce(&sockets[0])?;
     let started = start_workers(cli, sockets, signals, nofile)?;
+    notify::ready();
     join(started)
 }
 
@@ -136,7 +138,9 @@ fn start_workers(
 ) -> Result<Started> {
     let workers = sockets.len();
     let own = 16 + 4 * workers + sockets.iter().map(Sockets::len).sum::<usize>();
-    let cfg = Arc::new(Config::new(cli, nofile.saturating_sub(own).max(1)));
+    let mut cfg = Config::new(cli, nofile.saturating_sub(own).max(1));
+    cfg.watchdog = notify::watchdog_interval();
+    let cfg = Arc::new(cfg);
     debug!(max_connections = cfg.max_connections, workers, "configured");
     let shared = Arc::new(Shared::new(workers, cfg.max_per_ip));
 

@@ -38,7 +38,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::conn::{Connection, Io, Step};
 use crate::idle::IdleList;
-use crate::listen::Listener;
+use crate::listen::{Listener, Origin};
 use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
@@ -130,6 +130,8 @@ pub struct Worker {
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
+    /// Worker 0 only, with `WATCHDOG_USEC`: the next watchdog ping.
+    watchdog_due: Option<Instant>,
     stats_before: (Counters, Instant),
     accept_log: RateLimited,
     started: Instant,
@@ -163,6 +165,7 @@ impl Worker {
             .then_some(())
             .and(cfg.stats_interval)
             .map(|i| now + i);
+        let watchdog_due = (id == 0).then_some(()).and(cfg.watchdog).map(|_| now);
         let worker = Worker {
             id,
             selector,
@@ -180,6 +183,7 @@ impl Worker {
             deadline: None,
             counters: Counters::default(),
             stats_due,
+            watchdog_due,
             stats_before: (Counters::default(), now),
             accept_log: RateLimited::default(),
             started: now,
@@ -347,6 +351,7 @@ impl Worker {
         }
         if n > 0 {
             info!("signal received: finishing open connections, then exiting");
+            crate::notify::stopping();
             self.shared.shutdown.store(true, Relaxed);
             self.shared.wake_all();
             self.begin_shutdown();
@@ -369,13 +374,14 @@ impl Worker {
     }
 
     /// Close the listeners (new clients are refused, not left waiting) and
-    /// remove the Unix socket paths we created.
+    /// remove the Unix socket paths we created (never inherited ones: the
+    /// service manager owns those, and may hand them to our successor).
     fn close_listeners(&mut self) {
         for l in self.listeners.drain(..) {
             if self.listening {
                 let _ = self.selector.unregister(&l);
             }
-            if let Listener::Unix(_, path) = &l {
+            if let Listener::Unix(_, path, Origin::Bound) = &l {
                 let _ = std::fs::remove_file(path);
             }
         }

@@ -1,14 +1,31 @@
-//! Where the served sockets come from, one function per source: the
+//! Where the served sockets come from, one function per source: sockets
+//! inherited from the service manager (systemd socket activation), the
 //! command line's addresses (bound here, once per worker), and announcing
 //! them on stdout.
+//!
+//! Workers and inherited sockets: there is one socket per inherited
+//! descriptor, so workers cannot each have their own the way `--workers`
+//! does with SO_REUSEPORT. Every worker registers a dup of each inherited
+//! listener instead, and the kernel hands each new connection to whichever
+//! worker's accept gets there first. The selectors are level-triggered, so
+//! one arriving connection wakes every worker and all but one find nothing
+//! (EAGAIN): one wasted wakeup per worker per connection, never per message.
+//! EPOLLEXCLUSIVE would wake one, but only on epoll and with edge-like
+//! caveats that the poll and select backends cannot share; for high
+//! connection rates give systemd one socket unit per worker with
+//! `ReusePort=yes` instead. Inherited UDP sockets are dealt out to the
+//! workers in turn, one worker each: a shared one would wake every worker
+//! for every datagram.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
 
 use crate::config::Cli;
-use crate::listen::{self, Listener};
-use tracing::warn;
+use crate::listen::{self, Listener, Origin};
+use tracing::{info, warn};
 
 /// The sockets of one worker.
 #[derive(Debug, Default)]
@@ -23,10 +40,100 @@ impl Sockets {
     }
 }
 
-/// Every worker's sockets, worker 0's first.
+/// Every worker's sockets, worker 0's first: the inherited ones, then those
+/// the flags name. The default listener only when neither gives any.
 pub fn open(cli: &Cli, workers: usize) -> Result<Vec<Sockets>> {
-    let defaults = cli.listen.is_empty() && cli.udp.is_empty() && cli.unix.is_empty();
-    from_flags(cli, workers, defaults)
+    let inherited = inherited(workers)?;
+    let mut all = from_flags(cli, workers, inherited.is_none())?;
+    if let Some(inherited) = inherited {
+        for (mine, theirs) in all.iter_mut().zip(inherited) {
+            let flagged = std::mem::replace(mine, theirs);
+            mine.listeners.extend(flagged.listeners);
+            mine.udp.extend(flagged.udp);
+        }
+    }
+    Ok(all)
+}
+
+/// The sockets systemd passed (`LISTEN_FDS` for our `LISTEN_PID`, named by
+/// `LISTEN_FDNAMES`), or `None` when it passed none. Each is told apart by
+/// its type, family and listening state; anything else is an error.
+fn inherited(workers: usize) -> Result<Option<Vec<Sockets>>> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    // Takes the descriptors and unsets LISTEN_FDS and LISTEN_PID, so that
+    // nothing we start inherits them. Still single-threaded here.
+    let mut fds = listenfd::ListenFd::from_env();
+    std::env::remove_var("LISTEN_FDNAMES");
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    let mut all: Vec<Sockets> = (0..workers).map(|_| Sockets::default()).collect();
+    let mut next_udp = 0;
+    for i in 0..fds.len() {
+        let fd = 3 + i; // SD_LISTEN_FDS_START
+        let name = names.get(i).map_or("", String::as_str);
+        let what = || format!("inherited socket {fd} (name {name:?})");
+        match take(&mut fds, i).with_context(what)? {
+            Taken::Listener(l) => {
+                for worker in &mut all[1..] {
+                    worker.listeners.push(l.try_clone().with_context(what)?);
+                }
+                all[0].listeners.push(l);
+            }
+            Taken::Udp(s) => {
+                all[next_udp % workers].udp.push(s);
+                next_udp += 1;
+            }
+        }
+        info!(fd, name, "serving an inherited socket");
+    }
+    Ok(Some(all))
+}
+
+enum Taken {
+    Listener(Listener),
+    Udp(UdpSocket),
+}
+
+/// One inherited descriptor as a TCP or Unix stream listener or a UDP
+/// socket, non-blocking (systemd passes blocking ones unless told not to).
+fn take(fds: &mut listenfd::ListenFd, i: usize) -> Result<Taken> {
+    if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+        must_listen(&l, "a TCP")?;
+        l.set_nonblocking(true)?;
+        return Ok(Taken::Listener(Listener::Tcp(l)));
+    }
+    if let Ok(Some(l)) = fds.take_unix_listener(i) {
+        must_listen(&l, "a Unix stream")?;
+        l.set_nonblocking(true)?;
+        let addr = l.local_addr()?;
+        let path = addr
+            .as_pathname()
+            .map_or_else(|| PathBuf::from("(unnamed)"), PathBuf::from);
+        return Ok(Taken::Listener(Listener::Unix(l, path, Origin::Inherited)));
+    }
+    match fds.take_udp_socket(i) {
+        Ok(Some(s)) => {
+            s.set_nonblocking(true)?;
+            Ok(Taken::Udp(s))
+        }
+        Ok(None) => bail!("taken twice"),
+        Err(_) => bail!("not a TCP or Unix stream listener, nor a UDP socket"),
+    }
+}
+
+/// A stream socket handed over already connected (`Accept=yes`) is one
+/// client, not a listener: refuse it rather than fail on accept later.
+fn must_listen(socket: impl AsFd, kind: &str) -> Result<()> {
+    #[cfg(not(target_vendor = "apple"))]
+    if !rustix::net::sockopt::socket_acceptconn(socket)? {
+        bail!("{kind} socket that is not listening (use Accept=no in the socket unit)");
+    }
+    #[cfg(target_vendor = "apple")]
+    let _ = (socket, kind);
+    Ok(())
 }
 
 /// Bind what `--listen`, `--udp` and `--unix` name (127.0.0.1:10000 when
@@ -57,9 +164,11 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
     let reuse_port = workers > 1;
     let mut first = bind(&tcp, &udp, reuse_port, backlog)?;
     for path in &cli.unix {
-        first
-            .listeners
-            .push(Listener::Unix(listen::unix(path, backlog)?, path.clone()));
+        first.listeners.push(Listener::Unix(
+            listen::unix(path, backlog)?,
+            path.clone(),
+            Origin::Bound,
+        ));
     }
     let bound_tcp = local_addrs(&first.listeners)?;
     let bound_udp: Vec<SocketAddr> = first

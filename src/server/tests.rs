@@ -24,6 +24,7 @@ fn config() -> Config {
         zero_copy: ZeroCopy::Auto,
         pipes_per_worker: 16,
         pipe_size: 1 << 20,
+        watchdog: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The loop's timers: idle connections, resuming the listeners, the
-//! shutdown deadline and the periodic stats line.
+//! shutdown deadline, the periodic stats line and the watchdog ping.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ impl Worker {
             self.deadline.filter(|_| !self.conns.is_empty()),
             self.stats_due,
             self.pipes.trim_due(),
+            self.watchdog_due,
         ];
         due.into_iter()
             .flatten()
@@ -59,6 +60,12 @@ impl Worker {
                 self.close(key);
             }
         }
+        if let (Some(due), Some(interval)) = (self.watchdog_due, self.cfg.watchdog) {
+            if due <= now {
+                crate::notify::watchdog();
+                self.watchdog_due = Some(now + interval);
+            }
+        }
         if let (Some(due), Some(interval)) = (self.stats_due, self.cfg.stats_interval) {
             if due <= now {
                 self.print_stats(now);
@@ -78,7 +85,9 @@ impl Worker {
             }
         }
         let (before, at) = self.stats_before;
-        eprintln!("{}", stats::line(&total, &before, now.duration_since(at)));
+        let line = stats::line(&total, &before, now.duration_since(at));
+        eprintln!("{line}");
+        crate::notify::status(&line);
         self.stats_before = (total, now);
     }
 }

@@ -37,6 +37,8 @@ pub struct Builder {
     args: Vec<String>,
     nofile: Option<u64>,
     envs: Vec<(String, String)>,
+    wrapper: Vec<String>,
+    listening: Option<usize>,
 }
 
 impl Builder {
@@ -54,6 +56,27 @@ impl Builder {
     /// Runs the server under `prlimit --nofile=N:N` (see [`prlimit_available`]).
     pub fn nofile(mut self, n: u64) -> Self {
         self.nofile = Some(n);
+        self
+    }
+
+    /// Runs the server as the last argument of `wrapper` (a launcher such
+    /// as `systemd-socket-activate -l ADDR`), its own arguments after it.
+    pub fn wrapped_in<I, S>(mut self, wrapper: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.wrapper = wrapper
+            .into_iter()
+            .map(|a| a.as_ref().to_string())
+            .collect();
+        self
+    }
+
+    /// Waits for `n` listening lines, and adds no `-l 127.0.0.1:0` when
+    /// the arguments name no listener (for sockets that come from elsewhere).
+    pub fn listening(mut self, n: usize) -> Self {
+        self.listening = Some(n);
         self
     }
 
@@ -79,7 +102,9 @@ impl Builder {
             .iter()
             .filter(|a| matches!(a.as_str(), "-l" | "--listen" | "-u" | "--udp" | "--unix"))
             .count();
-        let expected = if listeners == 0 {
+        let expected = if let Some(n) = self.listening {
+            n
+        } else if listeners == 0 {
             self.args.push("-l".into());
             self.args.push("127.0.0.1:0".into());
             1
@@ -94,13 +119,18 @@ impl Builder {
                 self.args.push(mode);
             }
         }
-        let mut cmd = match self.nofile {
-            Some(n) => {
+        let mut cmd = match (self.nofile, self.wrapper.split_first()) {
+            (Some(n), _) => {
                 let mut c = Command::new("prlimit");
                 c.arg(format!("--nofile={n}:{n}")).arg(bin());
                 c
             }
-            None => Command::new(bin()),
+            (None, Some((program, args))) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            (None, None) => Command::new(bin()),
         };
         cmd.args(&self.args)
             .stdin(Stdio::null())
