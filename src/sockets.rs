@@ -144,7 +144,8 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
     let backlog = cli.backlog.unwrap_or_else(listen::somaxconn);
     let mut tcp: Vec<SocketAddr> = Vec::new();
     let mut udp: Vec<SocketAddr> = Vec::new();
-    let tcp_specs = if default && cli.listen.is_empty() {
+    let named = !(cli.listen.is_empty() && cli.udp.is_empty() && cli.unix.is_empty());
+    let tcp_specs = if default && !named {
         vec!["127.0.0.1:10000".to_string()]
     } else {
         cli.listen.clone()
