@@ -104,6 +104,12 @@ pub struct Cli {
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET
+    /// /healthz: 200 while serving, 503 once draining) over HTTP on this
+    /// address, from a thread of its own.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
     /// Print the man page (roff) on stdout and exit.
     #[arg(long, exclusive = true)]
     pub generate_man: bool,
@@ -147,6 +153,8 @@ pub struct Config {
     pub pipe_size: usize,
     /// How often worker 0 pings systemd's watchdog (from `WATCHDOG_USEC`).
     pub watchdog: Option<Duration>,
+    /// Whether loops publish their counters (for the stats line or metrics).
+    pub publish: bool,
 }
 
 impl Config {
@@ -179,6 +187,7 @@ impl Config {
             // A pipe holds what --max-pending allows, up to the kernel's cap.
             pipe_size: max_pending.min(splice::pipe_max_size()),
             watchdog: None,
+            publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
         }
     }
 }

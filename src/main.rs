@@ -11,6 +11,7 @@ mod conn;
 mod idle;
 mod limits;
 mod listen;
+mod metrics;
 mod notify;
 mod queue;
 mod server;
@@ -111,11 +112,15 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let workers = usize::from(cli.workers);
     let nofile = raise_nofile_limit();
     let sockets = sockets::open(cli, workers)?;
+    let metrics = cli.metrics.as_deref().map(metrics::bind).transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signal_pipe()?;
-    sockets::announce(&sockets[0])?;
+    sockets::announce(&sockets[0], metrics.as_ref())?;
     let started = start_workers(cli, sockets, signals, nofile)?;
+    if let Some(listener) = metrics {
+        metrics::serve(listener, Arc::clone(&started.shared))?;
+    }
     notify::ready();
     join(started)
 }
@@ -142,7 +147,11 @@ fn start_workers(
     cfg.watchdog = notify::watchdog_interval();
     let cfg = Arc::new(cfg);
     debug!(max_connections = cfg.max_connections, workers, "configured");
-    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip));
+    let names = sockets
+        .iter()
+        .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
+        .collect();
+    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip).with_listener_names(names));
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);

@@ -239,7 +239,7 @@ impl Worker {
             }
             self.events = events;
             self.on_timers();
-            if measure {
+            if self.cfg.publish {
                 self.shared.published[self.id].store(&self.counters);
             }
         }

@@ -208,13 +208,16 @@ fn local_addrs(listeners: &[Listener]) -> Result<Vec<SocketAddr>> {
 
 /// One `listening KIND ADDR` line per socket on stdout, then flush: the
 /// contract scripts and tests wait for.
-pub fn announce(sockets: &Sockets) -> Result<()> {
+pub fn announce(sockets: &Sockets, metrics: Option<&TcpListener>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for l in &sockets.listeners {
         writeln!(out, "listening {}", l.describe())?;
     }
     for s in &sockets.udp {
         writeln!(out, "listening udp {}", s.local_addr()?)?;
+    }
+    if let Some(m) = metrics {
+        writeln!(out, "listening metrics {}", m.local_addr()?)?;
     }
     out.flush()?;
     Ok(())

@@ -90,9 +90,34 @@ impl Counters {
 #[derive(Debug, Default)]
 pub struct Published {
     cells: [AtomicU64; Counters::LEN],
+    /// Connections accepted on each of the worker's listeners, by name;
+    /// counted as they happen (once per connection, never per message).
+    accepts: Vec<(String, AtomicU64)>,
 }
 
 impl Published {
+    /// Room for counting accepts on listeners with these names.
+    pub fn with_listeners(names: Vec<String>) -> Published {
+        Published {
+            accepts: names.into_iter().map(|n| (n, AtomicU64::new(0))).collect(),
+            ..Published::default()
+        }
+    }
+
+    /// One more connection accepted on listener `index`.
+    pub fn accepted_on(&self, index: usize) {
+        if let Some((_, n)) = self.accepts.get(index) {
+            n.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Each listener's name and its accepts so far.
+    pub fn accepts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.accepts
+            .iter()
+            .map(|(name, n)| (name.as_str(), n.load(Relaxed)))
+    }
+
     pub fn store(&self, c: &Counters) {
         for (cell, value) in self.cells.iter().zip(c.values()) {
             cell.store(value, Relaxed);

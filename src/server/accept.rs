@@ -43,6 +43,12 @@ impl Shared {
         }
     }
 
+    /// Count accepts per listener, named as in `names[worker][listener]`.
+    pub fn with_listener_names(mut self, names: Vec<Vec<String>>) -> Shared {
+        self.published = names.into_iter().map(Published::with_listeners).collect();
+        self
+    }
+
     pub fn wake_all(&self) {
         for waker in self.wakers.get().into_iter().flatten() {
             if let Err(e) = waker.wake() {
@@ -127,6 +133,7 @@ impl Worker {
             entry.insert(conn);
             place.commit();
             self.counters.accepted += 1;
+            self.shared.published[self.id].accepted_on(index);
         }
     }
 

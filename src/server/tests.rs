@@ -25,6 +25,7 @@ fn config() -> Config {
         pipes_per_worker: 16,
         pipe_size: 1 << 20,
         watchdog: None,
+        publish: false,
     }
 }
 

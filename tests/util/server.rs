@@ -26,6 +26,10 @@ pub struct Server {
     pub udp: Vec<SocketAddr>,
     /// Unix-domain listeners, in the order the server printed them.
     pub unix: Vec<PathBuf>,
+    /// PROXY-protocol TCP listeners (`tcp+proxy`), in the order printed.
+    pub proxy: Vec<SocketAddr>,
+    /// The `--metrics` HTTP endpoint.
+    pub metrics: Option<SocketAddr>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
     status: Option<ExitStatus>,
@@ -97,19 +101,22 @@ impl Builder {
 
     /// Starts the server and waits for its `listening` lines.
     pub fn try_start(mut self) -> Result<Server, String> {
-        let listeners = self
-            .args
-            .iter()
-            .filter(|a| matches!(a.as_str(), "-l" | "--listen" | "-u" | "--udp" | "--unix"))
-            .count();
+        let count = |names: &[&str]| {
+            self.args
+                .iter()
+                .filter(|a| names.contains(&a.as_str()))
+                .count()
+        };
+        let listeners = count(&["-l", "--listen", "-u", "--udp", "--unix", "--listen-proxy"]);
+        let metrics = count(&["--metrics"]);
         let expected = if let Some(n) = self.listening {
             n
         } else if listeners == 0 {
             self.args.push("-l".into());
             self.args.push("127.0.0.1:0".into());
-            1
+            1 + metrics
         } else {
-            listeners
+            listeners + metrics
         };
         // ECHO_TEST_ZERO_COPY=always|off|auto runs every server of the suite on that path
         // (CI runs the suite with `always` as well as the default).
@@ -159,6 +166,8 @@ impl Builder {
             tcp: Vec::new(),
             udp: Vec::new(),
             unix: Vec::new(),
+            proxy: Vec::new(),
+            metrics: None,
             stdout,
             stderr,
             status: None,
@@ -271,6 +280,8 @@ impl Server {
             Some("tcp") => self.tcp.push(addr.parse().map_err(|_| bad())?),
             Some("udp") => self.udp.push(addr.parse().map_err(|_| bad())?),
             Some("unix") => self.unix.push(PathBuf::from(addr)),
+            Some("tcp+proxy") => self.proxy.push(addr.parse().map_err(|_| bad())?),
+            Some("metrics") => self.metrics = Some(addr.parse().map_err(|_| bad())?),
             _ => return Err(bad()),
         }
         Ok(())
