@@ -42,6 +42,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Labels = Vec<(&'static str, String)>;
 type Field = fn(&Counters) -> u64;
+/// A labelled counter's name, help, and its `reason` labels with values.
+type ByReason = (&'static str, &'static str, &'static [(&'static str, Field)]);
 
 /// Counters exported per worker: name (the encoder adds `_total`), help
 /// (it adds the full stop), value.
@@ -90,7 +92,7 @@ const GAUGES: [(&str, &str, Field); 4] = [
 ];
 
 /// Counters with a `reason` label: name, help, (reason, value) pairs.
-const BY_REASON: [(&str, &str, &[(&str, Field)]); 2] = [
+const BY_REASON: [ByReason; 2] = [
     (
         "echo_connections_refused",
         "Connections closed at once, by reason",
