@@ -26,6 +26,13 @@ pub struct Cli {
     #[arg(short, long = "listen", value_name = "ADDR")]
     pub listen: Vec<String>,
 
+    /// TCP address behind a proxy, repeatable: every connection must start
+    /// with a PROXY protocol header (v1 or v2), whose client address then
+    /// stands for the connection (--max-per-ip, logs, --trace). A missing,
+    /// malformed or oversized header closes the connection.
+    #[arg(long = "listen-proxy", value_name = "ADDR")]
+    pub listen_proxy: Vec<String>,
+
     /// UDP echo address (RFC 862), repeatable. None by default.
     #[arg(short, long = "udp", value_name = "ADDR")]
     pub udp: Vec<String>,

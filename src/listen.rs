@@ -16,6 +16,8 @@ use crate::stream::{Peer, Stream};
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
+    /// `--listen-proxy`: TCP behind a proxy that sends a PROXY header first.
+    Proxy(TcpListener),
     Unix(UnixListener, PathBuf, Origin),
 }
 
@@ -33,7 +35,7 @@ impl Listener {
     pub fn accept(&self, unix_serial: u64) -> io::Result<(Stream, Peer)> {
         use rustix::net::sockopt;
         match self {
-            Listener::Tcp(l) => {
+            Listener::Tcp(l) | Listener::Proxy(l) => {
                 let (fd, addr) = accept_nonblocking(l)?;
                 sockopt::set_tcp_nodelay(&fd, true)?;
                 let peer = addr
@@ -54,10 +56,16 @@ impl Listener {
     pub fn try_clone(&self) -> io::Result<Listener> {
         Ok(match self {
             Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Proxy(l) => Listener::Proxy(l.try_clone()?),
             Listener::Unix(l, path, origin) => {
                 Listener::Unix(l.try_clone()?, path.clone(), *origin)
             }
         })
+    }
+
+    /// Whether connections start with a PROXY header.
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, Listener::Proxy(_))
     }
 
     /// The line announced on stdout.
@@ -66,6 +74,10 @@ impl Listener {
             Listener::Tcp(l) => match l.local_addr() {
                 Ok(addr) => format!("tcp {addr}"),
                 Err(_) => "tcp ?".to_string(),
+            },
+            Listener::Proxy(l) => match l.local_addr() {
+                Ok(addr) => format!("tcp+proxy {addr}"),
+                Err(_) => "tcp+proxy ?".to_string(),
             },
             Listener::Unix(_, path, _) => format!("unix {}", path.display()),
         }
@@ -105,7 +117,7 @@ impl std::os::fd::AsRawFd for Listener {
 impl std::os::fd::AsFd for Listener {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
-            Listener::Tcp(l) => l.as_fd(),
+            Listener::Tcp(l) | Listener::Proxy(l) => l.as_fd(),
             Listener::Unix(l, ..) => l.as_fd(),
         }
     }

@@ -13,6 +13,7 @@ mod limits;
 mod listen;
 mod metrics;
 mod notify;
+mod proxy;
 mod queue;
 mod server;
 mod sockets;

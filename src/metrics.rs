@@ -96,7 +96,10 @@ const BY_REASON: [ByReason; 2] = [
     (
         "echo_connections_refused",
         "Connections closed at once, by reason",
-        &[("per_ip", |c| c.refused_per_ip)],
+        &[
+            ("per_ip", |c| c.refused_per_ip),
+            ("proxy_header", |c| c.refused_proxy),
+        ],
     ),
     (
         "echo_udp_dropped",

@@ -127,6 +127,9 @@ pub struct Worker {
     signals: Option<UnixStream>,
     signals_seen: usize,
     idle: IdleList,
+    /// Connections on proxy listeners still waiting for their PROXY header,
+    /// oldest first (closed after [`crate::proxy::HEADER_TIMEOUT`]).
+    headers: IdleList,
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
@@ -180,6 +183,7 @@ impl Worker {
             signals,
             signals_seen: 0,
             idle: IdleList::default(),
+            headers: IdleList::default(),
             deadline: None,
             counters: Counters::default(),
             stats_due,
@@ -313,11 +317,26 @@ impl Worker {
                 }
             }
             Step::Close => self.close(key),
+            Step::Admit => {
+                self.headers.remove(key);
+                let peer = self.conns[key].peer();
+                if !self.admit(peer) {
+                    self.counters.refused_per_ip += 1;
+                    self.discard(key, false);
+                }
+            }
         }
     }
 
     /// Unregister, then drop: one place, so the two never drift apart.
     fn close(&mut self, key: usize) {
+        let counted = self.conns.get(key).is_some_and(|c| !c.awaiting_header());
+        self.discard(key, counted);
+    }
+
+    /// [`Worker::close`], giving its place under `--max-per-ip` back only if
+    /// it was `counted` there.
+    fn discard(&mut self, key: usize, counted: bool) {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
@@ -327,8 +346,11 @@ impl Worker {
         let peer = conn.peer();
         conn.release(&mut io!(self));
         self.idle.remove(key);
+        self.headers.remove(key);
         self.counters.closed += 1;
-        self.release_ip(peer);
+        if counted {
+            self.release_ip(peer);
+        }
         self.shared.open.fetch_sub(1, Relaxed);
         if !self.listening && self.deadline.is_none() {
             self.resume_at = Some(self.now);

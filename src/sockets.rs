@@ -75,18 +75,23 @@ fn inherited(workers: usize) -> Result<Option<Vec<Sockets>>> {
         let fd = 3 + i; // SD_LISTEN_FDS_START
         let name = names.get(i).map_or("", String::as_str);
         let what = || format!("inherited socket {fd} (name {name:?})");
-        match take(&mut fds, i).with_context(what)? {
-            Taken::Listener(l) => {
-                for worker in &mut all[1..] {
-                    worker.listeners.push(l.try_clone().with_context(what)?);
-                }
-                all[0].listeners.push(l);
-            }
+        let listener = match take(&mut fds, i).with_context(what)? {
+            // FileDescriptorName=proxy: a TCP listener behind a proxy.
+            Taken::Listener(Listener::Tcp(l)) if name == "proxy" => Listener::Proxy(l),
+            Taken::Listener(l) => l,
             Taken::Udp(s) => {
                 all[next_udp % workers].udp.push(s);
                 next_udp += 1;
+                info!(fd, name, "serving an inherited socket");
+                continue;
             }
+        };
+        for worker in &mut all[1..] {
+            worker
+                .listeners
+                .push(listener.try_clone().with_context(what)?);
         }
+        all[0].listeners.push(listener);
         info!(fd, name, "serving an inherited socket");
     }
     Ok(Some(all))
@@ -143,8 +148,12 @@ fn must_listen(socket: impl AsFd, kind: &str) -> Result<()> {
 fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> {
     let backlog = cli.backlog.unwrap_or_else(listen::somaxconn);
     let mut tcp: Vec<SocketAddr> = Vec::new();
+    let mut proxied: Vec<SocketAddr> = Vec::new();
     let mut udp: Vec<SocketAddr> = Vec::new();
-    let named = !(cli.listen.is_empty() && cli.udp.is_empty() && cli.unix.is_empty());
+    let named = !(cli.listen.is_empty()
+        && cli.listen_proxy.is_empty()
+        && cli.udp.is_empty()
+        && cli.unix.is_empty());
     let tcp_specs = if default && !named {
         vec!["127.0.0.1:10000".to_string()]
     } else {
@@ -153,17 +162,20 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
     for spec in &tcp_specs {
         tcp.extend(listen::resolve(spec)?);
     }
+    for spec in &cli.listen_proxy {
+        proxied.extend(listen::resolve(spec)?);
+    }
     for spec in &cli.udp {
         udp.extend(listen::resolve(spec)?);
     }
-    for addr in tcp.iter().chain(&udp) {
+    for addr in tcp.iter().chain(&proxied).chain(&udp) {
         if addr.ip().is_unspecified() {
             warn!(%addr, "listening on a wildcard address: reachable from other hosts");
         }
     }
 
     let reuse_port = workers > 1;
-    let mut first = bind(&tcp, &udp, reuse_port, backlog)?;
+    let mut first = bind(&tcp, &proxied, &udp, reuse_port, backlog)?;
     for path in &cli.unix {
         first.listeners.push(Listener::Unix(
             listen::unix(path, backlog)?,
@@ -171,7 +183,8 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
             Origin::Bound,
         ));
     }
-    let bound_tcp = local_addrs(&first.listeners)?;
+    let bound_tcp = local_addrs(&first.listeners, false)?;
+    let bound_proxied = local_addrs(&first.listeners, true)?;
     let bound_udp: Vec<SocketAddr> = first
         .udp
         .iter()
@@ -179,16 +192,25 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
         .collect::<Result<_, _>>()?;
     let mut all = vec![first];
     for _ in 1..workers {
-        all.push(bind(&bound_tcp, &bound_udp, true, backlog)?);
+        all.push(bind(&bound_tcp, &bound_proxied, &bound_udp, true, backlog)?);
     }
     Ok(all)
 }
 
-fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], reuse_port: bool, backlog: i32) -> Result<Sockets> {
-    let listeners = tcp
+fn bind(
+    tcp: &[SocketAddr],
+    proxied: &[SocketAddr],
+    udp: &[SocketAddr],
+    reuse_port: bool,
+    backlog: i32,
+) -> Result<Sockets> {
+    let plain = tcp
         .iter()
-        .map(|&a| listen::tcp(a, reuse_port, backlog).map(Listener::Tcp))
-        .collect::<Result<_>>()?;
+        .map(|&a| listen::tcp(a, reuse_port, backlog).map(Listener::Tcp));
+    let behind_proxy = proxied
+        .iter()
+        .map(|&a| listen::tcp(a, reuse_port, backlog).map(Listener::Proxy));
+    let listeners = plain.chain(behind_proxy).collect::<Result<_>>()?;
     let udp = udp
         .iter()
         .map(|&a| listen::udp(a, reuse_port))
@@ -196,11 +218,14 @@ fn bind(tcp: &[SocketAddr], udp: &[SocketAddr], reuse_port: bool, backlog: i32) 
     Ok(Sockets { listeners, udp })
 }
 
-fn local_addrs(listeners: &[Listener]) -> Result<Vec<SocketAddr>> {
+/// The bound addresses of the TCP listeners, plain or behind a proxy.
+fn local_addrs(listeners: &[Listener], proxied: bool) -> Result<Vec<SocketAddr>> {
     let mut addrs = Vec::new();
     for l in listeners {
-        if let Listener::Tcp(t) = l {
-            addrs.push(TcpListener::local_addr(t)?);
+        match l {
+            Listener::Tcp(t) if !proxied => addrs.push(TcpListener::local_addr(t)?),
+            Listener::Proxy(t) if proxied => addrs.push(TcpListener::local_addr(t)?),
+            _ => {}
         }
     }
     Ok(addrs)

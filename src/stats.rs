@@ -40,6 +40,9 @@ counter_set! {
     closed,
     /// Connections closed at once by `--max-per-ip`.
     refused_per_ip,
+    /// Connections on proxy listeners closed for a missing, malformed or
+    /// oversized PROXY header.
+    refused_proxy,
     bytes_in,
     bytes_out,
     /// Reads that returned data: one per message in ping-pong traffic.

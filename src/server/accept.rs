@@ -109,11 +109,17 @@ impl Worker {
                     return;
                 }
             };
-            if !self.admit(peer) {
+            // Behind a proxy, the client is known (and admitted) only once
+            // its PROXY header is in.
+            let proxied = self.listeners[index].is_proxy();
+            if !proxied && !self.admit(peer) {
                 self.counters.refused_per_ip += 1;
                 continue; // dropping the stream closes it
             }
-            let conn = Connection::new(stream, peer);
+            let conn = match proxied {
+                true => Connection::behind_proxy(stream, peer),
+                false => Connection::new(stream, peer),
+            };
             let entry = self.conns.vacant_entry();
             let token = Token(FIRST_CONN + entry.key());
             if let Err(e) = self
@@ -121,7 +127,9 @@ impl Worker {
                 .register(conn.stream(), token, conn.interest())
             {
                 warn!(%peer, error = %e, "cannot register a new connection");
-                self.release_ip(peer);
+                if !proxied {
+                    self.release_ip(peer);
+                }
                 continue;
             }
             if self.cfg.trace {
@@ -129,6 +137,9 @@ impl Worker {
             }
             if self.cfg.idle_timeout.is_some() {
                 self.idle.insert(entry.key(), self.now);
+            }
+            if proxied {
+                self.headers.insert(entry.key(), self.now);
             }
             entry.insert(conn);
             place.commit();
@@ -138,7 +149,7 @@ impl Worker {
     }
 
     /// The per-IP cap, when configured.
-    fn admit(&mut self, peer: Peer) -> bool {
+    pub(super) fn admit(&mut self, peer: Peer) -> bool {
         let Peer::Ip(addr) = peer else {
             return true;
         };

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Worker;
+use crate::proxy;
 use crate::stats::{self, Counters};
 
 impl Worker {
@@ -21,6 +22,9 @@ impl Worker {
             self.stats_due,
             self.pipes.trim_due(),
             self.watchdog_due,
+            self.headers
+                .oldest()
+                .map(|(_, at)| at + proxy::HEADER_TIMEOUT),
         ];
         due.into_iter()
             .flatten()
@@ -46,6 +50,17 @@ impl Worker {
             }
         }
         self.pipes.trim(now);
+        while let Some((key, at)) = self.headers.oldest() {
+            if at + proxy::HEADER_TIMEOUT > now {
+                break;
+            }
+            if let Some(conn) = self.conns.get(key) {
+                let peer = conn.peer();
+                debug!(%peer, "closing: no PROXY header within {:?}", proxy::HEADER_TIMEOUT);
+            }
+            self.counters.refused_proxy += 1;
+            self.close(key);
+        }
         if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
             self.resume_accepting();
         }
