@@ -162,6 +162,8 @@ pub struct Config {
     pub watchdog: Option<Duration>,
     /// Whether loops publish their counters (for the stats line or metrics).
     pub publish: bool,
+    /// `--log-format json`: the stats line goes out as a JSON log line too.
+    pub log_json: bool,
 }
 
 impl Config {
@@ -195,6 +197,7 @@ impl Config {
             pipe_size: max_pending.min(splice::pipe_max_size()),
             watchdog: None,
             publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
+            log_json: cli.log_format == LogFormat::Json,
         }
     }
 }

@@ -45,7 +45,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         // The loops have stopped and the Unix socket paths are gone.
         Ok(None) => {
-            eprintln!("second signal: exiting at once");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("second signal: exiting at once"),
+                LogFormat::Json => tracing::warn!("second signal: exiting at once"),
+            }
             ExitCode::from(130)
         }
         Ok(Some(total)) => {
@@ -53,7 +56,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("echo-server: {e:#}");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("echo-server: {e:#}"),
+                LogFormat::Json => tracing::error!("{e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -11,7 +11,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn json_lines_carry_timestamp_level_target_message_and_fields() {
-    let server = Server::start(&["--log-format", "json", "--trace"]);
+    let server = Server::start(&["--log-format", "json", "--trace", "--stats-interval", "0.1"]);
     let stream = connect(server.addr());
     let peer = stream.local_addr().unwrap().to_string();
     echo_once(&stream, b"json");
@@ -28,6 +28,14 @@ fn json_lines_carry_timestamp_level_target_message_and_fields() {
     server
         .wait_stderr_line(WAIT, |l| l.contains("received 4 bytes from"))
         .expect("received narration");
+    let stats = server
+        .wait_stderr_line(WAIT, |l| l.contains("\"target\":\"stats\""))
+        .expect("the stats line as JSON");
+    let v: Value = serde_json::from_str(&stats).unwrap();
+    assert!(
+        v["message"].as_str().unwrap().starts_with("stats open="),
+        "{stats}"
+    );
     // Every line is JSON, none is left in the text format.
     for l in server.stderr().lines() {
         serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"));

@@ -26,6 +26,7 @@ fn config() -> Config {
         pipe_size: 1 << 20,
         watchdog: None,
         publish: false,
+        log_json: false,
     }
 }
 

@@ -101,7 +101,11 @@ impl Worker {
         }
         let (before, at) = self.stats_before;
         let line = stats::line(&total, &before, now.duration_since(at));
-        eprintln!("{line}");
+        if self.cfg.log_json {
+            info!(target: "stats", "{line}");
+        } else {
+            eprintln!("{line}");
+        }
         crate::notify::status(&line);
         self.stats_before = (total, now);
     }
