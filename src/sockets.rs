@@ -62,10 +62,21 @@ fn inherited(workers: usize) -> Result<Option<Vec<Sockets>>> {
     let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
         .map(|v| v.split(':').map(str::to_string).collect())
         .unwrap_or_default();
+    // systemd's rule: the descriptors are ours only if LISTEN_PID names us
+    // (listenfd alone would also take them with no LISTEN_PID at all).
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id());
     // Takes the descriptors and unsets LISTEN_FDS and LISTEN_PID, so that
     // nothing we start inherits them. Still single-threaded here.
-    let mut fds = listenfd::ListenFd::from_env();
-    std::env::remove_var("LISTEN_FDNAMES");
+    let mut fds = match ours {
+        true => listenfd::ListenFd::from_env(),
+        false => listenfd::ListenFd::empty(),
+    };
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
     if fds.len() == 0 {
         return Ok(None);
     }

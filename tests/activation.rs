@@ -132,17 +132,17 @@ fn an_inherited_socket_of_another_kind_is_refused_by_name() {
 
 #[test]
 fn listen_fds_for_another_process_are_ignored() {
-    // LISTEN_PID names someone else: fd 3 is not ours to take.
-    let server = Server::builder()
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_PID", "1")
-        .start();
-    echo_once(&connect(server.addr()), b"flags only");
-    assert!(
-        !server.stderr().contains("inherited"),
-        "{}",
-        server.stderr()
-    );
+    // LISTEN_PID names someone else, or no one: fd 3 is not ours to take.
+    for pid in [Some("1"), None] {
+        let mut builder = Server::builder().env("LISTEN_FDS", "1");
+        if let Some(pid) = pid {
+            builder = builder.env("LISTEN_PID", pid);
+        }
+        let server = builder.start();
+        echo_once(&connect(server.addr()), b"flags only");
+        let err = server.stderr();
+        assert!(!err.contains("inherited"), "{err}");
+    }
 }
 
 #[test]
