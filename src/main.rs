@@ -123,7 +123,7 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signal_pipe()?;
-    sockets::announce(&sockets[0], metrics.as_ref())?;
+    sockets::announce(&sockets, metrics.as_ref())?;
     let started = start_workers(cli, sockets, signals, nofile)?;
     if let Some(listener) = metrics {
         metrics::serve(listener, Arc::clone(&started.shared))?;

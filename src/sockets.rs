@@ -3,19 +3,21 @@
 //! command line's addresses (bound here, once per worker), and announcing
 //! them on stdout.
 //!
-//! Workers and inherited sockets: there is one socket per inherited
-//! descriptor, so workers cannot each have their own the way `--workers`
-//! does with SO_REUSEPORT. Every worker registers a dup of each inherited
-//! listener instead, and the kernel hands each new connection to whichever
-//! worker's accept gets there first. The selectors are level-triggered, so
-//! one arriving connection wakes every worker and all but one find nothing
-//! (EAGAIN): one wasted wakeup per worker per connection, never per message.
-//! EPOLLEXCLUSIVE would wake one, but only on epoll and with edge-like
-//! caveats that the poll and select backends cannot share; for high
-//! connection rates give systemd one socket unit per worker with
-//! `ReusePort=yes` instead. Inherited UDP sockets are dealt out to the
-//! workers in turn, one worker each: a shared one would wake every worker
-//! for every datagram.
+//! Workers and inherited sockets: systemd usually passes one socket per
+//! address, so workers cannot each have their own the way `--workers` does
+//! with SO_REUSEPORT. Every worker then registers a dup of that listener,
+//! and the kernel hands each new connection to whichever worker's accept
+//! gets there first. The selectors are level-triggered, so one arriving
+//! connection wakes every worker and all but one find nothing (EAGAIN): one
+//! wasted wakeup per worker per connection, never per message.
+//! EPOLLEXCLUSIVE would wake one, but only on epoll, and the poll and select
+//! backends have nothing like it. The alternative without it: when systemd
+//! passes at least as many listeners on one address as there are workers
+//! (several socket units with `ReusePort=yes`), they are dealt out, one
+//! worker each, and the kernel spreads connections over their own accept
+//! queues with no shared wakeups. Inherited UDP sockets are always dealt
+//! out, one worker each: a shared one would wake every worker for every
+//! datagram.
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -81,31 +83,63 @@ fn inherited(workers: usize) -> Result<Option<Vec<Sockets>>> {
         return Ok(None);
     }
     let mut all: Vec<Sockets> = (0..workers).map(|_| Sockets::default()).collect();
+    let mut listeners = Vec::new();
     let mut next_udp = 0;
     for i in 0..fds.len() {
         let fd = 3 + i; // SD_LISTEN_FDS_START
         let name = names.get(i).map_or("", String::as_str);
         let what = || format!("inherited socket {fd} (name {name:?})");
-        let listener = match take(&mut fds, i).with_context(what)? {
+        match take(&mut fds, i).with_context(what)? {
             // FileDescriptorName=proxy: a TCP listener behind a proxy.
-            Taken::Listener(Listener::Tcp(l)) if name == "proxy" => Listener::Proxy(l),
-            Taken::Listener(l) => l,
+            Taken::Listener(Listener::Tcp(l)) if name == "proxy" => {
+                listeners.push(Listener::Proxy(l));
+            }
+            Taken::Listener(l) => listeners.push(l),
             Taken::Udp(s) => {
                 all[next_udp % workers].udp.push(s);
                 next_udp += 1;
-                info!(fd, name, "serving an inherited socket");
-                continue;
             }
-        };
-        for worker in &mut all[1..] {
-            worker
-                .listeners
-                .push(listener.try_clone().with_context(what)?);
         }
-        all[0].listeners.push(listener);
         info!(fd, name, "serving an inherited socket");
     }
+    let described: Vec<String> = listeners.iter().map(Listener::describe).collect();
+    for (listener, owners) in listeners.into_iter().zip(deal(&described, workers)) {
+        for &worker in &owners[1..] {
+            let dup = listener
+                .try_clone()
+                .context("cannot dup an inherited listener")?;
+            all[worker].listeners.push(dup);
+        }
+        all[owners[0]].listeners.push(listener);
+    }
     Ok(Some(all))
+}
+
+/// Which workers watch each listener (by its description, the address):
+/// every worker shares a listener whose address has fewer listeners than
+/// there are workers; when there are enough, each goes to one worker.
+fn deal(described: &[String], workers: usize) -> Vec<Vec<usize>> {
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    described
+        .iter()
+        .map(|d| {
+            let same = described.iter().filter(|e| *e == d).count();
+            let nth = match seen.iter_mut().find(|(s, _)| s == d) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((d, 0));
+                    0
+                }
+            };
+            match same >= workers {
+                true => vec![nth % workers],
+                false => (0..workers).collect(),
+            }
+        })
+        .collect()
 }
 
 enum Taken {
@@ -242,19 +276,55 @@ fn local_addrs(listeners: &[Listener], proxied: bool) -> Result<Vec<SocketAddr>>
     Ok(addrs)
 }
 
-/// One `listening KIND ADDR` line per socket on stdout, then flush: the
-/// contract scripts and tests wait for.
-pub fn announce(sockets: &Sockets, metrics: Option<&TcpListener>) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    for l in &sockets.listeners {
-        writeln!(out, "listening {}", l.describe())?;
+/// One `listening KIND ADDR` line per address served, on stdout, then
+/// flush: the contract scripts and tests wait for. Every worker's sockets
+/// count (inherited ones may be dealt to one worker each); an address that
+/// several workers serve is announced once.
+pub fn announce(all: &[Sockets], metrics: Option<&TcpListener>) -> Result<()> {
+    let mut lines: Vec<String> = Vec::new();
+    for sockets in all {
+        for l in &sockets.listeners {
+            lines.push(format!("listening {}", l.describe()));
+        }
     }
-    for s in &sockets.udp {
-        writeln!(out, "listening udp {}", s.local_addr()?)?;
+    for sockets in all {
+        for s in &sockets.udp {
+            lines.push(format!("listening udp {}", s.local_addr()?));
+        }
     }
     if let Some(m) = metrics {
-        writeln!(out, "listening metrics {}", m.local_addr()?)?;
+        lines.push(format!("listening metrics {}", m.local_addr()?));
+    }
+    let mut out = std::io::stdout().lock();
+    for (i, line) in lines.iter().enumerate() {
+        if !lines[..i].contains(line) {
+            writeln!(out, "{line}")?;
+        }
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deal;
+
+    #[test]
+    fn listeners_are_shared_unless_there_is_one_per_worker() {
+        let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // One listener per address: every worker watches it.
+        assert_eq!(deal(&d(&["tcp a", "unix b"]), 3), vec![vec![0, 1, 2]; 2]);
+        // Three on one address (ReusePort=yes) for three workers: one each;
+        // the lone one on another address is still shared.
+        assert_eq!(
+            deal(&d(&["tcp a", "tcp b", "tcp a", "tcp a"]), 3),
+            vec![vec![0], vec![0, 1, 2], vec![1], vec![2]]
+        );
+        // Four on one address for two workers: two each.
+        assert_eq!(
+            deal(&d(&["tcp a"; 4]), 2),
+            vec![vec![0], vec![1], vec![0], vec![1]]
+        );
+        assert_eq!(deal(&d(&["tcp a"]), 1), vec![vec![0]]);
+    }
 }

@@ -191,3 +191,99 @@ fn notify_socket_gets_ready_status_watchdog_and_stopping() {
     recv_until(&|s| count(s, "STOPPING=1") == 1, &mut seen);
     assert!(server.wait_exit(WAIT).is_some_and(|s| s.success()));
 }
+
+/// A launcher that does what systemd does with two `ReusePort=yes` socket
+/// units on one port: binds both, passes them as fds 3 and 4 with
+/// LISTEN_FDS/LISTEN_PID, and execs the server (its path is argv[1]).
+const TWO_REUSEPORT_SOCKETS: &str = r#"
+import os, socket, sys
+fds = []
+port = 0
+for i in range(2):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(64)
+    port = s.getsockname()[1]
+    fds.append(s.detach())
+for target, fd in enumerate(fds, start=3):
+    if fd != target:
+        os.dup2(fd, target)
+    os.set_inheritable(target, True)
+os.environ.update(LISTEN_FDS="2", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="a:b")
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+#[test]
+fn one_listener_per_worker_when_systemd_passes_enough() {
+    let python = Command::new("python3").arg("--version").output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        skip!("python3 is needed to pass two SO_REUSEPORT sockets");
+    }
+    let server = Server::builder()
+        .wrapped_in(["python3", "-c", TWO_REUSEPORT_SOCKETS])
+        .args(["--workers", "2", "--metrics", "127.0.0.1:0"])
+        .listening(2)
+        .start();
+    assert_eq!(server.tcp.len(), 1, "one address, announced once");
+    let clients: Vec<TcpStream> = (0..40).map(|_| connect(server.addr())).collect();
+    for c in &clients {
+        echo_once(c, b"spread");
+    }
+    // Each worker accepted some: the kernel spread them over both sockets.
+    let mut m = TcpStream::connect(server.metrics.unwrap()).unwrap();
+    std::io::Write::write_all(&mut m, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut m, &mut body).unwrap();
+    let accepted = |worker: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with("echo_connections_accepted_total"))
+            .filter(|l| l.contains(&format!("worker=\"{worker}\"")))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let (a, b) = (accepted("0"), accepted("1"));
+    assert_eq!(a + b, 40.0, "{body}");
+    assert!(a > 0.0 && b > 0.0, "all on one worker: {a} and {b}");
+    // Dealt, not shared: each worker's epoll watches one of fds 3 and 4,
+    // and no dup of either (/proc/PID/fdinfo lists what an epoll watches).
+    let watched = epoll_targets(server.pid());
+    assert_eq!(watched.len(), 2, "one epoll per worker: {watched:?}");
+    let listeners: Vec<Vec<u32>> = watched
+        .iter()
+        .map(|fds| {
+            fds.iter()
+                .copied()
+                .filter(|&fd| fd == 3 || fd == 4)
+                .collect()
+        })
+        .collect();
+    assert!(
+        listeners.contains(&vec![3]) && listeners.contains(&vec![4]),
+        "{watched:?}"
+    );
+}
+
+/// The descriptors each epoll instance of `pid` watches.
+fn epoll_targets(pid: u32) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let is_epoll = std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.to_string_lossy().contains("eventpoll"));
+        if !is_epoll {
+            continue;
+        }
+        let info_path = format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy());
+        let info = std::fs::read_to_string(info_path).unwrap_or_default();
+        let fds = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("tfd:"))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        out.push(fds);
+    }
+    out
+}
