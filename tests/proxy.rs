@@ -298,3 +298,61 @@ proptest! {
         prop_assert!(wait_until(WAIT, || metric(&server, "echo_connections_open") == 0.0));
     }
 }
+
+/// Real headers from a real proxy: HAProxy in front, `send-proxy` (v1) and
+/// `send-proxy-v2`; the server must see the client's own address. CI
+/// installs haproxy; elsewhere the test says it is skipped without it.
+#[test]
+fn behind_haproxy_with_v1_and_v2() {
+    let have = std::process::Command::new("haproxy")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        skip!("haproxy is not installed (apt-get install haproxy)");
+    }
+    let server = Server::start(&["--listen-proxy", "127.0.0.1:0", "--trace"]);
+    let dir = util::TempDir::new("haproxy");
+    let fronts: Vec<u16> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .collect();
+    let backend = server.proxy[0];
+    let config = format!(
+        "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend v1\n  bind 127.0.0.1:{}\n  default_backend b1\n\
+         frontend v2\n  bind 127.0.0.1:{}\n  default_backend b2\n\
+         backend b1\n  server s1 {backend} send-proxy\n\
+         backend b2\n  server s2 {backend} send-proxy-v2\n",
+        fronts[0], fronts[1]
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let mut haproxy = std::process::Command::new("haproxy")
+        .arg("-f")
+        .arg(&path)
+        .arg("-db")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for (version, port) in ["v1", "v2"].iter().zip(&fronts) {
+        let s = util::wait_for(WAIT, || TcpStream::connect(("127.0.0.1", *port)).ok())
+            .expect("haproxy listens");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let client = s.local_addr().unwrap().to_string();
+        echo_once(&s, format!("through haproxy, {version}").as_bytes());
+        let seen = server.wait_stderr_line(WAIT, |l| {
+            l.contains("PROXY header from") && l.contains(&format!("client {client}"))
+        });
+        assert!(
+            seen.is_some(),
+            "{version}: the server did not see client {client}:\n{}",
+            server.stderr()
+        );
+    }
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+}
