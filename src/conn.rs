@@ -254,7 +254,7 @@ impl Connection {
         if n == 0 {
             if self.phase == Phase::Lingering || self.pending() == 0 {
                 if io.trace {
-                    info!(target: "trace", "closing {} after reading no data", self.peer);
+                    info!(target: "trace", peer = %self.peer, "closing {} after reading no data", self.peer);
                 }
                 return Ok(None);
             }
@@ -270,7 +270,7 @@ impl Connection {
         io.counters.messages += 1;
         if spliced {
             if io.trace {
-                info!(target: "trace", "received {n} bytes from {} (spliced)", self.peer);
+                info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {} (spliced)", self.peer);
             }
             io.counters.queue_grew(n);
             self.flush(io, false)?;
@@ -287,7 +287,7 @@ impl Connection {
     fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
         let data = &io.buf[..n];
         if io.trace {
-            info!(target: "trace", "received {n} bytes from {}: {}", self.peer, preview(data));
+            info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {}: {}", self.peer, preview(data));
         }
         let sent = match self.pending() {
             0 => send(&mut self.stream, self.peer, data, io.counters, io.trace)?,
@@ -338,7 +338,7 @@ impl Connection {
                     Ok(n) => {
                         io.counters.bytes_out += n as u64;
                         if io.trace && n > 0 {
-                            info!(target: "trace", "sending {n} bytes to {} (spliced)", self.peer);
+                            info!(target: "trace", peer = %self.peer, bytes = n, "sending {n} bytes to {} (spliced)", self.peer);
                         }
                     }
                     Err(e) if would_block(&e) => {}
@@ -357,7 +357,7 @@ impl Connection {
         let after = self.pending();
         io.counters.queue_shrank(before - after);
         if io.trace && waited && after == 0 {
-            info!(target: "trace", "output queue empty for {}", self.peer);
+            info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
         }
         Ok(())
     }
@@ -383,7 +383,7 @@ impl Connection {
             io.counters.refused_proxy += 1;
             debug!(peer = %self.peer, "closing: {why}");
             if io.trace {
-                info!(target: "trace", "closing {}: {why}", self.peer);
+                info!(target: "trace", peer = %self.peer, "closing {}: {why}", self.peer);
             }
             Err(Closed)
         };
@@ -462,7 +462,7 @@ impl Connection {
             self.held = Some(Box::new(Held::Pipe(pipe)));
             io.counters.spliced += 1;
             if io.trace {
-                info!(target: "trace", "{} moves to zero-copy (splice)", self.peer);
+                info!(target: "trace", peer = %self.peer, "{} moves to zero-copy (splice)", self.peer);
             }
         }
     }
@@ -477,7 +477,7 @@ impl Connection {
             io.counters.spliced -= 1;
             io.pipes.give(pipe, io.now);
             if io.trace {
-                info!(target: "trace", "{} moves back to copying", self.peer);
+                info!(target: "trace", peer = %self.peer, "{} moves back to copying", self.peer);
             }
         }
     }
@@ -559,7 +559,7 @@ fn send(
         Ok(n) => {
             counters.bytes_out += n as u64;
             if trace {
-                info!(target: "trace", "sending {n} bytes to {peer}");
+                info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
             }
             Ok(n)
         }

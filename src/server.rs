@@ -293,7 +293,7 @@ impl Worker {
         }
         if step != Step::Close && event.is_error_or_hangup() {
             if self.cfg.trace {
-                info!(target: "trace", "exceptional condition on {}", conn.peer());
+                info!(target: "trace", peer = %conn.peer(), "exceptional condition on {}", conn.peer());
             }
             self.close(key);
             return;

@@ -25,9 +25,14 @@ fn json_lines_carry_timestamp_level_target_message_and_fields() {
     assert_eq!(v["peer"], peer.as_str(), "{line}");
     assert_eq!(v["span"]["worker"], 0, "{line}");
     assert!(v["message"].as_str().unwrap().contains(&peer), "{line}");
-    server
+    let received = server
         .wait_stderr_line(WAIT, |l| l.contains("received 4 bytes from"))
         .expect("received narration");
+    let v: Value = serde_json::from_str(&received).unwrap();
+    assert_eq!(
+        (v["peer"].as_str(), v["bytes"].as_u64()),
+        (Some(peer.as_str()), Some(4))
+    );
     let stats = server
         .wait_stderr_line(WAIT, |l| l.contains("\"target\":\"stats\""))
         .expect("the stats line as JSON");

@@ -42,7 +42,7 @@ impl Worker {
                 if self.cfg.trace {
                     if let Some(conn) = self.conns.get(key) {
                         let peer = conn.peer();
-                        info!(target: "trace", "closing {peer} after {}s idle", idle.as_secs_f64());
+                        info!(target: "trace", %peer, "closing {peer} after {}s idle", idle.as_secs_f64());
                     }
                 }
                 self.idle.remove(key);
