@@ -17,13 +17,21 @@ use crate::splice::{self, ZeroCopy};
 /// has received, prints a summary and exits. Try it with
 /// `nc 127.0.0.1 10000`.
 #[derive(Debug, Parser)]
-#[command(name = "echo-server", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "echo-server", version = env!("ECHO_SERVER_VERSION"), about, long_about = None,
+          max_term_width = 100)]
 pub struct Cli {
     /// TCP address to listen on (IP:PORT or HOST:PORT; port 0 lets the OS
     /// pick). Repeat for several. Default 127.0.0.1:10000 when no --listen,
     /// --udp or --unix is given.
     #[arg(short, long = "listen", value_name = "ADDR")]
     pub listen: Vec<String>,
+
+    /// TCP address behind a proxy, repeatable: every connection must start
+    /// with a PROXY protocol header (v1 or v2), whose client address then
+    /// stands for the connection (--max-per-ip, logs, --trace). A missing,
+    /// malformed or oversized header closes the connection.
+    #[arg(long = "listen-proxy", value_name = "ADDR")]
+    pub listen_proxy: Vec<String>,
 
     /// UDP echo address (RFC 862), repeatable. None by default.
     #[arg(short, long = "udp", value_name = "ADDR")]
@@ -97,6 +105,33 @@ pub struct Cli {
     /// Less log output (repeat for less).
     #[arg(short, long, action = ArgAction::Count)]
     pub quiet: u8,
+
+    /// Log format on stderr: text for people, json for one JSON object per
+    /// line (timestamp, level, target, message and fields).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET
+    /// /healthz: 200 while serving, 503 once draining) over HTTP on this
+    /// address, from a thread of its own.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Print the man page (roff) on stdout and exit.
+    #[arg(long, exclusive = true)]
+    pub generate_man: bool,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout
+    /// and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub generate_completions: Option<clap_complete::Shell>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -123,6 +158,12 @@ pub struct Config {
     /// Pipes each worker may hold for the zero-copy path, and their size.
     pub pipes_per_worker: usize,
     pub pipe_size: usize,
+    /// How often worker 0 pings systemd's watchdog (from `WATCHDOG_USEC`).
+    pub watchdog: Option<Duration>,
+    /// Whether loops publish their counters (for the stats line or metrics).
+    pub publish: bool,
+    /// `--log-format json`: the stats line goes out as a JSON log line too.
+    pub log_json: bool,
 }
 
 impl Config {
@@ -154,6 +195,9 @@ impl Config {
             pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
             // A pipe holds what --max-pending allows, up to the kernel's cap.
             pipe_size: max_pending.min(splice::pipe_max_size()),
+            watchdog: None,
+            publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
+            log_json: cli.log_format == LogFormat::Json,
         }
     }
 }

@@ -2,11 +2,13 @@
 //! the peer cannot take yet, handles EOF and the shutdown drain, and tells
 //! the loop what to do next ([`Step`]). The loop only registers and closes.
 
+use std::io::{self, Read};
 use std::time::Instant;
 
 use selector::Interest;
 use tracing::{debug, info};
 
+use crate::proxy;
 use crate::queue::OutQueue;
 use crate::splice::{self, Pipe, PipePool, ZeroCopy, BULK_READ, BULK_STREAK, QUIET_STREAK};
 use crate::stats::Counters;
@@ -15,6 +17,8 @@ use crate::stream::{would_block, Peer, Stream};
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// `--listen-proxy`: reading the PROXY header, echoing nothing yet.
+    Header,
     /// Reading and echoing.
     Open,
     /// The peer shut down its write side: send what is held, then close.
@@ -39,6 +43,9 @@ enum Held {
     Queue(OutQueue),
     /// Spliced into a kernel pipe (the zero-copy path), empty or not.
     Pipe(Pipe),
+    /// The start of a PROXY header that arrived cut short (nothing to send
+    /// back: these bytes are never echoed).
+    Header(Vec<u8>),
 }
 
 /// What the loop must do with a connection after it has handled an event.
@@ -50,6 +57,9 @@ pub enum Step {
     Watch(Interest),
     /// Unregister and drop it.
     Close,
+    /// The PROXY header is in: admit the client it names (now
+    /// [`Connection::peer`]) under `--max-per-ip`, or close it.
+    Admit,
 }
 
 /// What a connection borrows from its loop while it handles one event.
@@ -104,6 +114,21 @@ impl Connection {
         }
     }
 
+    /// A connection on a `--listen-proxy` listener: it must send a PROXY
+    /// header first, and stands for the client the header names.
+    pub fn behind_proxy(stream: Stream, peer: Peer) -> Connection {
+        Connection {
+            phase: Phase::Header,
+            ..Connection::new(stream, peer)
+        }
+    }
+
+    /// Whether it still waits for its PROXY header (and so is not counted
+    /// under `--max-per-ip` yet).
+    pub fn awaiting_header(&self) -> bool {
+        self.phase == Phase::Header
+    }
+
     pub fn stream(&self) -> &Stream {
         &self.stream
     }
@@ -123,6 +148,7 @@ impl Connection {
             None => 0,
             Some(Held::Queue(queue)) => queue.len(),
             Some(Held::Pipe(pipe)) => pipe.pending(),
+            Some(Held::Header(_)) => 0,
         }
     }
 
@@ -135,6 +161,13 @@ impl Connection {
     /// say what the registration must become. Also returns whether data
     /// arrived (for the idle timer).
     pub fn on_ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
+        if self.phase == Phase::Header {
+            let step = match readable {
+                true => self.read_header(io).unwrap_or(Step::Close),
+                false => Step::Keep,
+            };
+            return (step, false);
+        }
         let mut received = false;
         if readable {
             match self.receive(io) {
@@ -151,6 +184,9 @@ impl Connection {
     /// Server shutdown: echo what the kernel has already received, then
     /// finish.
     pub fn begin_drain(&mut self, io: &mut Io) -> Step {
+        if self.phase == Phase::Header {
+            return Step::Close; // nothing received that could be echoed
+        }
         if self.phase == Phase::Open {
             let budget = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
             self.phase = Phase::Draining {
@@ -183,7 +219,7 @@ impl Connection {
             Phase::Lingering => io.buf.len(),
             Phase::Draining { budget } => (budget as usize).min(room),
             Phase::Open => room,
-            Phase::ReadClosed => 0,
+            Phase::ReadClosed | Phase::Header => 0,
         };
         if want == 0 {
             return Ok(Some(0));
@@ -218,7 +254,7 @@ impl Connection {
         if n == 0 {
             if self.phase == Phase::Lingering || self.pending() == 0 {
                 if io.trace {
-                    info!(target: "trace", "closing {} after reading no data", self.peer);
+                    info!(target: "trace", peer = %self.peer, "closing {} after reading no data", self.peer);
                 }
                 return Ok(None);
             }
@@ -234,7 +270,7 @@ impl Connection {
         io.counters.messages += 1;
         if spliced {
             if io.trace {
-                info!(target: "trace", "received {n} bytes from {} (spliced)", self.peer);
+                info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {} (spliced)", self.peer);
             }
             io.counters.queue_grew(n);
             self.flush(io, false)?;
@@ -251,7 +287,7 @@ impl Connection {
     fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
         let data = &io.buf[..n];
         if io.trace {
-            info!(target: "trace", "received {n} bytes from {}: {}", self.peer, preview(data));
+            info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {}: {}", self.peer, preview(data));
         }
         let sent = match self.pending() {
             0 => send(&mut self.stream, self.peer, data, io.counters, io.trace)?,
@@ -266,6 +302,7 @@ impl Connection {
         let queue = match held.as_mut() {
             Held::Pipe(pipe) => &mut pipe.overflow,
             Held::Queue(queue) => queue,
+            Held::Header(_) => return Err(Closed), // no echo before the header
         };
         queue.push(&data[sent..], io.max_pending);
         io.counters.queue_grew(n - sent);
@@ -282,7 +319,7 @@ impl Connection {
             return Ok(());
         }
         match self.held.as_deref_mut() {
-            None => {}
+            None | Some(Held::Header(_)) => {}
             Some(Held::Queue(queue)) => {
                 let n = send(
                     &mut self.stream,
@@ -301,7 +338,7 @@ impl Connection {
                     Ok(n) => {
                         io.counters.bytes_out += n as u64;
                         if io.trace && n > 0 {
-                            info!(target: "trace", "sending {n} bytes to {} (spliced)", self.peer);
+                            info!(target: "trace", peer = %self.peer, bytes = n, "sending {n} bytes to {} (spliced)", self.peer);
                         }
                     }
                     Err(e) if would_block(&e) => {}
@@ -320,9 +357,82 @@ impl Connection {
         let after = self.pending();
         io.counters.queue_shrank(before - after);
         if io.trace && waited && after == 0 {
-            info!(target: "trace", "output queue empty for {}", self.peer);
+            info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
         }
         Ok(())
+    }
+
+    /// `--listen-proxy`: take the PROXY header off the stream and nothing
+    /// after it. The bytes are peeked and only the header's are read, so
+    /// what follows stays in the kernel for the echo path; the start of a
+    /// header that is cut short is read and kept, so a level-triggered
+    /// selector does not report the same bytes again. A malformed, oversized
+    /// or missing header closes the connection (counted), nothing echoed.
+    fn read_header(&mut self, io: &mut Io) -> Result<Step, Closed> {
+        let Stream::Tcp(tcp) = &mut self.stream else {
+            return Err(Closed); // proxy listeners are TCP
+        };
+        let kept = match self.held.as_deref() {
+            Some(Held::Header(bytes)) => bytes.len(),
+            _ => 0,
+        };
+        if let Some(Held::Header(bytes)) = self.held.as_deref() {
+            io.buf[..kept].copy_from_slice(bytes);
+        }
+        let refuse = |why: &str, io: &mut Io| {
+            io.counters.refused_proxy += 1;
+            debug!(peer = %self.peer, "closing: {why}");
+            if io.trace {
+                info!(target: "trace", peer = %self.peer, "closing {}: {why}", self.peer);
+            }
+            Err(Closed)
+        };
+        let peeked = match tcp.peek(&mut io.buf[kept..proxy::MAX_HEADER]) {
+            Ok(0) => return refuse("closed before sending a PROXY header", io),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return Ok(Step::Keep),
+            Err(e) => {
+                debug!(peer = %self.peer, error = %e, "read failed");
+                return Err(Closed);
+            }
+        };
+        let header = match proxy::parse(&io.buf[..kept + peeked]) {
+            Ok(header) => header,
+            Err(why) => return refuse(why.as_str(), io),
+        };
+        // Take exactly the header's bytes (or, cut short, all that came).
+        let take = header.map_or(peeked, |h| h.len - kept);
+        let start = kept + peeked;
+        let mut got = 0;
+        while got < take {
+            match tcp.read(&mut io.buf[start + got..start + take]) {
+                Ok(0) => return refuse("closed before sending a PROXY header", io),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!(peer = %self.peer, error = %e, "read failed");
+                    return Err(Closed);
+                }
+            }
+        }
+        let Some(header) = header else {
+            let taken = &io.buf[start..start + take];
+            match self.held.as_deref_mut() {
+                Some(Held::Header(bytes)) => bytes.extend_from_slice(taken),
+                _ => self.held = Some(Box::new(Held::Header(taken.to_vec()))),
+            }
+            return Ok(Step::Keep);
+        };
+        self.held = None;
+        self.phase = Phase::Open;
+        let proxy = self.peer;
+        if let Some(client) = header.client {
+            self.peer = Peer::Ip(client);
+        }
+        if io.trace {
+            info!(target: "trace", peer = %self.peer, "PROXY header from {proxy}: client {}", self.peer);
+        }
+        Ok(Step::Admit)
     }
 
     /// `--zero-copy auto`: splice once reads show a bulk flow, copy again
@@ -352,7 +462,7 @@ impl Connection {
             self.held = Some(Box::new(Held::Pipe(pipe)));
             io.counters.spliced += 1;
             if io.trace {
-                info!(target: "trace", "{} moves to zero-copy (splice)", self.peer);
+                info!(target: "trace", peer = %self.peer, "{} moves to zero-copy (splice)", self.peer);
             }
         }
     }
@@ -367,7 +477,7 @@ impl Connection {
             io.counters.spliced -= 1;
             io.pipes.give(pipe, io.now);
             if io.trace {
-                info!(target: "trace", "{} moves back to copying", self.peer);
+                info!(target: "trace", peer = %self.peer, "{} moves back to copying", self.peer);
             }
         }
     }
@@ -381,7 +491,7 @@ impl Connection {
             Phase::Open => room,
             Phase::Draining { budget } => budget > 0 && room,
             Phase::ReadClosed => false,
-            Phase::Lingering => true,
+            Phase::Lingering | Phase::Header => true,
         };
         match (read, pending > 0) {
             (true, true) => Some(Interest::BOTH),
@@ -449,7 +559,7 @@ fn send(
         Ok(n) => {
             counters.bytes_out += n as u64;
             if trace {
-                info!(target: "trace", "sending {n} bytes to {peer}");
+                info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
             }
             Ok(n)
         }

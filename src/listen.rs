@@ -16,7 +16,17 @@ use crate::stream::{Peer, Stream};
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
+    /// `--listen-proxy`: TCP behind a proxy that sends a PROXY header first.
+    Proxy(TcpListener),
+    Unix(UnixListener, PathBuf, Origin),
+}
+
+/// Who made a socket: its path is removed at shutdown only if we bound it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Bound,
+    /// Handed over by the service manager, which owns the path.
+    Inherited,
 }
 
 impl Listener {
@@ -25,7 +35,7 @@ impl Listener {
     pub fn accept(&self, unix_serial: u64) -> io::Result<(Stream, Peer)> {
         use rustix::net::sockopt;
         match self {
-            Listener::Tcp(l) => {
+            Listener::Tcp(l) | Listener::Proxy(l) => {
                 let (fd, addr) = accept_nonblocking(l)?;
                 sockopt::set_tcp_nodelay(&fd, true)?;
                 let peer = addr
@@ -35,11 +45,27 @@ impl Listener {
                     })?;
                 Ok((Stream::Tcp(fd.into()), Peer::Ip(peer)))
             }
-            Listener::Unix(l, _) => {
+            Listener::Unix(l, ..) => {
                 let (fd, _) = accept_nonblocking(l)?;
                 Ok((Stream::Unix(fd.into()), Peer::Unix(unix_serial)))
             }
         }
+    }
+
+    /// Another descriptor for the same socket (dup), for another worker.
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Proxy(l) => Listener::Proxy(l.try_clone()?),
+            Listener::Unix(l, path, origin) => {
+                Listener::Unix(l.try_clone()?, path.clone(), *origin)
+            }
+        })
+    }
+
+    /// Whether connections start with a PROXY header.
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, Listener::Proxy(_))
     }
 
     /// The line announced on stdout.
@@ -49,7 +75,11 @@ impl Listener {
                 Ok(addr) => format!("tcp {addr}"),
                 Err(_) => "tcp ?".to_string(),
             },
-            Listener::Unix(_, path) => format!("unix {}", path.display()),
+            Listener::Proxy(l) => match l.local_addr() {
+                Ok(addr) => format!("tcp+proxy {addr}"),
+                Err(_) => "tcp+proxy ?".to_string(),
+            },
+            Listener::Unix(_, path, _) => format!("unix {}", path.display()),
         }
     }
 }
@@ -87,8 +117,8 @@ impl std::os::fd::AsRawFd for Listener {
 impl std::os::fd::AsFd for Listener {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
-            Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
+            Listener::Tcp(l) | Listener::Proxy(l) => l.as_fd(),
+            Listener::Unix(l, ..) => l.as_fd(),
         }
     }
 }

@@ -11,8 +11,12 @@ mod conn;
 mod idle;
 mod limits;
 mod listen;
+mod metrics;
+mod notify;
+mod proxy;
 mod queue;
 mod server;
+mod sockets;
 mod splice;
 mod stats;
 mod stream;
@@ -20,25 +24,31 @@ mod udp;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tracing::{debug, warn};
+use std::thread::JoinHandle;
+use tracing::debug;
 
-use config::{Cli, Config};
-use listen::Listener;
+use config::{Cli, Config, LogFormat};
 use server::{Shared, Worker};
+use sockets::Sockets;
 use stats::Counters;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.generate_man || cli.generate_completions.is_some() {
+        return generate(&cli);
+    }
     init_logging(&cli);
     match run(&cli) {
         // The loops have stopped and the Unix socket paths are gone.
         Ok(None) => {
-            eprintln!("second signal: exiting at once");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("second signal: exiting at once"),
+                LogFormat::Json => tracing::warn!("second signal: exiting at once"),
+            }
             ExitCode::from(130)
         }
         Ok(Some(total)) => {
@@ -46,7 +56,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("echo-server: {e:#}");
+            match cli.log_format {
+                LogFormat::Text => eprintln!("echo-server: {e:#}"),
+                LogFormat::Json => tracing::error!("{e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -67,17 +80,37 @@ fn init_logging(cli: &Cli) {
             filter = filter.add_directive(directive);
         }
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
 }
 
-/// The sockets of one worker.
-struct Sockets {
-    listeners: Vec<Listener>,
-    udp: Vec<UdpSocket>,
+/// `--generate-man` and `--generate-completions`: from the same clap
+/// definitions as the parser, on stdout.
+fn generate(cli: &Cli) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match cli.generate_completions {
+        Some(shell) => {
+            clap_complete::generate(shell, &mut command, "echo-server", &mut out);
+            Ok(())
+        }
+        None => clap_mangen::Man::new(command).render(&mut out),
+    };
+    match written.and_then(|()| std::io::Write::flush(&mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Serve until the loops end: the totals, or `None` when a second signal
@@ -85,81 +118,52 @@ struct Sockets {
 fn run(cli: &Cli) -> Result<Option<Counters>> {
     let workers = usize::from(cli.workers);
     let nofile = raise_nofile_limit();
-    let mut tcp: Vec<SocketAddr> = Vec::new();
-    let mut udp: Vec<SocketAddr> = Vec::new();
-    let defaults = cli.listen.is_empty() && cli.udp.is_empty() && cli.unix.is_empty();
-    let tcp_specs = if defaults {
-        vec!["127.0.0.1:10000".to_string()]
-    } else {
-        cli.listen.clone()
-    };
-    for spec in &tcp_specs {
-        tcp.extend(listen::resolve(spec)?);
-    }
-    for spec in &cli.udp {
-        udp.extend(listen::resolve(spec)?);
-    }
-    for addr in tcp.iter().chain(&udp) {
-        if addr.ip().is_unspecified() {
-            warn!(%addr, "listening on a wildcard address: reachable from other hosts");
-        }
-    }
-
-    let backlog = cli.backlog.unwrap_or_else(listen::somaxconn);
-    let reuse_port = workers > 1;
-    // Worker 0 binds first; with port 0 the others then bind the port the OS
-    // picked, so every worker listens on the same addresses.
-    let first = bind(&tcp, &udp, reuse_port, backlog)?;
-    let mut all = vec![Sockets {
-        listeners: first.0,
-        udp: first.1,
-    }];
-    for path in &cli.unix {
-        all[0]
-            .listeners
-            .push(Listener::Unix(listen::unix(path, backlog)?, path.clone()));
-    }
-    let bound_tcp = local_addrs(&all[0].listeners)?;
-    let bound_udp: Vec<SocketAddr> = all[0]
-        .udp
-        .iter()
-        .map(UdpSocket::local_addr)
-        .collect::<Result<_, _>>()?;
-    for _ in 1..workers {
-        let (listeners, udp) = bind(&bound_tcp, &bound_udp, true, backlog)?;
-        all.push(Sockets { listeners, udp });
-    }
-
+    let sockets = sockets::open(cli, workers)?;
+    let metrics = cli.metrics.as_deref().map(metrics::bind).transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signal_pipe()?;
-    let mut out = std::io::stdout().lock();
-    for l in &all[0].listeners {
-        writeln!(out, "listening {}", l.describe())?;
+    sockets::announce(&sockets, metrics.as_ref())?;
+    let started = start_workers(cli, sockets, signals, nofile)?;
+    if let Some(listener) = metrics {
+        metrics::serve(listener, Arc::clone(&started.shared))?;
     }
-    for s in &all[0].udp {
-        writeln!(out, "listening udp {}", s.local_addr()?)?;
-    }
-    out.flush()?;
-    drop(out);
+    notify::ready();
+    join(started)
+}
 
-    let own = 16
-        + 4 * workers
-        + all
-            .iter()
-            .map(|s| s.listeners.len() + s.udp.len())
-            .sum::<usize>();
-    let cfg = Arc::new(Config::new(cli, nofile.saturating_sub(own).max(1)));
-    debug!(
-        max_connections = cfg.max_connections,
-        backlog, workers, "configured"
-    );
-    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip));
+/// The event loops, ready to run: worker 0 runs on this thread, the others
+/// already run on their own.
+struct Started {
+    shared: Arc<Shared>,
+    first: Worker,
+    threads: Vec<JoinHandle<std::io::Result<Counters>>>,
+}
+
+/// One event loop per worker, each with its sockets; every loop but the
+/// first starts on a thread of its own.
+fn start_workers(
+    cli: &Cli,
+    sockets: Vec<Sockets>,
+    signals: UnixStream,
+    nofile: usize,
+) -> Result<Started> {
+    let workers = sockets.len();
+    let own = 16 + 4 * workers + sockets.iter().map(Sockets::len).sum::<usize>();
+    let mut cfg = Config::new(cli, nofile.saturating_sub(own).max(1));
+    cfg.watchdog = notify::watchdog_interval();
+    let cfg = Arc::new(cfg);
+    debug!(max_connections = cfg.max_connections, workers, "configured");
+    let names = sockets
+        .iter()
+        .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
+        .collect();
+    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip).with_listener_names(names));
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
     let mut signals = Some(signals);
-    for (id, sockets) in all.into_iter().enumerate() {
+    for (id, sockets) in sockets.into_iter().enumerate() {
         let selector = selector::Selector::with_backend(cfg.backend)
             .with_context(|| format!("cannot create a {} selector", cfg.backend))?;
         let (worker, waker) = Worker::new(
@@ -179,8 +183,8 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let _ = shared.wakers.set(wakers);
 
     let mut loops = loops.into_iter();
-    let main_loop = loops.next().context("no event loop")?;
-    let threads: Vec<_> = loops
+    let first = loops.next().context("no event loop")?;
+    let threads = loops
         .enumerate()
         .map(|(i, worker)| {
             std::thread::Builder::new()
@@ -189,13 +193,24 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
         })
         .collect::<Result<_, _>>()
         .context("cannot start a worker thread")?;
+    Ok(Started {
+        shared,
+        first,
+        threads,
+    })
+}
 
+/// Run worker 0 here, then wait for the others and add up their counters.
+fn join(started: Started) -> Result<Option<Counters>> {
+    let Started {
+        shared,
+        first,
+        threads,
+    } = started;
     let mut total = Counters::default();
-    let first_result = main_loop.run();
+    let first_result = first.run();
     if first_result.is_err() {
-        shared
-            .shutdown
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        shared.shutdown.store(true, Relaxed);
         for w in shared.wakers.get().into_iter().flatten() {
             let _ = w.wake();
         }
@@ -216,36 +231,9 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     }
     match failure {
         Some(e) => Err(e),
-        None if shared.abort.load(std::sync::atomic::Ordering::Relaxed) => Ok(None),
+        None if shared.abort.load(Relaxed) => Ok(None),
         None => Ok(Some(total)),
     }
-}
-
-fn bind(
-    tcp: &[SocketAddr],
-    udp: &[SocketAddr],
-    reuse_port: bool,
-    backlog: i32,
-) -> Result<(Vec<Listener>, Vec<UdpSocket>)> {
-    let listeners = tcp
-        .iter()
-        .map(|&a| listen::tcp(a, reuse_port, backlog).map(Listener::Tcp))
-        .collect::<Result<_>>()?;
-    let udp = udp
-        .iter()
-        .map(|&a| listen::udp(a, reuse_port))
-        .collect::<Result<_>>()?;
-    Ok((listeners, udp))
-}
-
-fn local_addrs(listeners: &[Listener]) -> Result<Vec<SocketAddr>> {
-    let mut addrs = Vec::new();
-    for l in listeners {
-        if let Listener::Tcp(t) = l {
-            addrs.push(TcpListener::local_addr(t)?);
-        }
-    }
-    Ok(addrs)
 }
 
 /// Raise the soft descriptor limit to the hard one (as nginx and Go do),

@@ -38,7 +38,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::conn::{Connection, Io, Step};
 use crate::idle::IdleList;
-use crate::listen::Listener;
+use crate::listen::{Listener, Origin};
 use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
@@ -127,9 +127,14 @@ pub struct Worker {
     signals: Option<UnixStream>,
     signals_seen: usize,
     idle: IdleList,
+    /// Connections on proxy listeners still waiting for their PROXY header,
+    /// oldest first (closed after [`crate::proxy::HEADER_TIMEOUT`]).
+    headers: IdleList,
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
+    /// Worker 0 only, with `WATCHDOG_USEC`: the next watchdog ping.
+    watchdog_due: Option<Instant>,
     stats_before: (Counters, Instant),
     accept_log: RateLimited,
     started: Instant,
@@ -163,6 +168,7 @@ impl Worker {
             .then_some(())
             .and(cfg.stats_interval)
             .map(|i| now + i);
+        let watchdog_due = (id == 0).then_some(()).and(cfg.watchdog).map(|_| now);
         let worker = Worker {
             id,
             selector,
@@ -177,9 +183,11 @@ impl Worker {
             signals,
             signals_seen: 0,
             idle: IdleList::default(),
+            headers: IdleList::default(),
             deadline: None,
             counters: Counters::default(),
             stats_due,
+            watchdog_due,
             stats_before: (Counters::default(), now),
             accept_log: RateLimited::default(),
             started: now,
@@ -193,6 +201,8 @@ impl Worker {
     /// Serve until shutdown has drained every connection (or a second
     /// signal stops everything); returns the totals.
     pub fn run(mut self) -> io::Result<Counters> {
+        // Every log line from this loop carries `worker` (a field in JSON).
+        let _span = tracing::info_span!("worker", worker = self.id).entered();
         let trace = self.cfg.trace;
         let measure = self.cfg.stats_interval.is_some();
         loop {
@@ -233,7 +243,7 @@ impl Worker {
             }
             self.events = events;
             self.on_timers();
-            if measure {
+            if self.cfg.publish {
                 self.shared.published[self.id].store(&self.counters);
             }
         }
@@ -283,7 +293,7 @@ impl Worker {
         }
         if step != Step::Close && event.is_error_or_hangup() {
             if self.cfg.trace {
-                info!(target: "trace", "exceptional condition on {}", conn.peer());
+                info!(target: "trace", peer = %conn.peer(), "exceptional condition on {}", conn.peer());
             }
             self.close(key);
             return;
@@ -307,11 +317,26 @@ impl Worker {
                 }
             }
             Step::Close => self.close(key),
+            Step::Admit => {
+                self.headers.remove(key);
+                let peer = self.conns[key].peer();
+                if !self.admit(peer) {
+                    self.counters.refused_per_ip += 1;
+                    self.discard(key, false);
+                }
+            }
         }
     }
 
     /// Unregister, then drop: one place, so the two never drift apart.
     fn close(&mut self, key: usize) {
+        let counted = self.conns.get(key).is_some_and(|c| !c.awaiting_header());
+        self.discard(key, counted);
+    }
+
+    /// [`Worker::close`], giving its place under `--max-per-ip` back only if
+    /// it was `counted` there.
+    fn discard(&mut self, key: usize, counted: bool) {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
@@ -321,8 +346,11 @@ impl Worker {
         let peer = conn.peer();
         conn.release(&mut io!(self));
         self.idle.remove(key);
+        self.headers.remove(key);
         self.counters.closed += 1;
-        self.release_ip(peer);
+        if counted {
+            self.release_ip(peer);
+        }
         self.shared.open.fetch_sub(1, Relaxed);
         if !self.listening && self.deadline.is_none() {
             self.resume_at = Some(self.now);
@@ -345,6 +373,7 @@ impl Worker {
         }
         if n > 0 {
             info!("signal received: finishing open connections, then exiting");
+            crate::notify::stopping();
             self.shared.shutdown.store(true, Relaxed);
             self.shared.wake_all();
             self.begin_shutdown();
@@ -367,13 +396,14 @@ impl Worker {
     }
 
     /// Close the listeners (new clients are refused, not left waiting) and
-    /// remove the Unix socket paths we created.
+    /// remove the Unix socket paths we created (never inherited ones: the
+    /// service manager owns those, and may hand them to our successor).
     fn close_listeners(&mut self) {
         for l in self.listeners.drain(..) {
             if self.listening {
                 let _ = self.selector.unregister(&l);
             }
-            if let Listener::Unix(_, path) = &l {
+            if let Listener::Unix(_, path, Origin::Bound) = &l {
                 let _ = std::fs::remove_file(path);
             }
         }

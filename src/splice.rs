@@ -141,7 +141,8 @@ pub struct PipePool {
     lent: usize,
     /// Pipes (lent and free) this worker may hold at once.
     max: usize,
-    /// Size each pipe is grown to.
+    /// Size each pipe is grown to (pipes exist only on Linux).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     size: usize,
     /// When a pipe was last given back, so that the empty ones kept are
     /// closed once bulk flows have stopped.

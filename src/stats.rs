@@ -1,52 +1,82 @@
 //! Loop statistics: plain counters in each worker, published to atomics for
-//! the periodic `stats` line only when it is enabled.
+//! the periodic `stats` line and the metrics endpoint only when one is on.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// One worker's counters. Totals since start, except the gauges.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
-    pub accepted: u64,
-    pub closed: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+/// Declares the counter set once: the `Counters` struct, its field names in
+/// order, adding, and the atomic mirror other threads read. Adding a counter
+/// is one line here.
+macro_rules! counter_set {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// One worker's counters. Totals since start, except the gauges.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// How many counters there are.
+            pub const LEN: usize = [$(stringify!($name)),*].len();
+            /// Their names, in declaration order (as [`Counters::values`]).
+            #[allow(dead_code)]
+            pub const NAMES: [&'static str; Self::LEN] = [$(stringify!($name)),*];
+
+            /// Every value, in declaration order.
+            pub fn values(&self) -> [u64; Self::LEN] {
+                [$(self.$name),*]
+            }
+
+            fn from_values(v: [u64; Self::LEN]) -> Counters {
+                let [$($name),*] = v;
+                Counters { $($name),* }
+            }
+        }
+    };
+}
+
+counter_set! {
+    accepted,
+    closed,
+    /// Connections closed at once by `--max-per-ip`.
+    refused_per_ip,
+    /// Connections on proxy listeners closed for a missing, malformed or
+    /// oversized PROXY header.
+    refused_proxy,
+    bytes_in,
+    bytes_out,
     /// Reads that returned data: one per message in ping-pong traffic.
-    pub messages: u64,
-    pub datagrams: u64,
-    pub datagrams_dropped: u64,
-    pub wakeups: u64,
-    pub events: u64,
+    messages,
+    datagrams,
+    /// Datagrams not echoed: their source port is a small service's.
+    dropped_reflection,
+    /// Datagrams not echoed: over `--udp-rate`.
+    dropped_rate,
+    /// Datagrams whose echo the kernel would not send.
+    dropped_send,
+    wakeups,
+    events,
     /// Nanoseconds spent blocked in the selector (only measured with stats).
-    pub wait_ns: u64,
+    wait_ns,
     /// Nanoseconds of loop time, waiting included (only measured with stats).
-    pub loop_ns: u64,
+    loop_ns,
     /// Gauge: connections whose reading is paused by backpressure.
-    pub paused: u64,
-    /// Gauge: bytes queued for sending now, and the highest it has been.
-    pub queued: u64,
-    pub peak_queued: u64,
+    paused,
+    /// Gauge: bytes queued for sending now.
+    queued,
+    /// The highest `queued` has been.
+    peak_queued,
     /// Gauge: connections on the zero-copy (splice) path.
-    pub spliced: u64,
+    spliced,
 }
 
 impl Counters {
     pub fn add(&mut self, other: &Counters) {
-        self.accepted += other.accepted;
-        self.closed += other.closed;
-        self.bytes_in += other.bytes_in;
-        self.bytes_out += other.bytes_out;
-        self.messages += other.messages;
-        self.datagrams += other.datagrams;
-        self.datagrams_dropped += other.datagrams_dropped;
-        self.wakeups += other.wakeups;
-        self.events += other.events;
-        self.wait_ns += other.wait_ns;
-        self.loop_ns += other.loop_ns;
-        self.paused += other.paused;
-        self.queued += other.queued;
-        self.peak_queued += other.peak_queued;
-        self.spliced += other.spliced;
+        let mut sum = self.values();
+        for (a, b) in sum.iter_mut().zip(other.values()) {
+            *a += b;
+        }
+        *self = Counters::from_values(sum);
     }
 
     pub fn queue_grew(&mut self, n: usize) {
@@ -62,52 +92,43 @@ impl Counters {
 /// A worker's last published counters, readable from other threads.
 #[derive(Debug, Default)]
 pub struct Published {
-    cells: [AtomicU64; 15],
+    cells: [AtomicU64; Counters::LEN],
+    /// Connections accepted on each of the worker's listeners, by name;
+    /// counted as they happen (once per connection, never per message).
+    accepts: Vec<(String, AtomicU64)>,
 }
 
 impl Published {
+    /// Room for counting accepts on listeners with these names.
+    pub fn with_listeners(names: Vec<String>) -> Published {
+        Published {
+            accepts: names.into_iter().map(|n| (n, AtomicU64::new(0))).collect(),
+            ..Published::default()
+        }
+    }
+
+    /// One more connection accepted on listener `index`.
+    pub fn accepted_on(&self, index: usize) {
+        if let Some((_, n)) = self.accepts.get(index) {
+            n.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Each listener's name and its accepts so far.
+    pub fn accepts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.accepts
+            .iter()
+            .map(|(name, n)| (name.as_str(), n.load(Relaxed)))
+    }
+
     pub fn store(&self, c: &Counters) {
-        let values = [
-            c.accepted,
-            c.closed,
-            c.bytes_in,
-            c.bytes_out,
-            c.messages,
-            c.datagrams,
-            c.datagrams_dropped,
-            c.wakeups,
-            c.events,
-            c.wait_ns,
-            c.loop_ns,
-            c.paused,
-            c.queued,
-            c.peak_queued,
-            c.spliced,
-        ];
-        for (cell, value) in self.cells.iter().zip(values) {
+        for (cell, value) in self.cells.iter().zip(c.values()) {
             cell.store(value, Relaxed);
         }
     }
 
     pub fn load(&self) -> Counters {
-        let v: Vec<u64> = self.cells.iter().map(|c| c.load(Relaxed)).collect();
-        Counters {
-            accepted: v[0],
-            closed: v[1],
-            bytes_in: v[2],
-            bytes_out: v[3],
-            messages: v[4],
-            datagrams: v[5],
-            datagrams_dropped: v[6],
-            wakeups: v[7],
-            events: v[8],
-            wait_ns: v[9],
-            loop_ns: v[10],
-            paused: v[11],
-            queued: v[12],
-            peak_queued: v[13],
-            spliced: v[14],
-        }
+        Counters::from_values(std::array::from_fn(|i| self.cells[i].load(Relaxed)))
     }
 }
 
@@ -188,8 +209,20 @@ mod tests {
         let p = Published::default();
         p.store(&c);
         let back = p.load();
-        assert_eq!(back.bytes_out, 9);
-        assert_eq!(back.peak_queued, 5);
+        assert_eq!(back, c);
+        let mut twice = c;
+        twice.add(&c);
+        assert_eq!(twice.bytes_out, 18);
+        assert_eq!(
+            twice.values().iter().sum::<u64>(),
+            2 * c.values().iter().sum::<u64>()
+        );
+        let at = Counters::NAMES.iter().position(|&n| n == "bytes_in");
+        assert_eq!(
+            at.map(|i| c.values()[i]),
+            Some(10),
+            "names and values line up"
+        );
         let l = line(&back, &Counters::default(), Duration::from_secs(2));
         for field in [
             "open=2",

@@ -104,7 +104,11 @@ impl UdpEcho {
         };
         let refused = REFUSED_PORTS.contains(&from.port()) || from.port() == *own_port;
         if refused || !self.within_rate(from, n, now) {
-            counters.datagrams_dropped += 1;
+            if refused {
+                counters.dropped_reflection += 1;
+            } else {
+                counters.dropped_rate += 1;
+            }
             if let Some(more) = self.log.ready(now) {
                 let why = if refused {
                     "its source port belongs to a small service (reflection guard)"
@@ -127,7 +131,7 @@ impl UdpEcho {
             }
             // UDP makes no promise; a full send buffer drops the echo.
             Err(e) => {
-                counters.datagrams_dropped += 1;
+                counters.dropped_send += 1;
                 debug!(peer = %from, error = %e, "udp send failed");
             }
         }

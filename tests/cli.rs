@@ -41,6 +41,11 @@ fn help_names_every_option() {
         "--udp-rate",
         "--trace",
         "--stats-interval",
+        "--listen-proxy",
+        "--metrics",
+        "--log-format",
+        "--generate-man",
+        "--generate-completions",
     ] {
         assert!(out.contains(flag), "--help does not mention {flag}:\n{out}");
     }

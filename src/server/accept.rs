@@ -43,6 +43,12 @@ impl Shared {
         }
     }
 
+    /// Count accepts per listener, named as in `names[worker][listener]`.
+    pub fn with_listener_names(mut self, names: Vec<Vec<String>>) -> Shared {
+        self.published = names.into_iter().map(Published::with_listeners).collect();
+        self
+    }
+
     pub fn wake_all(&self) {
         for waker in self.wakers.get().into_iter().flatten() {
             if let Err(e) = waker.wake() {
@@ -103,10 +109,17 @@ impl Worker {
                     return;
                 }
             };
-            if !self.admit(peer) {
+            // Behind a proxy, the client is known (and admitted) only once
+            // its PROXY header is in.
+            let proxied = self.listeners[index].is_proxy();
+            if !proxied && !self.admit(peer) {
+                self.counters.refused_per_ip += 1;
                 continue; // dropping the stream closes it
             }
-            let conn = Connection::new(stream, peer);
+            let conn = match proxied {
+                true => Connection::behind_proxy(stream, peer),
+                false => Connection::new(stream, peer),
+            };
             let entry = self.conns.vacant_entry();
             let token = Token(FIRST_CONN + entry.key());
             if let Err(e) = self
@@ -114,23 +127,29 @@ impl Worker {
                 .register(conn.stream(), token, conn.interest())
             {
                 warn!(%peer, error = %e, "cannot register a new connection");
-                self.release_ip(peer);
+                if !proxied {
+                    self.release_ip(peer);
+                }
                 continue;
             }
             if self.cfg.trace {
-                info!(target: "trace", "new connection from {peer}");
+                info!(target: "trace", %peer, "new connection from {peer}");
             }
             if self.cfg.idle_timeout.is_some() {
                 self.idle.insert(entry.key(), self.now);
             }
+            if proxied {
+                self.headers.insert(entry.key(), self.now);
+            }
             entry.insert(conn);
             place.commit();
             self.counters.accepted += 1;
+            self.shared.published[self.id].accepted_on(index);
         }
     }
 
     /// The per-IP cap, when configured.
-    fn admit(&mut self, peer: Peer) -> bool {
+    pub(super) fn admit(&mut self, peer: Peer) -> bool {
         let Peer::Ip(addr) = peer else {
             return true;
         };

@@ -24,6 +24,9 @@ fn config() -> Config {
         zero_copy: ZeroCopy::Auto,
         pipes_per_worker: 16,
         pipe_size: 1 << 20,
+        watchdog: None,
+        publish: false,
+        log_json: false,
     }
 }
 

@@ -1,11 +1,12 @@
 //! The loop's timers: idle connections, resuming the listeners, the
-//! shutdown deadline and the periodic stats line.
+//! shutdown deadline, the periodic stats line and the watchdog ping.
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Worker;
+use crate::proxy;
 use crate::stats::{self, Counters};
 
 impl Worker {
@@ -20,6 +21,10 @@ impl Worker {
             self.deadline.filter(|_| !self.conns.is_empty()),
             self.stats_due,
             self.pipes.trim_due(),
+            self.watchdog_due,
+            self.headers
+                .oldest()
+                .map(|(_, at)| at + proxy::HEADER_TIMEOUT),
         ];
         due.into_iter()
             .flatten()
@@ -37,7 +42,7 @@ impl Worker {
                 if self.cfg.trace {
                     if let Some(conn) = self.conns.get(key) {
                         let peer = conn.peer();
-                        info!(target: "trace", "closing {peer} after {}s idle", idle.as_secs_f64());
+                        info!(target: "trace", %peer, "closing {peer} after {}s idle", idle.as_secs_f64());
                     }
                 }
                 self.idle.remove(key);
@@ -45,6 +50,17 @@ impl Worker {
             }
         }
         self.pipes.trim(now);
+        while let Some((key, at)) = self.headers.oldest() {
+            if at + proxy::HEADER_TIMEOUT > now {
+                break;
+            }
+            if let Some(conn) = self.conns.get(key) {
+                let peer = conn.peer();
+                debug!(%peer, "closing: no PROXY header within {:?}", proxy::HEADER_TIMEOUT);
+            }
+            self.counters.refused_proxy += 1;
+            self.close(key);
+        }
         if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
             self.resume_accepting();
         }
@@ -57,6 +73,12 @@ impl Worker {
             let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
             for key in keys {
                 self.close(key);
+            }
+        }
+        if let (Some(due), Some(interval)) = (self.watchdog_due, self.cfg.watchdog) {
+            if due <= now {
+                crate::notify::watchdog();
+                self.watchdog_due = Some(now + interval);
             }
         }
         if let (Some(due), Some(interval)) = (self.stats_due, self.cfg.stats_interval) {
@@ -78,7 +100,13 @@ impl Worker {
             }
         }
         let (before, at) = self.stats_before;
-        eprintln!("{}", stats::line(&total, &before, now.duration_since(at)));
+        let line = stats::line(&total, &before, now.duration_since(at));
+        if self.cfg.log_json {
+            info!(target: "stats", "{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        crate::notify::status(&line);
         self.stats_before = (total, now);
     }
 }

@@ -10,6 +10,7 @@
 mod client;
 mod server;
 
+#[allow(unused_imports)] // not every test file uses the clients
 pub use client::*;
 pub use server::*;
 

@@ -26,6 +26,10 @@ pub struct Server {
     pub udp: Vec<SocketAddr>,
     /// Unix-domain listeners, in the order the server printed them.
     pub unix: Vec<PathBuf>,
+    /// PROXY-protocol TCP listeners (`tcp+proxy`), in the order printed.
+    pub proxy: Vec<SocketAddr>,
+    /// The `--metrics` HTTP endpoint.
+    pub metrics: Option<SocketAddr>,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
     status: Option<ExitStatus>,
@@ -37,6 +41,8 @@ pub struct Builder {
     args: Vec<String>,
     nofile: Option<u64>,
     envs: Vec<(String, String)>,
+    wrapper: Vec<String>,
+    listening: Option<usize>,
 }
 
 impl Builder {
@@ -57,6 +63,27 @@ impl Builder {
         self
     }
 
+    /// Runs the server as the last argument of `wrapper` (a launcher such
+    /// as `systemd-socket-activate -l ADDR`), its own arguments after it.
+    pub fn wrapped_in<I, S>(mut self, wrapper: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.wrapper = wrapper
+            .into_iter()
+            .map(|a| a.as_ref().to_string())
+            .collect();
+        self
+    }
+
+    /// Waits for `n` listening lines, and adds no `-l 127.0.0.1:0` when
+    /// the arguments name no listener (for sockets that come from elsewhere).
+    pub fn listening(mut self, n: usize) -> Self {
+        self.listening = Some(n);
+        self
+    }
+
     /// Sets an environment variable for the server.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_string(), value.to_string()));
@@ -74,17 +101,22 @@ impl Builder {
 
     /// Starts the server and waits for its `listening` lines.
     pub fn try_start(mut self) -> Result<Server, String> {
-        let listeners = self
-            .args
-            .iter()
-            .filter(|a| matches!(a.as_str(), "-l" | "--listen" | "-u" | "--udp" | "--unix"))
-            .count();
-        let expected = if listeners == 0 {
+        let count = |names: &[&str]| {
+            self.args
+                .iter()
+                .filter(|a| names.contains(&a.as_str()))
+                .count()
+        };
+        let listeners = count(&["-l", "--listen", "-u", "--udp", "--unix", "--listen-proxy"]);
+        let metrics = count(&["--metrics"]);
+        let expected = if let Some(n) = self.listening {
+            n
+        } else if listeners == 0 {
             self.args.push("-l".into());
             self.args.push("127.0.0.1:0".into());
-            1
+            1 + metrics
         } else {
-            listeners
+            listeners + metrics
         };
         // ECHO_TEST_ZERO_COPY=always|off|auto runs every server of the suite on that path
         // (CI runs the suite with `always` as well as the default).
@@ -94,13 +126,18 @@ impl Builder {
                 self.args.push(mode);
             }
         }
-        let mut cmd = match self.nofile {
-            Some(n) => {
+        let mut cmd = match (self.nofile, self.wrapper.split_first()) {
+            (Some(n), _) => {
                 let mut c = Command::new("prlimit");
                 c.arg(format!("--nofile={n}:{n}")).arg(bin());
                 c
             }
-            None => Command::new(bin()),
+            (None, Some((program, args))) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            (None, None) => Command::new(bin()),
         };
         cmd.args(&self.args)
             .stdin(Stdio::null())
@@ -129,6 +166,8 @@ impl Builder {
             tcp: Vec::new(),
             udp: Vec::new(),
             unix: Vec::new(),
+            proxy: Vec::new(),
+            metrics: None,
             stdout,
             stderr,
             status: None,
@@ -241,6 +280,8 @@ impl Server {
             Some("tcp") => self.tcp.push(addr.parse().map_err(|_| bad())?),
             Some("udp") => self.udp.push(addr.parse().map_err(|_| bad())?),
             Some("unix") => self.unix.push(PathBuf::from(addr)),
+            Some("tcp+proxy") => self.proxy.push(addr.parse().map_err(|_| bad())?),
+            Some("metrics") => self.metrics = Some(addr.parse().map_err(|_| bad())?),
             _ => return Err(bad()),
         }
         Ok(())
