@@ -6,23 +6,23 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod config;
 mod conn;
+mod console;
 mod idle;
 mod limits;
 mod listen;
 mod queue;
 mod server;
+mod signals;
 mod splice;
 mod stats;
 mod stream;
 mod udp;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -33,20 +33,20 @@ use server::{Shared, Worker};
 use stats::Counters;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     init_logging(&cli);
     match run(&cli) {
         // The loops have stopped and the Unix socket paths are gone.
         Ok(None) => {
-            eprintln!("second signal: exiting at once");
+            console::err(format_args!("second signal: exiting at once"));
             ExitCode::from(130)
         }
         Ok(Some(total)) => {
-            println!("{}", stats::summary(&total));
+            console::out(format_args!("{}", stats::summary(&total)));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("echo-server: {e:#}");
+            console::err(format_args!("echo-server: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -71,6 +71,8 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A closed stderr must not turn every log line into a panic.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -132,16 +134,13 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
 
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
-    let signals = signal_pipe()?;
-    let mut out = std::io::stdout().lock();
+    let signals = signals::SignalPipes::install()?;
     for l in &all[0].listeners {
-        writeln!(out, "listening {}", l.describe())?;
+        console::out(format_args!("listening {}", l.describe()));
     }
     for s in &all[0].udp {
-        writeln!(out, "listening udp {}", s.local_addr()?)?;
+        console::out(format_args!("listening udp {}", s.local_addr()?));
     }
-    out.flush()?;
-    drop(out);
 
     let own = 16
         + 4 * workers
@@ -268,17 +267,4 @@ fn raise_nofile_limit() -> usize {
     getrlimit(Resource::Nofile)
         .current
         .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-/// SIGINT and SIGTERM write a byte into a socket pair whose other end the
-/// first loop watches like any client: no work is done in the handler.
-fn signal_pipe() -> Result<UnixStream> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let (read, write) = UnixStream::pair().context("cannot create the signal pipe")?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(SIGINT, write.try_clone()?)
-        .context("cannot handle SIGINT")?;
-    signal_hook::low_level::pipe::register(SIGTERM, write).context("cannot handle SIGTERM")?;
-    Ok(read)
 }

@@ -26,7 +26,6 @@
 
 use std::io::{self, Read};
 use std::net::UdpSocket;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +38,7 @@ use crate::config::Config;
 use crate::conn::{Connection, Io, Step};
 use crate::idle::IdleList;
 use crate::listen::Listener;
+use crate::signals::SignalPipes;
 use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
@@ -52,6 +52,7 @@ pub use accept::Shared;
 /// list that shutdown empties.
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+const HANGUP: Token = Token(2);
 const FIRST_LISTENER: usize = 1 << 8;
 const FIRST_UDP: usize = 1 << 16;
 const FIRST_CONN: usize = 1 << 24;
@@ -61,6 +62,7 @@ const FIRST_CONN: usize = 1 << 24;
 enum Source {
     Waker,
     Signals,
+    Hangup,
     Listener(usize),
     Udp(usize),
     Conn(usize),
@@ -71,6 +73,7 @@ impl Source {
         Some(match token {
             WAKER => Source::Waker,
             SIGNALS => Source::Signals,
+            HANGUP => Source::Hangup,
             Token(t) if t >= FIRST_CONN => Source::Conn(t - FIRST_CONN),
             Token(t) if t >= FIRST_UDP => Source::Udp(t - FIRST_UDP),
             Token(t) if t >= FIRST_LISTENER => Source::Listener(t - FIRST_LISTENER),
@@ -123,8 +126,8 @@ pub struct Worker {
     conns: Slab<Connection>,
     buf: Box<[u8]>,
     pipes: PipePool,
-    /// Worker 0 only: the signal self-pipe.
-    signals: Option<UnixStream>,
+    /// Worker 0 only: the signal self-pipes.
+    signals: Option<SignalPipes>,
     signals_seen: usize,
     idle: IdleList,
     deadline: Option<Instant>,
@@ -145,13 +148,15 @@ impl Worker {
         mut selector: Selector,
         listeners: Vec<Listener>,
         udp: Vec<UdpSocket>,
-        signals: Option<UnixStream>,
+        signals: Option<SignalPipes>,
     ) -> io::Result<(Worker, Waker)> {
         let waker = Waker::new(&mut selector, WAKER)?;
         if let Some(s) = &signals {
-            selector.register(s, SIGNALS, Interest::READABLE)?;
+            selector.register(&s.stop, SIGNALS, Interest::READABLE)?;
+            selector.register(&s.hangup, HANGUP, Interest::READABLE)?;
         }
         for (i, l) in listeners.iter().enumerate() {
+            l.set_keepalive(cfg.tcp_keepalive)?;
             selector.register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
         }
         for (j, socket) in udp.iter().enumerate() {
@@ -260,6 +265,7 @@ impl Worker {
                 self.udp.echo(j, buf, self.now, &mut self.counters, trace);
             }
             Some(Source::Signals) => self.on_signal(),
+            Some(Source::Hangup) => self.on_hangup(),
             Some(Source::Waker) => {
                 if self.shared.shutdown.load(Relaxed) && self.deadline.is_none() {
                     self.begin_shutdown();
@@ -333,7 +339,7 @@ impl Worker {
     /// second stops every loop at once.
     fn on_signal(&mut self) {
         let mut buf = [0u8; 16];
-        let n = match self.signals.as_mut().map(|s| s.read(&mut buf)) {
+        let n = match self.signals.as_mut().map(|s| s.stop.read(&mut buf)) {
             Some(Ok(n)) => n,
             _ => return,
         };
@@ -348,6 +354,17 @@ impl Worker {
             self.shared.shutdown.store(true, Relaxed);
             self.shared.wake_all();
             self.begin_shutdown();
+        }
+    }
+
+    /// SIGHUP: there is no configuration to reload, so it is only logged.
+    fn on_hangup(&mut self) {
+        let mut buf = [0u8; 16];
+        if let Some(Ok(n @ 1..)) = self.signals.as_mut().map(|s| s.hangup.read(&mut buf)) {
+            info!(
+                signals = n,
+                "SIGHUP received: ignored (echo-server has no configuration to reload)"
+            );
         }
     }
 

@@ -78,7 +78,10 @@ impl Worker {
             }
         }
         let (before, at) = self.stats_before;
-        eprintln!("{}", stats::line(&total, &before, now.duration_since(at)));
+        crate::console::err(format_args!(
+            "{}",
+            stats::line(&total, &before, now.duration_since(at))
+        ));
         self.stats_before = (total, now);
     }
 }
