@@ -1,12 +1,14 @@
 //! `--max-memory`: one byte count for everything the server holds for its
 //! clients, across all workers.
 //!
-//! Whatever holds client data (a connection's out-queue, its fixed state, a
-//! kernel pipe on a zero-copy path) keeps a [`Holding`] and reports its size
-//! through it; the [`Budget`] adds them up. Before taking more, a holder asks
-//! [`Budget::may_grow`]. Data already in hand is never refused (it is
-//! counted with [`Holding::set`] even past the limit); a holder that may not
-//! grow stops reading instead, and TCP flow control slows its client down.
+//! Whatever holds client data (a connection: its state, its out-queue, the
+//! bytes in its kernel pipe on the zero-copy path) [joins](Budget::join) the
+//! budget, reports every change with [`Budget::charge`] and
+//! [`Budget::release`], and [leaves](Budget::leave) with what it still
+//! holds. Before taking more, a holder asks [`Budget::may_grow`]. Data
+//! already in hand is never refused (it is charged even past the limit); a
+//! holder that may not grow stops reading instead, and TCP flow control
+//! slows its client down.
 //! The overshoot is at most one read per worker at a time, because each
 //! read is checked against the total just before it is made.
 //!
@@ -58,6 +60,7 @@ impl Budget {
 
     /// Take `n` bytes if they fit under the limit (for memory not yet
     /// allocated, such as a pipe about to be filled).
+    #[cfg_attr(not(test), allow(dead_code))] // for holders that reserve before they fill
     pub fn try_reserve(&self, n: usize) -> bool {
         self.used
             .fetch_update(Relaxed, Relaxed, |used| {
@@ -66,62 +69,27 @@ impl Budget {
             .is_ok()
     }
 
-    /// Count `n` bytes already taken.
-    fn charge(&self, n: usize) {
+    /// Count `n` bytes already taken: data in hand is never refused.
+    pub fn charge(&self, n: usize) {
         self.used.fetch_add(n, Relaxed);
+    }
+
+    /// A new holder (a connection) that takes `n` bytes to begin with; it
+    /// shares the last eighth with the others.
+    pub fn join(&self, n: usize) {
+        self.holders.fetch_add(1, Relaxed);
+        self.charge(n);
+    }
+
+    /// A holder is gone, and with it the `n` bytes it held.
+    pub fn leave(&self, n: usize) {
+        self.holders.fetch_sub(1, Relaxed);
+        self.release(n);
     }
 
     /// Give back `n` bytes counted earlier.
     pub fn release(&self, n: usize) {
         self.used.fetch_sub(n, Relaxed);
-    }
-}
-
-/// What one holder (a connection) has counted in the budget. Every change
-/// goes through [`Holding::set`], and [`Holding::close`] gives it all back,
-/// so the total never drifts from the sum of the holdings.
-#[derive(Debug, Default)]
-pub struct Holding {
-    held: usize,
-    open: bool,
-}
-
-impl Holding {
-    /// A new holder, counted among those that share the last eighth.
-    pub fn open(budget: &Budget) -> Holding {
-        budget.holders.fetch_add(1, Relaxed);
-        Holding {
-            held: 0,
-            open: true,
-        }
-    }
-
-    pub fn held(&self) -> usize {
-        self.held
-    }
-
-    /// The holder now holds `bytes`: count the difference. Returns the
-    /// change, for the statistics.
-    pub fn set(&mut self, budget: &Budget, bytes: usize) -> isize {
-        let before = self.held;
-        self.held = bytes;
-        if bytes > before {
-            budget.charge(bytes - before);
-            (bytes - before) as isize
-        } else {
-            budget.release(before - bytes);
-            -((before - bytes) as isize)
-        }
-    }
-
-    /// The holder is gone: give everything back. Returns what it held.
-    pub fn close(&mut self, budget: &Budget) -> usize {
-        let held = std::mem::take(&mut self.held);
-        budget.release(held);
-        if std::mem::take(&mut self.open) {
-            budget.holders.fetch_sub(1, Relaxed);
-        }
-        held
     }
 }
 
@@ -154,32 +122,24 @@ mod tests {
     #[test]
     fn the_heaviest_stop_first_and_nobody_passes_the_limit() {
         let budget = Budget::new(800);
-        let mut heavy = Holding::open(&budget);
-        let light = Holding::open(&budget);
-        assert!(budget.may_grow(heavy.held(), 700));
-        heavy.set(&budget, 700);
+        budget.join(0); // heavy
+        budget.join(0); // light
+        assert!(budget.may_grow(0, 700));
+        budget.charge(700);
         // In the last eighth (701..=800): the even share is 400.
         assert!(
-            !budget.may_grow(heavy.held(), 50),
+            !budget.may_grow(700, 50),
             "the heavy one holds more than its share"
         );
-        assert!(
-            budget.may_grow(light.held(), 50),
-            "the light one may still grow"
-        );
-        assert!(
-            !budget.may_grow(light.held(), 101),
-            "nobody passes the limit"
-        );
+        assert!(budget.may_grow(0, 50), "the light one may still grow");
+        assert!(!budget.may_grow(0, 101), "nobody passes the limit");
         assert!(!budget.try_reserve(101));
         assert!(budget.try_reserve(100));
         budget.release(100);
-        heavy.set(&budget, 100);
-        assert!(
-            budget.may_grow(heavy.held(), 50),
-            "it drained: it may read again"
-        );
-        assert_eq!(heavy.close(&budget), 100);
+        budget.release(600);
+        assert!(budget.may_grow(100, 50), "it drained: it may read again");
+        budget.leave(100);
+        budget.leave(0);
         assert_eq!(budget.used(), 0);
     }
 

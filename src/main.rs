@@ -151,9 +151,12 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let cfg = Arc::new(Config::new(cli, nofile.saturating_sub(own).max(1)));
     debug!(
         max_connections = cfg.max_connections,
-        backlog, workers, "configured"
+        max_memory = cfg.max_memory,
+        backlog,
+        workers,
+        "configured"
     );
-    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip));
+    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip, cfg.max_memory));
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);

@@ -35,13 +35,30 @@ use slab::Slab;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::conn::{Connection, Io, Step};
+use crate::conn::{Connection, Step};
 use crate::idle::IdleList;
 use crate::listen::Listener;
 use crate::signals::SignalPipes;
 use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
+
+/// What a connection borrows from its worker for one step: the fields are
+/// borrowed one by one, so the worker's other fields stay usable.
+macro_rules! io {
+    ($worker:ident) => {
+        $crate::conn::Io {
+            buf: &mut $worker.buf,
+            counters: &mut $worker.counters,
+            pipes: &mut $worker.pipes,
+            zero_copy: $worker.cfg.zero_copy,
+            max_pending: $worker.cfg.max_pending,
+            trace: $worker.cfg.trace,
+            now: $worker.now,
+            budget: &$worker.shared.budget,
+        }
+    };
+}
 
 mod accept;
 mod timers;
@@ -82,22 +99,6 @@ impl Source {
     }
 }
 
-/// What a connection borrows from its worker for one step: the fields are
-/// borrowed one by one, so the worker's other fields stay usable.
-macro_rules! io {
-    ($worker:ident) => {
-        Io {
-            buf: &mut $worker.buf,
-            counters: &mut $worker.counters,
-            pipes: &mut $worker.pipes,
-            zero_copy: $worker.cfg.zero_copy,
-            max_pending: $worker.cfg.max_pending,
-            trace: $worker.cfg.trace,
-            now: $worker.now,
-        }
-    };
-}
-
 /// Connections accepted per readable listener event, at most.
 const ACCEPT_BATCH: usize = 64;
 /// How long listeners stay paused after EMFILE or a full house, at most.
@@ -130,6 +131,10 @@ pub struct Worker {
     signals: Option<SignalPipes>,
     signals_seen: usize,
     idle: IdleList,
+    /// When the connections the memory budget stopped are next looked at,
+    /// and whether any were stopped at the last look (for the log).
+    budget_check_at: Instant,
+    budget_limited: bool,
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
@@ -182,6 +187,8 @@ impl Worker {
             signals,
             signals_seen: 0,
             idle: IdleList::default(),
+            budget_check_at: now,
+            budget_limited: false,
             deadline: None,
             counters: Counters::default(),
             stats_due,
@@ -239,6 +246,7 @@ impl Worker {
             self.events = events;
             self.on_timers();
             if measure {
+                self.counters.idle_tracked = self.idle.len() as u64;
                 self.shared.published[self.id].store(&self.counters);
             }
         }
@@ -304,12 +312,24 @@ impl Worker {
             Step::Watch(interest) => {
                 let conn = &mut self.conns[key];
                 let token = Token(FIRST_CONN + key);
-                match self.selector.modify(conn.stream(), token, interest) {
+                let result = if conn.is_parked() {
+                    self.selector.register(conn.stream(), token, interest)
+                } else {
+                    self.selector.modify(conn.stream(), token, interest)
+                };
+                match result {
                     Ok(()) => conn.watching(interest),
                     Err(e) => {
                         warn!(peer = %conn.peer(), error = %e, "cannot change interest");
                         self.close(key);
                     }
+                }
+            }
+            Step::Park => {
+                let conn = &self.conns[key];
+                if let Err(e) = self.selector.unregister(conn.stream()) {
+                    warn!(peer = %conn.peer(), error = %e, "cannot park a connection");
+                    self.close(key);
                 }
             }
             Step::Close => self.close(key),
@@ -321,12 +341,19 @@ impl Worker {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
-        if let Err(e) = self.selector.unregister(conn.stream()) {
-            warn!(peer = %conn.peer(), error = %e, "unregister failed");
+        if !conn.is_parked() {
+            if let Err(e) = self.selector.unregister(conn.stream()) {
+                warn!(peer = %conn.peer(), error = %e, "unregister failed");
+            }
         }
         let peer = conn.peer();
         conn.release(&mut io!(self));
         self.idle.remove(key);
+        if self.conns.is_empty() {
+            // The high-water mark of a burst goes back to the allocator.
+            self.conns.shrink_to_fit();
+            self.idle.shrink();
+        }
         self.counters.closed += 1;
         self.release_ip(peer);
         self.shared.open.fetch_sub(1, Relaxed);

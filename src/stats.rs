@@ -28,6 +28,13 @@ pub struct Counters {
     pub peak_queued: u64,
     /// Gauge: connections on the zero-copy (splice) path.
     pub spliced: u64,
+    /// Gauge: bytes counted in the memory budget (`--max-memory`).
+    pub held: u64,
+    /// Gauge: connections whose reading is paused by the memory budget.
+    pub budget_paused: u64,
+    /// Gauge: connections in the idle-timeout list (one per open
+    /// connection with `--idle-timeout`, else 0).
+    pub idle_tracked: u64,
 }
 
 impl Counters {
@@ -47,6 +54,9 @@ impl Counters {
         self.queued += other.queued;
         self.peak_queued += other.peak_queued;
         self.spliced += other.spliced;
+        self.held += other.held;
+        self.budget_paused += other.budget_paused;
+        self.idle_tracked += other.idle_tracked;
     }
 
     pub fn queue_grew(&mut self, n: usize) {
@@ -62,7 +72,7 @@ impl Counters {
 /// A worker's last published counters, readable from other threads.
 #[derive(Debug, Default)]
 pub struct Published {
-    cells: [AtomicU64; 15],
+    cells: [AtomicU64; 18],
 }
 
 impl Published {
@@ -83,6 +93,9 @@ impl Published {
             c.queued,
             c.peak_queued,
             c.spliced,
+            c.held,
+            c.budget_paused,
+            c.idle_tracked,
         ];
         for (cell, value) in self.cells.iter().zip(values) {
             cell.store(value, Relaxed);
@@ -107,6 +120,9 @@ impl Published {
             queued: v[12],
             peak_queued: v[13],
             spliced: v[14],
+            held: v[15],
+            budget_paused: v[16],
+            idle_tracked: v[17],
         }
     }
 }
@@ -120,7 +136,8 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
     let looped = now.loop_ns.saturating_sub(before.loop_ns) as f64;
     format!(
         "stats open={} accepted={} bytes_in={} bytes_out={} msgs_per_sec={:.0} wakeups={} \
-         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={}",
+         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={} \
+         held={} budget_paused={} idle_tracked={}",
         now.accepted.saturating_sub(now.closed),
         now.accepted,
         now.bytes_in,
@@ -137,6 +154,9 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
         now.peak_queued,
         now.spliced,
         now.datagrams,
+        now.held,
+        now.budget_paused,
+        now.idle_tracked,
     )
 }
 
@@ -183,6 +203,9 @@ mod tests {
             loop_ns: 1000,
             peak_queued: 5,
             spliced: 2,
+            held: 4096,
+            budget_paused: 2,
+            idle_tracked: 1,
             ..Counters::default()
         };
         let p = Published::default();
@@ -203,6 +226,9 @@ mod tests {
             "paused=0",
             "peak_queued=5",
             "spliced=2",
+            "held=4096",
+            "budget_paused=2",
+            "idle_tracked=1",
         ] {
             assert!(l.contains(field), "{field} missing in {l}");
         }

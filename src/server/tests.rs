@@ -40,7 +40,7 @@ impl Running {
     fn start(plan: FaultPlan, cfg: Config) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(1, None));
+        let shared = Arc::new(Shared::new(1, None, cfg.max_memory));
         let selector = Selector::with_faults(plan).unwrap();
         let (worker, waker) = Worker::new(
             0,
@@ -305,6 +305,7 @@ proptest! {
         prop_assert!(totals.accepted <= 4);
         prop_assert_eq!(totals.closed, totals.accepted);
         prop_assert_eq!(totals.queued, 0);
+        prop_assert_eq!(totals.held, 0, "the budget got back all it counted");
     }
 }
 
@@ -312,7 +313,8 @@ proptest! {
 fn tokens_decode_from_fixed_ranges() {
     assert_eq!(Source::of(WAKER), Some(Source::Waker));
     assert_eq!(Source::of(SIGNALS), Some(Source::Signals));
-    assert_eq!(Source::of(Token(2)), None);
+    assert_eq!(Source::of(HANGUP), Some(Source::Hangup));
+    assert_eq!(Source::of(Token(3)), None);
     assert_eq!(Source::of(Token(FIRST_LISTENER)), Some(Source::Listener(0)));
     assert_eq!(Source::of(Token(FIRST_UDP + 3)), Some(Source::Udp(3)));
     assert_eq!(Source::of(Token(FIRST_CONN + 7)), Some(Source::Conn(7)));

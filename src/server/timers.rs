@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Worker;
 use crate::stats::{self, Counters};
@@ -20,6 +20,7 @@ impl Worker {
             self.deadline.filter(|_| !self.conns.is_empty()),
             self.stats_due,
             self.pipes.trim_due(),
+            (self.counters.budget_paused > 0).then_some(self.budget_check_at),
         ];
         due.into_iter()
             .flatten()
@@ -45,6 +46,7 @@ impl Worker {
             }
         }
         self.pipes.trim(now);
+        self.recheck_budget();
         if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
             self.resume_accepting();
         }
@@ -63,6 +65,49 @@ impl Worker {
             if due <= now {
                 self.print_stats(now);
                 self.stats_due = Some(now + interval);
+            }
+        }
+    }
+
+    /// Connections stopped by the memory budget wait for no event of their
+    /// own (memory may come free in another worker), so they are looked at
+    /// every `BUDGET_RECHECK` while there are any; and the log says when
+    /// the budget starts and stops being the reason reads wait.
+    fn recheck_budget(&mut self) {
+        const BUDGET_RECHECK: Duration = Duration::from_millis(10);
+        let limited = self.counters.budget_paused > 0;
+        if limited && self.budget_check_at <= self.now {
+            self.budget_check_at = self.now + BUDGET_RECHECK;
+            let starved: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.is_starved())
+                .map(|(k, _)| k)
+                .collect();
+            for key in starved {
+                let step = self.conns[key].recheck(&mut io!(self));
+                self.apply(key, step);
+            }
+        }
+        let limited = self.counters.budget_paused > 0;
+        if limited != self.budget_limited {
+            self.budget_limited = limited;
+            let budget = &self.shared.budget;
+            if limited {
+                debug!(
+                    worker = self.id,
+                    connections = self.counters.budget_paused,
+                    held = budget.used(),
+                    max_memory = budget.limit(),
+                    "memory budget reached (--max-memory): not reading from the connections holding the most until they drain"
+                );
+            } else {
+                debug!(
+                    worker = self.id,
+                    held = budget.used(),
+                    max_memory = budget.limit(),
+                    "memory budget: reading from every connection again"
+                );
             }
         }
     }

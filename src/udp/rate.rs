@@ -54,6 +54,7 @@ impl RateTable {
     }
 
     /// Sources tracked now.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.slots.len()
     }
