@@ -138,6 +138,14 @@ fn budget_holds(conns: usize, each: u64, max_memory_mib: u64, workers: u16) {
     }
     let server = b.start();
     let what = format!("{conns} x {each} B, --max-memory {max_memory}, --workers {workers}");
+    let budget_line = format!("max_memory={}", max_memory_mib * MIB);
+    assert!(
+        server
+            .wait_stderr_line(Duration::from_secs(5), |l| l.contains(&budget_line))
+            .is_some(),
+        "{what}: -v does not print the budget at startup; stderr:\n{}",
+        server.stderr()
+    );
     let started = Instant::now();
     let pattern: Vec<u8> = (0..CHUNK + PERIOD).map(|i| (i % PERIOD) as u8).collect();
     let mut buf = vec![0u8; CHUNK];
