@@ -22,11 +22,12 @@ use crate::splice::{self, ZeroCopy};
 #[command(name = "echo-server", version, about, long_about = None, max_term_width = 100,
           after_help = SIGNALS_HELP)]
 pub struct Cli {
-    /// TCP address to listen on (IP:PORT, [IPv6]:PORT or HOST:PORT; port 0
-    /// lets the OS pick). Repeat for several. Default 127.0.0.1:10000 when
-    /// no --listen, --udp or --unix is given. [::]:PORT is IPv6 only; to
-    /// serve both families give two: -l 0.0.0.0:PORT -l [::]:PORT.
-    #[arg(short, long = "listen", value_name = "ADDR", value_parser = address)]
+    // The help text is given whole: rustdoc would read its brackets as links.
+    #[arg(short, long = "listen", value_name = "ADDR", value_parser = address,
+          help = "TCP address to listen on (IP:PORT, [IPv6]:PORT or HOST:PORT; port 0 lets the \
+                  OS pick). Repeat for several. Default 127.0.0.1:10000 when no --listen, --udp \
+                  or --unix is given. [::]:PORT is IPv6 only; to serve both families give two: \
+                  -l 0.0.0.0:PORT -l [::]:PORT")]
     pub listen: Vec<String>,
 
     /// UDP echo address (RFC 862), repeatable. None by default.

@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use util::{raise_nofile, rss_kib, wait_for, Server};
+use util::{connect, echo_once, raise_nofile, rss_kib, wait_for, Server};
 
 const MIB: u64 = 1 << 20;
 /// The pattern repeats every `PERIOD` bytes, shifted per connection, so a byte that is lost,
@@ -251,6 +251,7 @@ fn budget_holds(conns: usize, each: u64, max_memory_mib: u64, workers: u16) {
         Some(0),
         "{what}: the budget still counts bytes"
     );
+    echo_once(&connect(server.addr()), b"served as before");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::Server;
+use util::{assert_bytes_eq, Server};
 
 const RATE: u64 = 1000;
 const DATAGRAM: usize = 100;
@@ -118,4 +118,15 @@ fn issue9_udp_rate_holds_while_100k_other_sources_flood() {
         during as f64 >= RATE as f64 * window.as_secs_f64() / 4.0,
         "only {during} bytes echoed in {window:?}: the capped source was starved, not capped"
     );
+    // The table is full of flood sources; a new one still gets its own bucket.
+    let fresh = UdpSocket::bind("127.0.0.3:0").expect("bind a fresh source");
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("read timeout");
+    fresh.send_to(b"after the flood", target).expect("send");
+    let mut buf = [0u8; 64];
+    let (n, _) = fresh
+        .recv_from(&mut buf)
+        .expect("a fresh source is echoed after the flood");
+    assert_bytes_eq(&buf[..n], b"after the flood", "echo to a fresh source");
 }
