@@ -8,9 +8,10 @@
 //! holds. Before taking more, a holder asks [`Budget::may_grow`]. Data
 //! already in hand is never refused (it is charged even past the limit); a
 //! holder that may not grow stops reading instead, and TCP flow control
-//! slows its client down.
-//! The overshoot is at most one read per worker at a time, because each
-//! read is checked against the total just before it is made.
+//! slows its client down. Each read is checked against the total just
+//! before it is made, for as much as it could add (a queue's buffer may
+//! double), so workers can overshoot the limit only by reading at the same
+//! moment: by at most one such growth each.
 //!
 //! The rule for who stops: below seven eighths of the limit anyone may grow;
 //! in the last eighth only holders under an even share (limit / holders)
@@ -56,17 +57,6 @@ impl Budget {
         }
         let share = self.limit / self.holders.load(Relaxed).max(1);
         held.saturating_add(more) <= share
-    }
-
-    /// Take `n` bytes if they fit under the limit (for memory not yet
-    /// allocated, such as a pipe about to be filled).
-    #[cfg_attr(not(test), allow(dead_code))] // for holders that reserve before they fill
-    pub fn try_reserve(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Relaxed, Relaxed, |used| {
-                used.checked_add(n).filter(|&after| after <= self.limit)
-            })
-            .is_ok()
     }
 
     /// Count `n` bytes already taken: data in hand is never refused.
@@ -133,9 +123,6 @@ mod tests {
         );
         assert!(budget.may_grow(0, 50), "the light one may still grow");
         assert!(!budget.may_grow(0, 101), "nobody passes the limit");
-        assert!(!budget.try_reserve(101));
-        assert!(budget.try_reserve(100));
-        budget.release(100);
         budget.release(600);
         assert!(budget.may_grow(100, 50), "it drained: it may read again");
         budget.leave(100);
