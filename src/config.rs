@@ -2,6 +2,7 @@
 
 use clap::{ArgAction, Parser};
 use selector::BackendKind;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,16 +15,19 @@ use crate::splice::{self, ZeroCopy};
 /// that are ready, the way the classic Python `select.select` echo server
 /// does. It prints one `listening ...` line per socket on stdout, logs to
 /// stderr, and on SIGINT or SIGTERM stops accepting, finishes echoing what it
-/// has received, prints a summary and exits. Try it with
+/// has received, prints a summary and exits. SIGHUP is logged and otherwise
+/// ignored: there is no configuration to reload. Try it with
 /// `nc 127.0.0.1 10000`.
 #[derive(Debug, Parser)]
 #[command(name = "echo-server", version = env!("ECHO_SERVER_VERSION"), about, long_about = None,
-          max_term_width = 100)]
+          max_term_width = 100, after_help = SIGNALS_HELP)]
 pub struct Cli {
-    /// TCP address to listen on (IP:PORT or HOST:PORT; port 0 lets the OS
-    /// pick). Repeat for several. Default 127.0.0.1:10000 when no --listen,
-    /// --udp or --unix is given.
-    #[arg(short, long = "listen", value_name = "ADDR")]
+    // The help text is given whole: rustdoc would read its brackets as links.
+    #[arg(short, long = "listen", value_name = "ADDR", value_parser = address,
+          help = "TCP address to listen on (IP:PORT, [IPv6]:PORT or HOST:PORT; port 0 lets the \
+                  OS pick). Repeat for several. Default 127.0.0.1:10000 when no --listen, --udp \
+                  or --unix is given. [::]:PORT is IPv6 only; to serve both families give two: \
+                  -l 0.0.0.0:PORT -l [::]:PORT")]
     pub listen: Vec<String>,
 
     /// TCP address behind a proxy, repeatable: every connection must start
@@ -34,7 +38,7 @@ pub struct Cli {
     pub listen_proxy: Vec<String>,
 
     /// UDP echo address (RFC 862), repeatable. None by default.
-    #[arg(short, long = "udp", value_name = "ADDR")]
+    #[arg(short, long = "udp", value_name = "ADDR", value_parser = address)]
     pub udp: Vec<String>,
 
     /// Unix-domain stream socket path, repeatable.
@@ -42,6 +46,8 @@ pub struct Cli {
     pub unix: Vec<PathBuf>,
 
     /// Readiness backend: auto (epoll on Linux), epoll, poll or select.
+    /// poll and select scan every registered descriptor on each wait, so
+    /// their cost grows with idle connections; use them for few clients.
     #[arg(short, long, value_name = "NAME", default_value = "auto")]
     pub backend: BackendKind,
 
@@ -62,17 +68,35 @@ pub struct Cli {
 
     /// Bytes queued for one connection before the server stops reading from
     /// it until the client catches up (TCP flow control then slows the
-    /// client down).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20,
-          value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    /// client down). KiB, MiB and GiB suffixes are accepted.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = bytes)]
     pub max_pending: u64,
 
+    /// Memory the server may hold for all its clients together (queued
+    /// output and per-connection state). At the budget it stops reading
+    /// from the connections holding the most until they drain; no byte is
+    /// dropped. KiB, MiB and GiB suffixes are accepted [default: a quarter
+    /// of physical memory, or 1GiB where that cannot be read].
+    #[arg(long, value_name = "BYTES", value_parser = bytes)]
+    pub max_memory: Option<u64>,
+
     /// Close connections that sent nothing for this long; 0 = never.
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds,
+          allow_negative_numbers = true)]
     pub idle_timeout: Duration,
 
+    /// TCP keepalive: probe a connection silent for this long, so a peer
+    /// that vanished (power loss, dropped link) is found and its slot freed
+    /// about twice this long after it last spoke; 0 = off. The default, 60,
+    /// finds dead peers within about 2 minutes for one small probe a minute
+    /// per idle connection; the kernel's own default waits over 2 hours.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds,
+          allow_negative_numbers = true)]
+    pub tcp_keepalive: Duration,
+
     /// On SIGINT/SIGTERM, how long to finish echoing before giving up.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds,
+          allow_negative_numbers = true)]
     pub shutdown_timeout: Duration,
 
     /// Listen backlog [default: the system maximum, net.core.somaxconn].
@@ -94,8 +118,10 @@ pub struct Cli {
     #[arg(long)]
     pub trace: bool,
 
-    /// Print loop statistics on stderr every SECS seconds; 0 = off.
-    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds)]
+    /// Print loop statistics on stderr every SECS seconds (at least 0.1);
+    /// 0 = off.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = stats_seconds,
+          allow_negative_numbers = true)]
     pub stats_interval: Duration,
 
     /// More log output (repeat for more). RUST_LOG overrides.
@@ -134,13 +160,107 @@ pub enum LogFormat {
     Json,
 }
 
+impl Cli {
+    /// Parse the command line, then check what one value alone cannot
+    /// show; a usage error exits with status 2, as clap's own do.
+    pub fn parse_checked() -> Cli {
+        let cli = Cli::parse();
+        if let Err(e) = cli.check() {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, e)
+                .exit();
+        }
+        cli
+    }
+
+    /// The same address twice would fail to bind with a confusing
+    /// "address in use"; port 0 twice is two listeners on two ports.
+    fn check(&self) -> Result<(), String> {
+        for (flag, specs) in [("--listen", &self.listen), ("--udp", &self.udp)] {
+            let mut seen: Vec<String> = Vec::new();
+            for spec in specs {
+                let key = match spec.parse::<SocketAddr>() {
+                    Ok(addr) if addr.port() == 0 => continue,
+                    Ok(addr) => addr.to_string(),
+                    Err(_) => spec.to_ascii_lowercase(),
+                };
+                if seen.contains(&key) {
+                    return Err(format!("{flag} {spec} is given twice"));
+                }
+                seen.push(key);
+            }
+        }
+        for (i, path) in self.unix.iter().enumerate() {
+            if self.unix[..i].contains(path) {
+                return Err(format!("--unix {} is given twice", path.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A listen address, by the workspace's one rule (`netaddr`): `IP:PORT`,
+/// `[IPv6]:PORT` or `HOST:PORT`, the host resolved now, so an address that
+/// names nothing is a usage error too. Kept as written; `listen::resolve`
+/// binds every address it names.
+fn address(s: &str) -> Result<String, String> {
+    netaddr::parse_socket_addrs(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs < 0.0 {
+        return Err(format!("{s} is negative: durations count seconds from 0"));
+    }
     Duration::try_from_secs_f64(secs)
         .map_err(|_| format!("{s:?} is not a usable number of seconds"))
 }
+
+/// `--stats-interval`: 0 (off) or at least 0.1 s; printing more often would
+/// cost the loops more than the line tells.
+fn stats_seconds(s: &str) -> Result<Duration, String> {
+    let d = seconds(s)?;
+    if !d.is_zero() && d < Duration::from_millis(100) {
+        return Err(format!(
+            "{s} is below the 0.1 s minimum (0 turns the line off)"
+        ));
+    }
+    Ok(d)
+}
+
+/// A byte count: digits, then optionally KiB, MiB or GiB (powers of 1024).
+fn bytes(s: &str) -> Result<u64, String> {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &s[digits.len()..] {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{other:?} in {s:?} is not a unit (use KiB, MiB or GiB, or none for bytes)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count (digits, then KiB, MiB or GiB)"))?;
+    match n.checked_mul(unit) {
+        Some(0) => Err(format!("{s} is zero: at least 1 byte is needed")),
+        Some(b) if b <= 1 << 40 => Ok(b),
+        _ => Err(format!("{s} is more than the 1 TiB this server can use")),
+    }
+}
+
+/// The end of `--help`: what signals do.
+const SIGNALS_HELP: &str = "Signals: SIGINT or SIGTERM stops accepting, finishes echoing what was \
+received, prints the summary line and exits 0; a second one exits at once with 130. SIGHUP is \
+logged and otherwise ignored: there is no configuration to reload.";
 
 /// What every worker needs to know.
 #[derive(Debug, Clone)]
@@ -149,7 +269,10 @@ pub struct Config {
     pub max_connections: usize,
     pub max_per_ip: Option<u32>,
     pub max_pending: usize,
+    /// `--max-memory`, resolved.
+    pub max_memory: usize,
     pub idle_timeout: Option<Duration>,
+    pub tcp_keepalive: Option<Duration>,
     pub shutdown_timeout: Duration,
     pub udp_rate: Option<u64>,
     pub trace: bool,
@@ -186,7 +309,13 @@ impl Config {
             }),
             max_per_ip: cli.max_per_ip,
             max_pending,
+            max_memory: cli
+                .max_memory
+                .map_or_else(crate::budget::default_limit, |b| {
+                    usize::try_from(b).unwrap_or(usize::MAX)
+                }),
             idle_timeout: nonzero(cli.idle_timeout),
+            tcp_keepalive: nonzero(cli.tcp_keepalive),
             shutdown_timeout: cli.shutdown_timeout,
             udp_rate: cli.udp_rate,
             trace: cli.trace,
@@ -216,8 +345,65 @@ mod tests {
     fn seconds_accept_fractions_and_refuse_junk() {
         assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(seconds("0"), Ok(Duration::ZERO));
-        assert!(seconds("-1").is_err());
+        assert!(seconds("-1").is_err_and(|e| e.contains("negative")));
         assert!(seconds("soon").is_err());
+        assert!(stats_seconds("0.05").is_err_and(|e| e.contains("0.1")));
+        assert_eq!(stats_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(stats_seconds("0.1"), Ok(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert_eq!(bytes("64KiB"), Ok(64 << 10));
+        assert_eq!(bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(bytes("2GiB"), Ok(2 << 30));
+        assert!(bytes("0").is_err());
+        assert!(bytes("10MB").is_err_and(|e| e.contains("\"MB\"")));
+        assert!(bytes("-5").is_err());
+        assert!(bytes("2048GiB").is_err());
+    }
+
+    #[test]
+    fn addresses_follow_the_workspace_rule() {
+        for good in ["127.0.0.1:0", "[::1]:80", "localhost:7000"] {
+            assert_eq!(address(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "garbage",
+            "127.0.0.1",
+            "1.2.3.4:99999",
+            "999.1.1.1:80",
+            "::1:80",
+            ":80",
+        ] {
+            assert!(
+                address(bad).is_err_and(|e| e.contains(bad)),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_address_twice_is_refused_but_port_zero_is_not() {
+        let twice = Cli::parse_from([
+            "echo-server",
+            "-l",
+            "127.0.0.1:7000",
+            "-l",
+            "127.0.0.1:7000",
+        ]);
+        assert!(twice.check().is_err_and(|e| e.contains("127.0.0.1:7000")));
+        let zero = Cli::parse_from(["echo-server", "-l", "127.0.0.1:0", "-l", "127.0.0.1:0"]);
+        assert_eq!(zero.check(), Ok(()));
+        let families = Cli::parse_from([
+            "echo-server",
+            "-l",
+            "127.0.0.1:7000",
+            "-u",
+            "127.0.0.1:7000",
+        ]);
+        assert_eq!(families.check(), Ok(()));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use selector::Interest;
 use tracing::{debug, info};
 
+use crate::budget::Budget;
 use crate::proxy;
 use crate::queue::OutQueue;
 use crate::splice::{self, Pipe, PipePool, ZeroCopy, BULK_READ, BULK_STREAK, QUIET_STREAK};
@@ -53,8 +54,13 @@ enum Held {
 pub enum Step {
     /// Leave the registration as it is.
     Keep,
-    /// Register this interest instead, then call [`Connection::watching`].
+    /// Register this interest instead (register again, if it was parked),
+    /// then call [`Connection::watching`].
     Watch(Interest),
+    /// Unregister but keep it: the memory budget stops its reading and it
+    /// holds nothing to send, so there is no event to wait for. The loop
+    /// calls [`Connection::recheck`] now and then.
+    Park,
     /// Unregister and drop it.
     Close,
     /// The PROXY header is in: admit the client it names (now
@@ -77,6 +83,8 @@ pub struct Io<'a> {
     pub trace: bool,
     /// When the loop woke up.
     pub now: Instant,
+    /// `--max-memory`, shared by every worker.
+    pub budget: &'a Budget,
 }
 
 /// The peer reset or the socket failed: the connection must be closed.
@@ -95,31 +103,48 @@ pub struct Connection {
     interest: Interest,
     /// Counted in the statistics as paused by backpressure.
     paused: bool,
+    /// Not reading because the memory budget is spent (counted in the
+    /// statistics as `budget_paused`).
+    starved: bool,
+    /// Unregistered by [`Step::Park`].
+    parked: bool,
     /// Consecutive reads that argue for the other path (bulk reads while
     /// copying, small ones while splicing).
     streak: u8,
 }
 
+/// Memory a connection holds besides what it holds for its peer: itself,
+/// its slab entry and its idle-list link, rounded up.
+const STATE_BYTES: usize = 128;
+
 impl Connection {
-    /// A connection just accepted, to be registered for reading.
-    pub fn new(stream: Stream, peer: Peer) -> Connection {
+    /// The interest a new connection is registered with.
+    pub const FIRST_INTEREST: Interest = Interest::READABLE;
+
+    /// A connection just accepted and registered for reading; its state is
+    /// counted in the memory budget.
+    pub fn new(stream: Stream, peer: Peer, budget: &Budget, counters: &mut Counters) -> Connection {
+        budget.join(STATE_BYTES);
+        counters.held += STATE_BYTES as u64;
         Connection {
             stream,
             peer,
             held: None,
             phase: Phase::Open,
-            interest: Interest::READABLE,
+            interest: Self::FIRST_INTEREST,
             paused: false,
+            starved: false,
+            parked: false,
             streak: 0,
         }
     }
 
     /// A connection on a `--listen-proxy` listener: it must send a PROXY
     /// header first, and stands for the client the header names.
-    pub fn behind_proxy(stream: Stream, peer: Peer) -> Connection {
+    pub fn behind_proxy(self) -> Connection {
         Connection {
             phase: Phase::Header,
-            ..Connection::new(stream, peer)
+            ..self
         }
     }
 
@@ -137,11 +162,6 @@ impl Connection {
         self.peer
     }
 
-    /// The interest the connection starts with.
-    pub fn interest(&self) -> Interest {
-        self.interest
-    }
-
     /// Bytes received and not yet sent back, in a queue or a pipe.
     pub fn pending(&self) -> usize {
         match self.held.as_deref() {
@@ -155,12 +175,67 @@ impl Connection {
     /// The loop registered what [`Step::Watch`] asked for.
     pub fn watching(&mut self, interest: Interest) {
         self.interest = interest;
+        self.parked = false;
+    }
+
+    /// Whether it is unregistered by [`Step::Park`].
+    pub fn is_parked(&self) -> bool {
+        self.parked
+    }
+
+    /// Whether the memory budget stops its reading.
+    pub fn is_starved(&self) -> bool {
+        self.starved
+    }
+
+    /// The budget may have room again: what the registration must become.
+    pub fn recheck(&mut self, io: &mut Io) -> Step {
+        if !self.starved {
+            return Step::Keep;
+        }
+        let before = self.footprint();
+        let step = self.settle(io);
+        self.account(before, io);
+        step
+    }
+
+    /// Memory it holds for its peer and for itself, as the budget counts
+    /// it: its state, and the queue's buffer or the pipe's bytes.
+    fn footprint(&self) -> usize {
+        STATE_BYTES
+            + match self.held.as_deref() {
+                None => 0,
+                Some(Held::Queue(queue)) => size_of::<Held>() + queue.capacity(),
+                Some(Held::Pipe(pipe)) => {
+                    size_of::<Held>() + pipe.held() + pipe.overflow.capacity()
+                }
+                Some(Held::Header(bytes)) => size_of::<Held>() + bytes.capacity(),
+            }
+    }
+
+    /// Tell the budget and the statistics how the footprint changed.
+    fn account(&self, before: usize, io: &mut Io) {
+        let now = self.footprint();
+        if now > before {
+            io.budget.charge(now - before);
+            io.counters.held += (now - before) as u64;
+        } else if now < before {
+            io.budget.release(before - now);
+            io.counters.held -= (before - now) as u64;
+        }
     }
 
     /// Handle one readiness event: read and echo, send what is held, then
     /// say what the registration must become. Also returns whether data
     /// arrived (for the idle timer).
     pub fn on_ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
+        let before = self.footprint();
+        let done = self.ready(readable, writable, io);
+        self.account(before, io);
+        done
+    }
+
+    fn ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
         if self.phase == Phase::Header {
             let step = match readable {
                 true => self.read_header(io).unwrap_or(Step::Close),
@@ -193,7 +268,10 @@ impl Connection {
                 budget: u32::try_from(budget).unwrap_or(u32::MAX),
             };
         }
-        self.settle(io)
+        let before = self.footprint();
+        let step = self.settle(io);
+        self.account(before, io);
+        step
     }
 
     /// The connection is going: give back its pipe and what the statistics
@@ -201,6 +279,10 @@ impl Connection {
     pub fn release(self, io: &mut Io) {
         io.counters.queue_shrank(self.pending());
         io.counters.paused -= u64::from(self.paused);
+        io.counters.budget_paused -= u64::from(self.starved);
+        let footprint = self.footprint();
+        io.budget.leave(footprint);
+        io.counters.held -= footprint as u64;
         if let Some(Held::Pipe(pipe)) = self.held.map(|held| *held) {
             io.counters.spliced -= 1;
             io.pipes.give(pipe, io.now);
@@ -214,14 +296,8 @@ impl Connection {
         if io.zero_copy == ZeroCopy::Always && self.held.is_none() {
             self.start_splicing(io);
         }
-        let room = io.max_pending.saturating_sub(self.pending());
-        let want = match self.phase {
-            Phase::Lingering => io.buf.len(),
-            Phase::Draining { budget } => (budget as usize).min(room),
-            Phase::Open => room,
-            Phase::ReadClosed | Phase::Header => 0,
-        };
-        if want == 0 {
+        let want = self.read_size(io);
+        if want == 0 || !self.may_read(want, io) {
             return Ok(Some(0));
         }
         let mut spliced = false;
@@ -482,11 +558,44 @@ impl Connection {
         }
     }
 
+    /// The most the next read may take: what the phase allows and the
+    /// room left under `--max-pending`.
+    fn read_size(&self, io: &Io) -> usize {
+        let room = io.max_pending.saturating_sub(self.pending());
+        match self.phase {
+            Phase::Lingering => io.buf.len(),
+            Phase::Draining { budget } => (budget as usize).min(room),
+            Phase::Open => room,
+            Phase::ReadClosed | Phase::Header => 0,
+        }
+    }
+
+    /// Whether the memory budget lets it read `want` bytes now: enough to
+    /// hold all of them, should the peer take none of the echo.
+    fn may_read(&self, want: usize, io: &Io) -> bool {
+        let growth = match self.held.as_deref() {
+            _ if self.phase == Phase::Lingering => return true, // discarded
+            None => {
+                size_of::<Held>()
+                    + OutQueue::default().growth_for(want.min(io.buf.len()), io.max_pending)
+            }
+            Some(Held::Queue(queue)) => queue.growth_for(want.min(io.buf.len()), io.max_pending),
+            Some(Held::Pipe(pipe)) if pipe.takes_splice() => want.min(pipe.room()),
+            Some(Held::Pipe(pipe)) => pipe
+                .overflow
+                .growth_for(want.min(io.buf.len()), io.max_pending),
+            // A PROXY header is at most a small fixed size.
+            Some(Held::Header(_)) => 0,
+        };
+        io.budget.may_grow(self.footprint(), growth)
+    }
+
     /// What the selector should watch this connection for, given what it
-    /// holds and its phase; `None` when it has nothing left to do.
-    fn wanted(&self, max_pending: usize) -> Option<Interest> {
+    /// holds, its phase and whether the budget stops its reading; `None`
+    /// when it has nothing left to do.
+    fn wanted(&self, max_pending: usize, starved: bool) -> Option<Interest> {
         let pending = self.pending();
-        let room = pending < max_pending;
+        let room = pending < max_pending && !starved;
         let read = match self.phase {
             Phase::Open => room,
             Phase::Draining { budget } => budget > 0 && room,
@@ -504,8 +613,22 @@ impl Connection {
     /// Bring the backpressure gauge and the registration in line with the
     /// state, or finish when nothing is left to do.
     fn settle(&mut self, io: &mut Io) -> Step {
-        let paused =
-            self.phase == Phase::Open && self.wanted(io.max_pending) == Some(Interest::WRITABLE);
+        let reading = match self.phase {
+            Phase::Open => true,
+            Phase::Draining { budget } => budget > 0,
+            Phase::ReadClosed | Phase::Lingering | Phase::Header => false,
+        };
+        let full = self.pending() >= io.max_pending;
+        let starved = reading && !full && !self.may_read(self.read_size(io), io);
+        if starved != self.starved {
+            self.starved = starved;
+            if starved {
+                io.counters.budget_paused += 1;
+            } else {
+                io.counters.budget_paused -= 1;
+            }
+        }
+        let paused = self.phase == Phase::Open && full;
         if paused != self.paused {
             self.paused = paused;
             if paused {
@@ -514,12 +637,17 @@ impl Connection {
                 io.counters.paused -= 1;
             }
         }
-        let wanted = match self.wanted(io.max_pending) {
+        let wanted = match self.wanted(io.max_pending, starved) {
             Some(interest) => interest,
+            None if starved && self.parked => return Step::Keep,
+            None if starved => {
+                self.parked = true;
+                return Step::Park;
+            }
             None if self.finish(io) => Interest::READABLE,
             None => return Step::Close,
         };
-        if wanted == self.interest {
+        if wanted == self.interest && !self.parked {
             Step::Keep
         } else {
             Step::Watch(wanted)

@@ -7,7 +7,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use crate::stream::{Peer, Stream};
@@ -66,6 +66,26 @@ impl Listener {
     /// Whether connections start with a PROXY header.
     pub fn is_proxy(&self) -> bool {
         matches!(self, Listener::Proxy(_))
+    }
+
+    /// `--tcp-keepalive`: set on the listener, so every accepted socket
+    /// inherits it (Linux, the BSDs and macOS copy these options to the
+    /// accepted socket) and accepting costs no extra syscalls. Probes start
+    /// after `idle` without traffic and go out every `idle / 6` (at least
+    /// 1 s); after 6 unanswered ones the kernel resets the connection, so a
+    /// dead peer is found about `2 * idle` after it last spoke. Unix-domain
+    /// listeners have no peers to lose.
+    pub fn set_keepalive(&self, idle: Option<std::time::Duration>) -> io::Result<()> {
+        let (Listener::Tcp(l) | Listener::Proxy(l), Some(idle)) = (self, idle) else {
+            return Ok(());
+        };
+        let interval = (idle / 6).max(std::time::Duration::from_secs(1));
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(interval);
+        #[cfg(any(target_os = "linux", target_os = "freebsd", target_vendor = "apple"))]
+        let keepalive = keepalive.with_retries(6);
+        socket2::SockRef::from(l).set_tcp_keepalive(&keepalive)
     }
 
     /// The line announced on stdout.
@@ -179,19 +199,28 @@ pub fn udp(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket> {
 /// accepts on it) is replaced; a live one, or any other file, is an error.
 pub fn unix(path: &Path, backlog: i32) -> Result<UnixListener> {
     let what = || format!("cannot listen on unix {}", path.display());
+    let addr = socket2::SockAddr::unix(path).with_context(what)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             bail!("{}: the path exists and is not a socket", what());
         }
-        match UnixStream::connect(path) {
-            Ok(_) => bail!("{}: address in use (another server accepts on it)", what()),
+        // A non-blocking probe: a blocking connect to a live server whose
+        // backlog is full waits until that server accepts, maybe forever.
+        let probe = Socket::new(Domain::UNIX, Type::STREAM, None)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .with_context(what)?;
+        match probe.connect(&addr) {
+            Ok(()) => bail!("{}: address in use (another server accepts on it)", what()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => bail!(
+                "{}: address in use (another server listens on it; its backlog is full)",
+                what()
+            ),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 std::fs::remove_file(path).with_context(what)?;
             }
             Err(e) => return Err(e).with_context(what),
         }
     }
-    let addr = socket2::SockAddr::unix(path).with_context(what)?;
     let s = Socket::new(Domain::UNIX, Type::STREAM, None)
         .and_then(|s| s.set_nonblocking(true).map(|()| s))
         .and_then(|s| s.bind(&addr).map(|()| s))

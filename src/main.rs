@@ -6,8 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod config;
 mod conn;
+mod console;
 mod idle;
 mod limits;
 mod listen;
@@ -16,6 +18,7 @@ mod notify;
 mod proxy;
 mod queue;
 mod server;
+mod signals;
 mod sockets;
 mod splice;
 mod stats;
@@ -23,8 +26,6 @@ mod stream;
 mod udp;
 
 use anyhow::{Context, Result};
-use clap::Parser;
-use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use sockets::Sockets;
 use stats::Counters;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     if cli.generate_man || cli.generate_completions.is_some() {
         return generate(&cli);
     }
@@ -46,18 +47,18 @@ fn main() -> ExitCode {
         // The loops have stopped and the Unix socket paths are gone.
         Ok(None) => {
             match cli.log_format {
-                LogFormat::Text => eprintln!("second signal: exiting at once"),
+                LogFormat::Text => console::err(format_args!("second signal: exiting at once")),
                 LogFormat::Json => tracing::warn!("second signal: exiting at once"),
             }
             ExitCode::from(130)
         }
         Ok(Some(total)) => {
-            println!("{}", stats::summary(&total));
+            console::out(format_args!("{}", stats::summary(&total)));
             ExitCode::SUCCESS
         }
         Err(e) => {
             match cli.log_format {
-                LogFormat::Text => eprintln!("echo-server: {e:#}"),
+                LogFormat::Text => console::err(format_args!("echo-server: {e:#}")),
                 LogFormat::Json => tracing::error!("{e:#}"),
             }
             ExitCode::FAILURE
@@ -82,7 +83,9 @@ fn init_logging(cli: &Cli) {
     }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A closed stderr must not turn every log line into a panic.
+        .log_internal_errors(false);
     match cli.log_format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -122,7 +125,7 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let metrics = cli.metrics.as_deref().map(metrics::bind).transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
-    let signals = signal_pipe()?;
+    let signals = signals::SignalPipes::install()?;
     sockets::announce(&sockets, metrics.as_ref())?;
     let started = start_workers(cli, sockets, signals, nofile)?;
     if let Some(listener) = metrics {
@@ -145,7 +148,7 @@ struct Started {
 fn start_workers(
     cli: &Cli,
     sockets: Vec<Sockets>,
-    signals: UnixStream,
+    signals: signals::SignalPipes,
     nofile: usize,
 ) -> Result<Started> {
     let workers = sockets.len();
@@ -153,12 +156,18 @@ fn start_workers(
     let mut cfg = Config::new(cli, nofile.saturating_sub(own).max(1));
     cfg.watchdog = notify::watchdog_interval();
     let cfg = Arc::new(cfg);
-    debug!(max_connections = cfg.max_connections, workers, "configured");
+    debug!(
+        max_connections = cfg.max_connections,
+        max_memory = cfg.max_memory,
+        workers,
+        "configured"
+    );
     let names = sockets
         .iter()
         .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
         .collect();
-    let shared = Arc::new(Shared::new(workers, cfg.max_per_ip).with_listener_names(names));
+    let shared =
+        Arc::new(Shared::new(workers, cfg.max_per_ip, cfg.max_memory).with_listener_names(names));
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
@@ -256,17 +265,4 @@ fn raise_nofile_limit() -> usize {
     getrlimit(Resource::Nofile)
         .current
         .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-/// SIGINT and SIGTERM write a byte into a socket pair whose other end the
-/// first loop watches like any client: no work is done in the handler.
-fn signal_pipe() -> Result<UnixStream> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let (read, write) = UnixStream::pair().context("cannot create the signal pipe")?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(SIGINT, write.try_clone()?)
-        .context("cannot handle SIGINT")?;
-    signal_hook::low_level::pipe::register(SIGTERM, write).context("cannot handle SIGTERM")?;
-    Ok(read)
 }

@@ -28,23 +28,45 @@ impl OutQueue {
     /// bytes of capacity unless the queued bytes themselves need it, so a
     /// connection capped at `--max-pending` holds at most that much memory.
     pub fn push(&mut self, data: &[u8], limit: usize) {
-        if self.head > 0
-            && (self.head >= self.buf.len() / 2
-                || self.buf.len() + data.len() > self.buf.capacity())
-        {
+        if self.compacts_for(data.len()) {
             self.buf.drain(..self.head);
             self.head = 0;
         }
-        let needed = self.buf.len() + data.len();
-        if needed > self.buf.capacity() {
-            let grown = (self.buf.capacity() * 2).clamp(needed, limit.max(needed));
+        let grown = self.capacity_after(data.len(), limit);
+        if grown > self.buf.capacity() {
             self.buf.reserve_exact(grown - self.buf.len());
         }
         self.buf.extend_from_slice(data);
     }
 
-    /// Bytes of memory held, for the memory bound.
-    #[cfg(test)]
+    /// Whether pushing `n` bytes first moves the unsent bytes to the front.
+    fn compacts_for(&self, n: usize) -> bool {
+        self.head > 0
+            && (self.head >= self.buf.len() / 2 || self.buf.len() + n > self.buf.capacity())
+    }
+
+    /// The capacity the buffer will have after pushing `n` bytes.
+    fn capacity_after(&self, n: usize, limit: usize) -> usize {
+        let cap = self.buf.capacity();
+        let used = if self.compacts_for(n) {
+            self.len()
+        } else {
+            self.buf.len()
+        };
+        let needed = used + n;
+        if needed > cap {
+            (cap * 2).clamp(needed, limit.max(needed))
+        } else {
+            cap
+        }
+    }
+
+    /// How much more memory pushing `n` bytes would take, for the budget.
+    pub fn growth_for(&self, n: usize, limit: usize) -> usize {
+        self.capacity_after(n, limit) - self.buf.capacity()
+    }
+
+    /// Bytes of memory held, for the budget.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -92,8 +114,12 @@ mod tests {
                     // limit, so the queue never holds more than LIMIT.
                     Ok(data) if queue.len() + data.len() <= LIMIT => {
                         pushed.extend_from_slice(&data);
+                        let before = queue.capacity();
+                        let growth = queue.growth_for(data.len(), LIMIT);
                         queue.push(&data, LIMIT);
                         prop_assert!(queue.capacity() <= LIMIT);
+                        // The budget is told the growth before the push.
+                        prop_assert_eq!(queue.capacity(), before + growth);
                     }
                     Ok(_) => {}
                     Err(n) => {

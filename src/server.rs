@@ -26,7 +26,6 @@
 
 use std::io::{self, Read};
 use std::net::UdpSocket;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +35,30 @@ use slab::Slab;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::conn::{Connection, Io, Step};
+use crate::conn::{Connection, Step};
 use crate::idle::IdleList;
 use crate::listen::{Listener, Origin};
+use crate::signals::SignalPipes;
 use crate::splice::PipePool;
 use crate::stats::Counters;
 use crate::udp::{RateLimited, UdpEcho};
+
+/// What a connection borrows from its worker for one step: the fields are
+/// borrowed one by one, so the worker's other fields stay usable.
+macro_rules! io {
+    ($worker:ident) => {
+        $crate::conn::Io {
+            buf: &mut $worker.buf,
+            counters: &mut $worker.counters,
+            pipes: &mut $worker.pipes,
+            zero_copy: $worker.cfg.zero_copy,
+            max_pending: $worker.cfg.max_pending,
+            trace: $worker.cfg.trace,
+            now: $worker.now,
+            budget: &$worker.shared.budget,
+        }
+    };
+}
 
 mod accept;
 mod timers;
@@ -52,6 +69,7 @@ pub use accept::Shared;
 /// list that shutdown empties.
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
+const HANGUP: Token = Token(2);
 const FIRST_LISTENER: usize = 1 << 8;
 const FIRST_UDP: usize = 1 << 16;
 const FIRST_CONN: usize = 1 << 24;
@@ -61,6 +79,7 @@ const FIRST_CONN: usize = 1 << 24;
 enum Source {
     Waker,
     Signals,
+    Hangup,
     Listener(usize),
     Udp(usize),
     Conn(usize),
@@ -71,28 +90,13 @@ impl Source {
         Some(match token {
             WAKER => Source::Waker,
             SIGNALS => Source::Signals,
+            HANGUP => Source::Hangup,
             Token(t) if t >= FIRST_CONN => Source::Conn(t - FIRST_CONN),
             Token(t) if t >= FIRST_UDP => Source::Udp(t - FIRST_UDP),
             Token(t) if t >= FIRST_LISTENER => Source::Listener(t - FIRST_LISTENER),
             Token(_) => return None,
         })
     }
-}
-
-/// What a connection borrows from its worker for one step: the fields are
-/// borrowed one by one, so the worker's other fields stay usable.
-macro_rules! io {
-    ($worker:ident) => {
-        Io {
-            buf: &mut $worker.buf,
-            counters: &mut $worker.counters,
-            pipes: &mut $worker.pipes,
-            zero_copy: $worker.cfg.zero_copy,
-            max_pending: $worker.cfg.max_pending,
-            trace: $worker.cfg.trace,
-            now: $worker.now,
-        }
-    };
 }
 
 /// Connections accepted per readable listener event, at most.
@@ -123,13 +127,17 @@ pub struct Worker {
     conns: Slab<Connection>,
     buf: Box<[u8]>,
     pipes: PipePool,
-    /// Worker 0 only: the signal self-pipe.
-    signals: Option<UnixStream>,
+    /// Worker 0 only: the signal self-pipes.
+    signals: Option<SignalPipes>,
     signals_seen: usize,
     idle: IdleList,
     /// Connections on proxy listeners still waiting for their PROXY header,
     /// oldest first (closed after [`crate::proxy::HEADER_TIMEOUT`]).
     headers: IdleList,
+    /// When the connections the memory budget stopped are next looked at,
+    /// and whether any were stopped at the last look (for the log).
+    budget_check_at: Instant,
+    budget_limited: bool,
     deadline: Option<Instant>,
     counters: Counters,
     stats_due: Option<Instant>,
@@ -150,13 +158,15 @@ impl Worker {
         mut selector: Selector,
         listeners: Vec<Listener>,
         udp: Vec<UdpSocket>,
-        signals: Option<UnixStream>,
+        signals: Option<SignalPipes>,
     ) -> io::Result<(Worker, Waker)> {
         let waker = Waker::new(&mut selector, WAKER)?;
         if let Some(s) = &signals {
-            selector.register(s, SIGNALS, Interest::READABLE)?;
+            selector.register(&s.stop, SIGNALS, Interest::READABLE)?;
+            selector.register(&s.hangup, HANGUP, Interest::READABLE)?;
         }
         for (i, l) in listeners.iter().enumerate() {
+            l.set_keepalive(cfg.tcp_keepalive)?;
             selector.register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
         }
         for (j, socket) in udp.iter().enumerate() {
@@ -184,6 +194,8 @@ impl Worker {
             signals_seen: 0,
             idle: IdleList::default(),
             headers: IdleList::default(),
+            budget_check_at: now,
+            budget_limited: false,
             deadline: None,
             counters: Counters::default(),
             stats_due,
@@ -244,6 +256,7 @@ impl Worker {
             self.events = events;
             self.on_timers();
             if self.cfg.publish {
+                self.counters.idle_tracked = self.idle.len() as u64;
                 self.shared.published[self.id].store(&self.counters);
             }
         }
@@ -270,6 +283,7 @@ impl Worker {
                 self.udp.echo(j, buf, self.now, &mut self.counters, trace);
             }
             Some(Source::Signals) => self.on_signal(),
+            Some(Source::Hangup) => self.on_hangup(),
             Some(Source::Waker) => {
                 if self.shared.shutdown.load(Relaxed) && self.deadline.is_none() {
                     self.begin_shutdown();
@@ -308,12 +322,24 @@ impl Worker {
             Step::Watch(interest) => {
                 let conn = &mut self.conns[key];
                 let token = Token(FIRST_CONN + key);
-                match self.selector.modify(conn.stream(), token, interest) {
+                let result = if conn.is_parked() {
+                    self.selector.register(conn.stream(), token, interest)
+                } else {
+                    self.selector.modify(conn.stream(), token, interest)
+                };
+                match result {
                     Ok(()) => conn.watching(interest),
                     Err(e) => {
                         warn!(peer = %conn.peer(), error = %e, "cannot change interest");
                         self.close(key);
                     }
+                }
+            }
+            Step::Park => {
+                let conn = &self.conns[key];
+                if let Err(e) = self.selector.unregister(conn.stream()) {
+                    warn!(peer = %conn.peer(), error = %e, "cannot park a connection");
+                    self.close(key);
                 }
             }
             Step::Close => self.close(key),
@@ -340,13 +366,20 @@ impl Worker {
         let Some(conn) = self.conns.try_remove(key) else {
             return;
         };
-        if let Err(e) = self.selector.unregister(conn.stream()) {
-            warn!(peer = %conn.peer(), error = %e, "unregister failed");
+        if !conn.is_parked() {
+            if let Err(e) = self.selector.unregister(conn.stream()) {
+                warn!(peer = %conn.peer(), error = %e, "unregister failed");
+            }
         }
         let peer = conn.peer();
         conn.release(&mut io!(self));
         self.idle.remove(key);
         self.headers.remove(key);
+        if self.conns.is_empty() {
+            // The high-water mark of a burst goes back to the allocator.
+            self.conns.shrink_to_fit();
+            self.idle.shrink();
+        }
         self.counters.closed += 1;
         if counted {
             self.release_ip(peer);
@@ -361,7 +394,7 @@ impl Worker {
     /// second stops every loop at once.
     fn on_signal(&mut self) {
         let mut buf = [0u8; 16];
-        let n = match self.signals.as_mut().map(|s| s.read(&mut buf)) {
+        let n = match self.signals.as_mut().map(|s| s.stop.read(&mut buf)) {
             Some(Ok(n)) => n,
             _ => return,
         };
@@ -377,6 +410,17 @@ impl Worker {
             self.shared.shutdown.store(true, Relaxed);
             self.shared.wake_all();
             self.begin_shutdown();
+        }
+    }
+
+    /// SIGHUP: there is no configuration to reload, so it is only logged.
+    fn on_hangup(&mut self) {
+        let mut buf = [0u8; 16];
+        if let Some(Ok(n @ 1..)) = self.signals.as_mut().map(|s| s.hangup.read(&mut buf)) {
+            info!(
+                signals = n,
+                "SIGHUP received: ignored (echo-server has no configuration to reload)"
+            );
         }
     }
 

@@ -20,7 +20,6 @@
 //! datagram.
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -295,13 +294,13 @@ pub fn announce(all: &[Sockets], metrics: Option<&TcpListener>) -> Result<()> {
     if let Some(m) = metrics {
         lines.push(format!("listening metrics {}", m.local_addr()?));
     }
-    let mut out = std::io::stdout().lock();
+    // A reader that takes the first line and goes away (`| head -1`) must
+    // not stop the server: the console ignores a closed stdout.
     for (i, line) in lines.iter().enumerate() {
         if !lines[..i].contains(line) {
-            writeln!(out, "{line}")?;
+            crate::console::out(format_args!("{line}"));
         }
     }
-    out.flush()?;
     Ok(())
 }
 

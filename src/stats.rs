@@ -68,6 +68,13 @@ counter_set! {
     peak_queued,
     /// Gauge: connections on the zero-copy (splice) path.
     spliced,
+    /// Gauge: bytes counted in the memory budget (`--max-memory`).
+    held,
+    /// Gauge: connections whose reading is paused by the memory budget.
+    budget_paused,
+    /// Gauge: connections in the idle-timeout list (one per open
+    /// connection with `--idle-timeout`, else 0).
+    idle_tracked,
 }
 
 impl Counters {
@@ -141,7 +148,8 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
     let looped = now.loop_ns.saturating_sub(before.loop_ns) as f64;
     format!(
         "stats open={} accepted={} bytes_in={} bytes_out={} msgs_per_sec={:.0} wakeups={} \
-         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={}",
+         events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={} \
+         held={} budget_paused={} idle_tracked={}",
         now.accepted.saturating_sub(now.closed),
         now.accepted,
         now.bytes_in,
@@ -158,6 +166,9 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
         now.peak_queued,
         now.spliced,
         now.datagrams,
+        now.held,
+        now.budget_paused,
+        now.idle_tracked,
     )
 }
 
@@ -204,6 +215,9 @@ mod tests {
             loop_ns: 1000,
             peak_queued: 5,
             spliced: 2,
+            held: 4096,
+            budget_paused: 2,
+            idle_tracked: 1,
             ..Counters::default()
         };
         let p = Published::default();
@@ -236,6 +250,9 @@ mod tests {
             "paused=0",
             "peak_queued=5",
             "spliced=2",
+            "held=4096",
+            "budget_paused=2",
+            "idle_tracked=1",
         ] {
             assert!(l.contains(field), "{field} missing in {l}");
         }

@@ -1,14 +1,17 @@
 //! UDP echo (RFC 862): each datagram goes back to its sender unchanged,
 //! except where echoing would make the server a reflector.
 
-use std::collections::HashMap;
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use crate::stats::Counters;
+
+mod rate;
+
+use rate::RateTable;
 
 /// Source ports never echoed to: echo, daytime, qotd, chargen, time (and 0,
 /// which no real sender uses). Echoing to another small service could start
@@ -16,8 +19,8 @@ use crate::stats::Counters;
 /// ping-pong); careful inetd implementations refuse them too.
 const REFUSED_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
 
-/// Source addresses tracked by `--udp-rate` before the table is reset, so
-/// a flood of spoofed sources cannot grow it without bound.
+/// Source addresses `--udp-rate` remembers per worker; past this the least
+/// recently seen is forgotten. About 80 bytes each, so at most about 5 MiB.
 const MAX_TRACKED_SOURCES: usize = 65_536;
 
 /// Messages logged at most once per second, with a count of the rest.
@@ -42,21 +45,13 @@ impl RateLimited {
     }
 }
 
-/// A per-source token bucket for `--udp-rate`: up to one second's worth of
-/// bytes in a burst.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// One worker's UDP sockets and what it remembers about their senders.
 #[derive(Debug)]
 pub struct UdpEcho {
     /// Each socket with its own port (never echoed to).
     sockets: Vec<(UdpSocket, u16)>,
-    rate: Option<u64>,
-    buckets: HashMap<IpAddr, Bucket>,
+    /// `--udp-rate`, when set.
+    rates: Option<RateTable>,
     log: RateLimited,
 }
 
@@ -71,8 +66,7 @@ impl UdpEcho {
             .collect::<io::Result<_>>()?;
         Ok(UdpEcho {
             sockets,
-            rate,
-            buckets: HashMap::new(),
+            rates: rate.map(|r| RateTable::new(r, MAX_TRACKED_SOURCES)),
             log: RateLimited::default(),
         })
     }
@@ -138,46 +132,15 @@ impl UdpEcho {
     }
 
     fn within_rate(&mut self, from: SocketAddr, bytes: usize, now: Instant) -> bool {
-        let Some(rate) = self.rate else {
-            return true;
-        };
-        let rate = rate as f64;
-        if self.buckets.len() > MAX_TRACKED_SOURCES {
-            self.buckets.clear();
-        }
-        let bucket = self.buckets.entry(from.ip()).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
-        bucket.at = now;
-        if bucket.tokens < bytes as f64 {
-            return false;
-        }
-        bucket.tokens -= bytes as f64;
-        true
+        self.rates
+            .as_mut()
+            .map_or(true, |table| table.admit(from.ip(), bytes, now))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limit_refills_over_time() {
-        let mut udp = UdpEcho::new(Vec::new(), Some(1000)).unwrap();
-        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let t0 = Instant::now();
-        assert!(udp.within_rate(from, 600, t0));
-        assert!(!udp.within_rate(from, 600, t0), "only 400 bytes left");
-        assert!(udp.within_rate(from, 600, t0 + Duration::from_millis(300)));
-        let other: SocketAddr = "127.0.0.2:5000".parse().unwrap();
-        assert!(
-            udp.within_rate(other, 1000, t0),
-            "each source has its own bucket"
-        );
-    }
 
     #[test]
     fn log_lines_are_rate_limited() {

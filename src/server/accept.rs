@@ -8,6 +8,7 @@ use selector::{Interest, Token, Waker};
 use tracing::{info, warn};
 
 use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
+use crate::budget::Budget;
 use crate::conn::Connection;
 use crate::limits::PerIp;
 use crate::stats::Published;
@@ -25,12 +26,14 @@ pub struct Shared {
     pub running: AtomicUsize,
     pub serial: AtomicU64,
     pub per_ip: PerIp,
+    /// `--max-memory`: what every worker holds for its clients.
+    pub budget: Budget,
     pub wakers: OnceLock<Vec<Waker>>,
     pub published: Vec<Published>,
 }
 
 impl Shared {
-    pub fn new(workers: usize, max_per_ip: Option<u32>) -> Shared {
+    pub fn new(workers: usize, max_per_ip: Option<u32>, max_memory: usize) -> Shared {
         Shared {
             shutdown: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -38,6 +41,7 @@ impl Shared {
             running: AtomicUsize::new(workers),
             serial: AtomicU64::new(0),
             per_ip: PerIp::new(max_per_ip),
+            budget: Budget::new(max_memory),
             wakers: OnceLock::new(),
             published: (0..workers).map(|_| Published::default()).collect(),
         }
@@ -116,15 +120,11 @@ impl Worker {
                 self.counters.refused_per_ip += 1;
                 continue; // dropping the stream closes it
             }
-            let conn = match proxied {
-                true => Connection::behind_proxy(stream, peer),
-                false => Connection::new(stream, peer),
-            };
             let entry = self.conns.vacant_entry();
             let token = Token(FIRST_CONN + entry.key());
             if let Err(e) = self
                 .selector
-                .register(conn.stream(), token, conn.interest())
+                .register(&stream, token, Connection::FIRST_INTEREST)
             {
                 warn!(%peer, error = %e, "cannot register a new connection");
                 if !proxied {
@@ -132,6 +132,8 @@ impl Worker {
                 }
                 continue;
             }
+            let conn = Connection::new(stream, peer, &shared.budget, &mut self.counters);
+            let conn = if proxied { conn.behind_proxy() } else { conn };
             if self.cfg.trace {
                 info!(target: "trace", %peer, "new connection from {peer}");
             }

@@ -16,7 +16,9 @@ fn config() -> Config {
         max_connections: 1000,
         max_per_ip: None,
         max_pending: 64 * 1024,
+        max_memory: 1 << 30,
         idle_timeout: None,
+        tcp_keepalive: None,
         shutdown_timeout: Duration::from_secs(5),
         udp_rate: None,
         trace: false,
@@ -41,7 +43,7 @@ impl Running {
     fn start(plan: FaultPlan, cfg: Config) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(1, None));
+        let shared = Arc::new(Shared::new(1, None, cfg.max_memory));
         let selector = Selector::with_faults(plan).unwrap();
         let (worker, waker) = Worker::new(
             0,
@@ -306,6 +308,7 @@ proptest! {
         prop_assert!(totals.accepted <= 4);
         prop_assert_eq!(totals.closed, totals.accepted);
         prop_assert_eq!(totals.queued, 0);
+        prop_assert_eq!(totals.held, 0, "the budget got back all it counted");
     }
 }
 
@@ -313,7 +316,8 @@ proptest! {
 fn tokens_decode_from_fixed_ranges() {
     assert_eq!(Source::of(WAKER), Some(Source::Waker));
     assert_eq!(Source::of(SIGNALS), Some(Source::Signals));
-    assert_eq!(Source::of(Token(2)), None);
+    assert_eq!(Source::of(HANGUP), Some(Source::Hangup));
+    assert_eq!(Source::of(Token(3)), None);
     assert_eq!(Source::of(Token(FIRST_LISTENER)), Some(Source::Listener(0)));
     assert_eq!(Source::of(Token(FIRST_UDP + 3)), Some(Source::Udp(3)));
     assert_eq!(Source::of(Token(FIRST_CONN + 7)), Some(Source::Conn(7)));

@@ -25,6 +25,7 @@ impl Worker {
             self.headers
                 .oldest()
                 .map(|(_, at)| at + proxy::HEADER_TIMEOUT),
+            (self.counters.budget_paused > 0).then_some(self.budget_check_at),
         ];
         due.into_iter()
             .flatten()
@@ -61,6 +62,7 @@ impl Worker {
             self.counters.refused_proxy += 1;
             self.close(key);
         }
+        self.recheck_budget();
         if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
             self.resume_accepting();
         }
@@ -89,6 +91,49 @@ impl Worker {
         }
     }
 
+    /// Connections stopped by the memory budget wait for no event of their
+    /// own (memory may come free in another worker), so they are looked at
+    /// every `BUDGET_RECHECK` while there are any; and the log says when
+    /// the budget starts and stops being the reason reads wait.
+    fn recheck_budget(&mut self) {
+        const BUDGET_RECHECK: Duration = Duration::from_millis(10);
+        let limited = self.counters.budget_paused > 0;
+        if limited && self.budget_check_at <= self.now {
+            self.budget_check_at = self.now + BUDGET_RECHECK;
+            let starved: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.is_starved())
+                .map(|(k, _)| k)
+                .collect();
+            for key in starved {
+                let step = self.conns[key].recheck(&mut io!(self));
+                self.apply(key, step);
+            }
+        }
+        let limited = self.counters.budget_paused > 0;
+        if limited != self.budget_limited {
+            self.budget_limited = limited;
+            let budget = &self.shared.budget;
+            if limited {
+                debug!(
+                    worker = self.id,
+                    connections = self.counters.budget_paused,
+                    held = budget.used(),
+                    max_memory = budget.limit(),
+                    "memory budget reached (--max-memory): not reading from the connections holding the most until they drain"
+                );
+            } else {
+                debug!(
+                    worker = self.id,
+                    held = budget.used(),
+                    max_memory = budget.limit(),
+                    "memory budget: reading from every connection again"
+                );
+            }
+        }
+    }
+
     /// The periodic stats line: every worker's last published counters.
     fn print_stats(&mut self, now: Instant) {
         let mut total = Counters::default();
@@ -104,7 +149,7 @@ impl Worker {
         if self.cfg.log_json {
             info!(target: "stats", "{line}");
         } else {
-            eprintln!("{line}");
+            crate::console::err(format_args!("{line}"));
         }
         crate::notify::status(&line);
         self.stats_before = (total, now);
