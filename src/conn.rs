@@ -243,6 +243,7 @@ impl Connection {
             };
             return (step, false);
         }
+        let held_over_a_wait = self.pending() > 0;
         let mut received = false;
         if readable {
             match self.receive(io) {
@@ -250,8 +251,11 @@ impl Connection {
                 Ok(None) | Err(Closed) => return (Step::Close, false),
             }
         }
-        if writable && self.flush(io, true).is_err() {
+        if writable && self.flush(io).is_err() {
             return (Step::Close, received);
+        }
+        if io.trace && held_over_a_wait && self.pending() == 0 {
+            info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
         }
         (self.settle(io), received)
     }
@@ -349,7 +353,7 @@ impl Connection {
                 info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {} (spliced)", self.peer);
             }
             io.counters.queue_grew(n);
-            self.flush(io, false)?;
+            self.flush(io)?;
         } else {
             self.echo_copied(n, io)?;
         }
@@ -387,9 +391,8 @@ impl Connection {
 
     /// Send what is held: from the queue (dropping it once empty, the
     /// tutorial's "output queue is empty"), or from the pipe and then what
-    /// was copied behind it. `waited`: the bytes were held over a wait (on
-    /// writability), not just received.
-    fn flush(&mut self, io: &mut Io, waited: bool) -> Result<(), Closed> {
+    /// was copied behind it.
+    fn flush(&mut self, io: &mut Io) -> Result<(), Closed> {
         let before = self.pending();
         if before == 0 {
             return Ok(());
@@ -430,11 +433,7 @@ impl Connection {
                 }
             }
         }
-        let after = self.pending();
-        io.counters.queue_shrank(before - after);
-        if io.trace && waited && after == 0 {
-            info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
-        }
+        io.counters.queue_shrank(before - self.pending());
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod console;
 mod idle;
 mod limits;
 mod listen;
+mod logging;
 mod metrics;
 mod notify;
 mod proxy;
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
     if cli.generate_man || cli.generate_completions.is_some() {
         return generate(&cli);
     }
-    init_logging(&cli);
+    logging::init(&cli);
     match run(&cli) {
         // The loops have stopped and the Unix socket paths are gone.
         Ok(None) => {
@@ -63,34 +64,6 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let level = match i16::from(cli.verbose) - i16::from(cli.quiet) {
-        ..=-2 => "error",
-        -1 => "warn",
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    if cli.trace {
-        if let Ok(directive) = "trace=info".parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // A closed stderr must not turn every log line into a panic.
-        .log_internal_errors(false);
-    match cli.log_format {
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
     }
 }
 

@@ -48,6 +48,13 @@ fn trace_narrates_a_connection(backend: &str) {
         backend,
         &["closing", &peer, "after reading no data"],
     );
+    // Text mode says each fact once: the sentence, no key=value repeats.
+    for line in server.stderr().lines().filter(|l| l.contains("trace: ")) {
+        assert!(
+            !line.contains("peer=") && !line.contains("bytes=") && !line.contains("token="),
+            "{backend}: trace line repeats its facts as fields: {line}"
+        );
+    }
 }
 
 /// The slow path: output queued, write interest, then the queue drains.
