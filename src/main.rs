@@ -34,6 +34,14 @@ use std::thread::JoinHandle;
 use tracing::debug;
 
 use config::{Cli, Config, LogFormat};
+
+/// The allocator: glibc's malloc keeps what a burst of clients freed
+/// resident (per-thread caches pin the top of each heap, and a heap shrinks
+/// only from its top); jemalloc's background thread gives freed pages back to
+/// the OS within its decay time (10 s), so RSS falls again after the burst.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use server::{Shared, Worker};
 use sockets::Sockets;
 use stats::Counters;
