@@ -80,7 +80,8 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_memory: Option<u64>,
 
-    /// Close connections that sent nothing for this long; 0 = never.
+    /// Close connections through which no byte moved for this long (none
+    /// received, none of their echo sent); 0 = never.
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds,
           allow_negative_numbers = true)]
     pub idle_timeout: Duration,

@@ -226,13 +226,15 @@ impl Connection {
     }
 
     /// Handle one readiness event: read and echo, send what is held, then
-    /// say what the registration must become. Also returns whether data
-    /// arrived (for the idle timer).
+    /// say what the registration must become. Also returns whether bytes
+    /// moved either way (for the idle timer: a slow reader still draining
+    /// its echo is not idle, even while its reads are paused).
     pub fn on_ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
         let before = self.footprint();
-        let done = self.ready(readable, writable, io);
+        let sent_before = io.counters.bytes_out;
+        let (step, received) = self.ready(readable, writable, io);
         self.account(before, io);
-        done
+        (step, received || io.counters.bytes_out != sent_before)
     }
 
     fn ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {

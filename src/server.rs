@@ -300,9 +300,8 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(key) else {
             return; // closed earlier in this round
         };
-        let (step, received) =
-            conn.on_ready(event.is_readable(), event.is_writable(), &mut io!(self));
-        if received && self.cfg.idle_timeout.is_some() {
+        let (step, moved) = conn.on_ready(event.is_readable(), event.is_writable(), &mut io!(self));
+        if moved && self.cfg.idle_timeout.is_some() {
             self.idle.touch(key, self.now);
         }
         if step != Step::Close && event.is_error_or_hangup() {

@@ -1,13 +1,15 @@
-//! `--idle-timeout`: silent connections are closed, active ones are not, and the default
-//! (0) never closes anyone.
+//! `--idle-timeout`: connections through which nothing moves are closed, active ones
+//! (talking, or still reading their echo) are not, and the default (0) never closes anyone.
 
 mod util;
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{connect, echo_once, read_to_eof, Server};
+use util::{connect, echo_once, read_to_eof, Server, TempDir};
 
 /// Reads until the server closes; returns how long that took. Panics past `limit`.
 fn time_to_close(stream: &TcpStream, since: Instant, limit: Duration) -> Duration {
@@ -82,4 +84,51 @@ fn never_closes_by_default_or_with_zero() {
     thread::sleep(Duration::from_millis(2500));
     echo_once(&a, b"still open (default)");
     echo_once(&b, b"still open (--idle-timeout 0)");
+}
+
+/// Activity is bytes moving either way: a client that has sent everything and now reads its
+/// echo slowly (so the server only sends, its reads long done) is not idle. Over a Unix
+/// socket, whose buffers do not grow, the server sees each step of the slow read as a
+/// writable event and a send.
+#[test]
+fn a_slow_reader_draining_its_echo_is_not_idle() {
+    let dir = TempDir::new("idle");
+    let path = dir.path().join("echo.sock");
+    let server = Server::start(&["--unix", path.to_str().unwrap(), "--idle-timeout", "1"]);
+    let stream = UnixStream::connect(&server.unix[0]).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // More than the socket buffers hold together, less than --max-pending (1 MiB) on top:
+    // the server takes all of it at once and then has only sending left to do.
+    let data: Vec<u8> = (0..1200 * 1024).map(|i| (i % 251) as u8).collect();
+    let start = Instant::now();
+    let mut got = Vec::with_capacity(data.len());
+    thread::scope(|s| {
+        s.spawn(|| (&stream).write_all(&data).unwrap());
+        // About 640 KB/s: some two seconds to read it all, twice the idle timeout.
+        let mut buf = vec![0; 32 * 1024];
+        while got.len() < data.len() {
+            thread::sleep(Duration::from_millis(50));
+            match (&stream).read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("read failed after {} bytes: {e}", got.len()),
+            }
+        }
+    });
+    assert!(
+        start.elapsed() > Duration::from_millis(1500),
+        "the read was not slow enough to test anything: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        got.len(),
+        data.len(),
+        "closed after {} of {} bytes, {:?} in, while its echo was still moving",
+        got.len(),
+        data.len(),
+        start.elapsed()
+    );
+    assert!(got == data, "the echo differs from what was sent");
 }
