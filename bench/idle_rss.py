@@ -9,7 +9,7 @@ Hold (--hold N): N connections to one echo-server (epoll) through echo-bench, ev
 verified; reports the server's RSS per connection (peak sampled VmRSS during the run minus the
 RSS before it).
 
-    bench/idle_rss.py [--conns 10000] [--servers tokio-ct,mio] [--hold 19000]
+    bench/idle_rss.py [--conns 10000] [--servers tokio-ct,mio] [--settle 0.5] [--hold 19000]
 """
 import argparse
 import errno
@@ -73,7 +73,7 @@ def open_idle(addr, n, deadline, accepted):
     return done
 
 
-def measure(server, n, logdir):
+def measure(server, n, logdir, settle):
     """KiB of server RSS per idle connection, with the figures it came from."""
     row = {"server": server.label, "conns": n, "connected": 0, "accepted": None,
            "rss_before_kb": None, "rss_after_kb": None, "kib_per_conn": None, "error": None}
@@ -97,7 +97,7 @@ def measure(server, n, logdir):
             if accepted >= len(socks):
                 break
             time.sleep(0.1)
-        time.sleep(0.5)
+        time.sleep(settle)
         row["accepted"] = accepted
         row["rss_after_kb"] = harness.proc_status(run.pid, "VmRSS")
         if not run.alive():
@@ -113,14 +113,14 @@ def measure(server, n, logdir):
     return row
 
 
-def measure_all(servers, n, logdir):
+def measure_all(servers, n, logdir, settle):
     """Each server's idle figure; tokio-ct twice, also with tokio's README 1 KiB buffer, since
     its per-connection read buffer (16 KiB by default) is most of its idle cost."""
     rows = []
     extra = [harness.Server("tokio-ct", "1 KiB buffer", s.argv[:1] + ["127.0.0.1:0", "1024"])
              for s in servers if s.label == "tokio-ct"]
     for s in servers + extra:
-        row = measure(s, n, logdir)
+        row = measure(s, n, logdir, settle)
         per = row["kib_per_conn"]
         print(f"idle {s.label:22} {row['accepted']}/{n} accepted  "
               f"{'%.3f' % per if per is not None else 'n/a'} KiB/conn  {row['error'] or ''}",
@@ -175,6 +175,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--servers", help="comma-separated names or labels")
+    ap.add_argument("--settle", type=float, default=0.5,
+                    help="seconds between the last accept and the second RSS reading; an "
+                         "allocator that returns freed memory lazily (jemalloc: over 10 s) "
+                         "shows its steady state only after that long [default: 0.5]")
     ap.add_argument("--hold", type=int, help="also hold this many connections on echo-server")
     ap.add_argument("--bench", default=str(harness.RELEASE / "echo-bench"))
     ap.add_argument("--out", default=str(harness.ROOT / "bench" / "results" / "idle"))
@@ -188,7 +192,7 @@ def main():
         want = set(args.servers.split(","))
         servers = [s for s in servers if s.name in want or s.label in want or s.backend in want]
     try:
-        rows = measure_all(servers, args.conns, logdir)
+        rows = measure_all(servers, args.conns, logdir, args.settle)
         print("| server | accepted | RSS before KiB | RSS after KiB | KiB/conn | notes |")
         print("|---|---:|---:|---:|---:|---|")
         for r in rows:

@@ -106,6 +106,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Events taken per wait: the buffer starts at `FIRST_EVENTS` and doubles
 /// whenever a wait fills it, up to `MAX_EVENTS`.
 const FIRST_EVENTS: usize = 1024;
+/// Connection slots reserved up front (at most): address space only until
+/// used, and no copy of the table (nor a freed old one that the allocator
+/// keeps resident for a while) as a storm of clients fills it.
+const RESERVED_SLOTS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
 /// The shared read buffer: one per loop, not one per connection. It also
 /// receives UDP datagrams, so it must hold the largest (65,507 bytes).
@@ -187,7 +191,7 @@ impl Worker {
             listening: true,
             resume_at: None,
             udp,
-            conns: Slab::new(),
+            conns: Slab::with_capacity(cfg.max_connections.min(RESERVED_SLOTS)),
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             pipes: PipePool::new(cfg.pipes_per_worker, cfg.pipe_size),
             signals,
