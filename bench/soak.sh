@@ -350,7 +350,8 @@ for backend in "${backend_list[@]}"; do
         "$addr" >"$dir/chaos.json" 2>"$dir/chaos.err" &
     bench=$!
     pids+=("$bench")
-    limit=$(awk -v d="$load_s" -v s="$session_timeout" 'BEGIN { printf "%d", d + s + 30 }')
+    # chaos lets running sessions finish for up to ten session timeouts after -d.
+    limit=$(awk -v d="$load_s" -v s="$session_timeout" 'BEGIN { printf "%d", d + 10 * s + 30 }')
     wait_for "$bench" "$limit" || fail+=("chaos did not finish within ${limit} s (killed)")
     chaos_rc=$status
     touch "$dir/stop"

@@ -114,6 +114,10 @@ impl Rng {
     }
 }
 
+/// How many `--session-timeout`s the sessions still running when the
+/// duration ends get to finish in, as long as each keeps making progress.
+const FINISH_TIMEOUTS: u64 = 10;
+
 /// Run chaos sessions and report.
 ///
 /// # Errors
@@ -136,7 +140,10 @@ pub fn run(cfg: &ChaosConfig) -> Result<ChaosReport> {
     let now_ns = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let stop = u64::try_from(cfg.duration.as_nanos()).unwrap_or(u64::MAX);
     let timeout = u64::try_from(cfg.session_timeout.as_nanos()).unwrap_or(u64::MAX);
-    let grace = stop.saturating_add(timeout);
+    // After `stop` the running sessions finish; one still making progress
+    // (a tiny session behind ten thousand others moves a byte a round) is
+    // given up on only after this long.
+    let grace = stop.saturating_add(timeout.saturating_mul(FINISH_TIMEOUTS));
     let mut next_id = 0u64;
     loop {
         let now = now_ns();

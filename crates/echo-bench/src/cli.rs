@@ -80,8 +80,8 @@ pub struct ChaosArgs {
     /// Sessions running at once
     #[arg(short = 'c', long, value_name = "N", default_value_t = 100, value_parser = positive_usize)]
     pub connections: usize,
-    /// Seconds to start new sessions for (running ones then get up to
-    /// --session-timeout to finish)
+    /// Seconds to start new sessions for (running ones then finish: each
+    /// may take up to ten --session-timeouts while it keeps making progress)
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     pub duration: f64,
     /// Largest stream of a "huge" session, bytes
