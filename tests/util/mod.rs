@@ -88,13 +88,23 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// On-CPU nanoseconds of each thread of `pid` (from /proc/PID/task/TID/schedstat), if the
-/// kernel exposes them.
+/// Whether thread `tid` of `pid` runs an event loop: the main thread (worker 0) or one named
+/// `worker-N`, not the allocator's background thread nor the metrics endpoint.
+pub fn is_loop_thread(pid: u32, tid: u32) -> bool {
+    let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+    tid == pid || comm.starts_with("worker-")
+}
+
+/// On-CPU nanoseconds of each event-loop thread of `pid` (from
+/// /proc/PID/task/TID/schedstat), if the kernel exposes them.
 pub fn thread_cpu_ns(pid: u32) -> Option<Vec<(u32, u64)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let entry = entry.ok()?;
         let tid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        if !is_loop_thread(pid, tid) {
+            continue;
+        }
         let s = fs::read_to_string(entry.path().join("schedstat")).ok()?;
         out.push((tid, s.split_whitespace().next()?.parse().ok()?));
     }

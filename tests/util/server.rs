@@ -386,10 +386,15 @@ impl Server {
         cpu_time(self.pid())
     }
 
-    /// Number of threads of the server.
+    /// Number of event-loop threads of the server (see [`super::is_loop_thread`]).
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
-            .map(|d| d.count())
+        let pid = self.pid();
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|&tid| super::is_loop_thread(pid, tid))
+                    .count()
+            })
             .unwrap_or(0)
     }
 }
