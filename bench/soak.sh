@@ -40,7 +40,8 @@ Options:
                    (each backend's load runs its share less ~2 s for start,
                    settle and shutdown; chaos's last sessions may add a little)
   --connections C  chaos sessions at once [default: 100]; thresholds scale
-                   with it (checked up to 1100, select included)
+                   with it (checked at 10,000 on epoll and poll, 1,000 on
+                   select, whose descriptors must stay below 1024)
   --backends LIST  space-separated backends [default: "epoll poll select"]
   --zero-copy Z    the server's --zero-copy mode [default: auto]; CI runs auto
                    and always
@@ -54,8 +55,10 @@ Options:
 
 Short run (CI, about a minute, all three backends):
   bench/soak.sh
-Long run (by hand: 10 minutes per backend, 200 sessions at once):
-  bench/soak.sh --minutes 30 --connections 200
+Long run (by hand: 10 minutes per backend; figures in docs/BENCHMARKS.md). select(2)
+holds only descriptors below FD_SETSIZE (1024), so it soaks at 1,000 sessions:
+  bench/soak.sh --minutes 20 --connections 10000 --backends "epoll poll"
+  bench/soak.sh --minutes 10 --connections 1000 --backends select
 A failing run prints its seed; rerun with --seed S (and the same --connections)
 to get the same sessions again.
 EOF
