@@ -34,6 +34,9 @@ use std::thread::JoinHandle;
 use tracing::debug;
 
 use config::{Cli, Config, LogFormat};
+use server::{Shared, Worker};
+use sockets::Sockets;
+use stats::Counters;
 
 /// The allocator: glibc's malloc keeps what a burst of clients freed
 /// resident (per-thread caches pin the top of each heap, and a heap shrinks
@@ -42,9 +45,6 @@ use config::{Cli, Config, LogFormat};
 #[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use server::{Shared, Worker};
-use sockets::Sockets;
-use stats::Counters;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
