@@ -106,11 +106,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Events taken per wait: the buffer starts at `FIRST_EVENTS` and doubles
 /// whenever a wait fills it, up to `MAX_EVENTS`.
 const FIRST_EVENTS: usize = 1024;
+const MAX_EVENTS: usize = 1 << 16;
 /// Connection slots reserved up front (at most): address space only until
 /// used, and no copy of the table (nor a freed old one that the allocator
 /// keeps resident for a while) as a storm of clients fills it.
 const RESERVED_SLOTS: usize = 1 << 16;
-const MAX_EVENTS: usize = 1 << 16;
 /// The shared read buffer: one per loop, not one per connection. It also
 /// receives UDP datagrams, so it must hold the largest (65,507 bytes).
 const READ_BUFFER: usize = 64 * 1024;
