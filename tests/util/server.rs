@@ -119,9 +119,9 @@ impl Builder {
             listeners + metrics
         };
         // ECHO_TEST_ZERO_COPY=always|off|auto runs every server of the suite on that path
-        // (CI runs the suite with `always` as well as the default).
+        // (CI runs the suite with `always` as well as the default); empty means unset.
         if let Ok(mode) = std::env::var("ECHO_TEST_ZERO_COPY") {
-            if !self.args.iter().any(|a| a == "--zero-copy") {
+            if !mode.is_empty() && !self.args.iter().any(|a| a == "--zero-copy") {
                 self.args.push("--zero-copy".into());
                 self.args.push(mode);
             }
