@@ -3,7 +3,7 @@
 //! are ready, on each backend, with `mio::Poll` on the same workload.
 //!
 //! ```text
-//! cargo bench -p selector --bench select
+//! cargo bench -p fdselector --bench select
 //! ```
 //!
 //! The workload is one UDP socket per registration (bound to 127.0.0.1:0),
@@ -21,7 +21,9 @@
 //! medians, ratios from one run): `paired` (ours against a bare epoll and
 //! mio) and `modes` (level, oneshot and edge against mio and polling, at
 //! 10,000 registered with 100 freshly ready, and the register / modify
-//! costs of each mode). Select one with a filter: `-- modes`.
+//! costs of each mode). Select one with a filter: `-- modes`. Last,
+//! `registration-ops`: each library's register / modify loops in functions
+//! of their own, for an instruction counter (see [`registration_ops`]).
 //!
 //! Results and the machine they came from are in docs/selector.md.
 
@@ -30,7 +32,7 @@ use mio::unix::SourceFd;
 use selector::{BackendKind, Events, Interest, Mode, Selector, Token};
 use std::hint::black_box;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
@@ -792,6 +794,139 @@ fn paired_registration(work: &Workload) {
     }
 }
 
+/// Calls in each loop of [`registration_ops`].
+const OPS_CALLS: usize = 10_000;
+
+#[inline(never)]
+fn ops_ours_register(selector: &mut Selector, socket: &UdpSocket) {
+    for _ in 0..OPS_CALLS {
+        selector
+            .register_with(socket, Token(20_000), Interest::READABLE, Mode::Oneshot)
+            .unwrap();
+        selector.unregister(socket).unwrap();
+    }
+}
+
+#[inline(never)]
+fn ops_ours_modify(selector: &mut Selector, socket: &UdpSocket) {
+    for i in 0..OPS_CALLS {
+        let interest = if i % 2 == 0 {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        selector.modify(socket, Token(20_000), interest).unwrap();
+    }
+}
+
+#[inline(never)]
+fn ops_mio_register(poll: &mio::Poll, fd: RawFd) {
+    for _ in 0..OPS_CALLS {
+        let registry = poll.registry();
+        registry
+            .register(
+                &mut SourceFd(&fd),
+                mio::Token(20_000),
+                mio::Interest::READABLE,
+            )
+            .unwrap();
+        registry.deregister(&mut SourceFd(&fd)).unwrap();
+    }
+}
+
+#[inline(never)]
+fn ops_mio_modify(poll: &mio::Poll, fd: RawFd) {
+    for i in 0..OPS_CALLS {
+        let interest = if i % 2 == 0 {
+            mio::Interest::WRITABLE
+        } else {
+            mio::Interest::READABLE
+        };
+        poll.registry()
+            .reregister(&mut SourceFd(&fd), mio::Token(20_000), interest)
+            .unwrap();
+    }
+}
+
+#[inline(never)]
+fn ops_polling_register(poller: &polling::Poller, socket: &UdpSocket) {
+    for _ in 0..OPS_CALLS {
+        // SAFETY: `socket` outlives the registration, deleted on the next line.
+        unsafe { poller.add(socket, polling::Event::readable(20_000)) }.unwrap();
+        poller.delete(socket).unwrap();
+    }
+}
+
+#[inline(never)]
+fn ops_polling_modify(poller: &polling::Poller, socket: &UdpSocket) {
+    for i in 0..OPS_CALLS {
+        let event = if i % 2 == 0 {
+            polling::Event::writable(20_000)
+        } else {
+            polling::Event::readable(20_000)
+        };
+        poller.modify(socket, event).unwrap();
+    }
+}
+
+/// Register + unregister and modify on epoll, 10,000 of each per library,
+/// each loop in a function of its own (`ops_*`), so that an instruction
+/// counter splits the libraries' own cost per call from the kernel's (which
+/// is the same: the same epoll_ctl calls):
+/// `valgrind --tool=callgrind target/release/deps/select-HASH --bench registration-ops`,
+/// then `callgrind_annotate --inclusive=yes callgrind.out.PID | grep ops_`.
+/// Prints wall-clock ns per call as well, one pass, for orientation only.
+fn registration_ops() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let fd = socket.as_raw_fd();
+    let mut selector = Selector::with_backend(BackendKind::Epoll).unwrap();
+    let poll = mio::Poll::new().unwrap();
+    let poller = polling::Poller::new().unwrap();
+    let per_call = |start: Instant| start.elapsed().as_secs_f64() * 1e9 / OPS_CALLS as f64;
+    println!(
+        "
+registration-ops: epoll, {OPS_CALLS} calls each, ns per call (one pass)"
+    );
+    println!("  {:<10} {:>12} {:>8}", "", "reg+unreg", "modify");
+
+    let start = Instant::now();
+    ops_ours_register(&mut selector, &socket);
+    let reg = per_call(start);
+    selector
+        .register_with(&socket, Token(20_000), Interest::READABLE, Mode::Oneshot)
+        .unwrap();
+    let start = Instant::now();
+    ops_ours_modify(&mut selector, &socket);
+    println!("  {:<10} {reg:>12.0} {:>8.0}", "ours", per_call(start));
+    selector.unregister(&socket).unwrap();
+
+    let start = Instant::now();
+    ops_mio_register(&poll, fd);
+    let reg = per_call(start);
+    let registry = poll.registry();
+    registry
+        .register(
+            &mut SourceFd(&fd),
+            mio::Token(20_000),
+            mio::Interest::READABLE,
+        )
+        .unwrap();
+    let start = Instant::now();
+    ops_mio_modify(&poll, fd);
+    println!("  {:<10} {reg:>12.0} {:>8.0}", "mio", per_call(start));
+    registry.deregister(&mut SourceFd(&fd)).unwrap();
+
+    let start = Instant::now();
+    ops_polling_register(&poller, &socket);
+    let reg = per_call(start);
+    // SAFETY: `socket` outlives the registration, deleted below.
+    unsafe { poller.add(&socket, polling::Event::readable(20_000)) }.unwrap();
+    let start = Instant::now();
+    ops_polling_modify(&poller, &socket);
+    println!("  {:<10} {reg:>12.0} {:>8.0}", "polling", per_call(start));
+    poller.delete(&socket).unwrap();
+}
+
 fn main() {
     // Only in a real benchmark run (cargo passes --bench), and only when no
     // filter excludes them.
@@ -806,5 +941,8 @@ fn main() {
     }
     if bench_run && wants("modes") {
         paired_modes();
+    }
+    if bench_run && wants("registration-ops") {
+        registration_ops();
     }
 }

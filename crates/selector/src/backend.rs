@@ -95,6 +95,7 @@ impl BackendKind {
     /// `Ok` when [`supports`](Self::supports) and
     /// [`supports_interest`](Self::supports_interest) say so, else the
     /// typed reason.
+    #[inline]
     pub(crate) fn check(self, interest: Interest, mode: Mode) -> Result<(), Unsupported> {
         if !self.supports(mode) {
             return Err(Unsupported::Mode(self, mode));

@@ -74,11 +74,12 @@ pub(crate) struct Shared {
     closed: AtomicBool,
 }
 
+#[inline]
 fn table_index(fd: RawFd) -> io::Result<usize> {
-    usize::try_from(fd)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}")))
+    usize::try_from(fd).map_err(|_| sys::invalid_fd(fd))
 }
 
+#[cold]
 fn not_registered(fd: RawFd) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -86,6 +87,7 @@ fn not_registered(fd: RawFd) -> io::Error {
     )
 }
 
+#[cold]
 pub(crate) fn closed(fd: RawFd) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -103,6 +105,7 @@ pub(crate) fn closed_if_ebadf(fd: RawFd, e: io::Error) -> io::Error {
 }
 
 impl State {
+    #[inline]
     pub(crate) fn slot(&self, fd: RawFd) -> io::Result<Option<Slot>> {
         let i = table_index(fd)?;
         Ok(self.table.get(i).copied().flatten())
@@ -112,6 +115,7 @@ impl State {
         self.count
     }
 
+    #[inline]
     fn set(&mut self, fd: RawFd, slot: Option<Slot>) {
         let i = fd as usize;
         if self.table.len() <= i {
@@ -124,6 +128,7 @@ impl State {
     /// Checks a registration against the rules and says what the backend
     /// must do; `kernel_checks` when the backend's own call will refuse a
     /// closed descriptor.
+    #[inline]
     pub(crate) fn plan_register(
         &self,
         kind: BackendKind,
@@ -149,6 +154,7 @@ impl State {
     /// As [`plan_register`](State::plan_register), for a modification;
     /// `None` when the backend need not hear of it. `mode` `None` keeps the
     /// registration's mode.
+    #[inline]
     pub(crate) fn plan_modify(
         &self,
         kind: BackendKind,
@@ -176,19 +182,31 @@ impl State {
         Ok((call.then_some(Change::Modify(fd, reg(fd, new))), new))
     }
 
+    #[inline]
     pub(crate) fn plan_unregister(&self, fd: RawFd) -> io::Result<(Change, Slot)> {
         let old = self.slot(fd)?.ok_or_else(|| not_registered(fd))?;
         Ok((Change::Unregister(fd), old))
     }
 
     /// Records what the backend accepted: `fd`'s new slot, or none.
+    #[inline]
     pub(crate) fn commit(&mut self, fd: RawFd, slot: Option<Slot>) {
         self.set(fd, slot);
     }
 
     /// Hands the queued changes to the backend, in order. All are applied;
     /// the first error is returned.
+    #[inline]
     pub(crate) fn apply_pending(&mut self, sys: &mut Sys) -> io::Result<()> {
+        if self.pending.is_empty() {
+            // Every call of the selector's own starts here: keep it a test.
+            return Ok(());
+        }
+        self.apply_pending_slow(sys)
+    }
+
+    #[cold]
+    fn apply_pending_slow(&mut self, sys: &mut Sys) -> io::Result<()> {
         let mut first = Ok(());
         for change in self.pending.drain(..) {
             let result = apply(sys, change);
@@ -202,6 +220,7 @@ impl State {
     }
 }
 
+#[inline]
 fn reg(fd: RawFd, slot: Slot) -> Reg {
     let Registration { token, interest } = slot.registration;
     Reg {
@@ -212,6 +231,7 @@ fn reg(fd: RawFd, slot: Slot) -> Reg {
 }
 
 /// Hands one change to the backend.
+#[inline]
 pub(crate) fn apply(sys: &mut Sys, change: Change) -> io::Result<()> {
     match change {
         Change::Register(fd, reg) => {
@@ -245,6 +265,7 @@ impl Shared {
 
     /// The state, whoever panicked while holding it (the table is updated
     /// only after the backend accepted a change, so it stays consistent).
+    #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

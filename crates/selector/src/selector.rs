@@ -254,7 +254,9 @@ impl Selector {
         let (change, old) = state.plan_unregister(raw)?;
         registry::apply(&mut self.sys, change)?;
         state.commit(raw, None);
-        self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
+        if !self.wakers.is_empty() {
+            self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
+        }
         Ok(old.registration)
     }
 

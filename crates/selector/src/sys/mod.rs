@@ -252,18 +252,22 @@ pub(crate) fn ready_from_poll(revents: rustix::event::PollFlags) -> Ready {
     ready
 }
 
+/// The error for a negative descriptor number.
+#[cold]
+pub(crate) fn invalid_fd(fd: RawFd) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("invalid fd {fd}"))
+}
+
 /// `fd` as a borrowed descriptor, for the facade's calls that name a
 /// registration by number ([`KeySelector`](crate::KeySelector) keys).
 ///
 /// # Errors
 ///
 /// `InvalidInput` for a negative number, which no descriptor has.
+#[inline]
 pub(crate) fn borrow_number(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
     if fd < 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid fd {fd}"),
-        ));
+        return Err(invalid_fd(fd));
     }
     // SAFETY: not -1 (checked). The borrow is only handed to the selector's
     // register and modify, which check the descriptor is open (poll, select)
