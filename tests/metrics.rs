@@ -214,7 +214,15 @@ fn a_stuck_scraper_stalls_neither_echo_nor_other_scrapers_for_long() {
     stuck.write_all(b"GET /metr").unwrap();
     let started = Instant::now();
     echo_once(&connect(server.addr()), b"echo goes on");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    // Echoed while the scraper is still stuck: the endpoint has not given up on it yet
+    // (it would have, had the echo waited for it).
+    stuck.set_nonblocking(true).unwrap();
+    let pending = (&stuck).read(&mut [0u8; 1]);
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the stuck scraper was answered or closed before the echo: {pending:?}"
+    );
+    stuck.set_nonblocking(false).unwrap();
     // The endpoint gives up on it within its 2-second limit.
     stuck.set_read_timeout(Some(WAIT)).unwrap();
     let mut rest = Vec::new();

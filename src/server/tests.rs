@@ -209,6 +209,11 @@ fn server_open(c: &Counters) -> u64 {
 fn shutdown_echoes_what_was_received_then_closes() {
     let server = Running::start(FaultPlan::default(), config());
     let mut stream = server.connect();
+    // Accepted before the "signal" closes the listener (and its accept queue).
+    stream.write_all(b"!").unwrap();
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"!");
     let data = pattern(3, 20_000);
     stream.write_all(&data).unwrap();
     // Let the bytes reach the server's socket before the "signal".
@@ -226,7 +231,7 @@ fn shutdown_echoes_what_was_received_then_closes() {
     );
     drop(stream);
     let totals = server.stop();
-    assert_eq!(totals.bytes_out, 20_000);
+    assert_eq!(totals.bytes_out, 20_001);
 }
 
 /// A fuzzed client: its stream, what it sent, what came back.
