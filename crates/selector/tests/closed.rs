@@ -18,8 +18,8 @@ per_backend!(
     open_connection_is_neither,
 );
 
-/// (read closed, write closed) of the one event for `token`, waiting a
-/// bounded number of times for `want` to show.
+/// (read closed, write closed) of the one event for `token`, waiting (for
+/// at most [`util::WAIT_LIMIT`]) for `want` to show.
 #[track_caller]
 fn closed_flags(
     selector: &mut Selector,
@@ -28,16 +28,14 @@ fn closed_flags(
     want: (bool, bool),
 ) -> (bool, bool) {
     let mut last = None;
-    for _ in 0..20 {
+    util::retry(|| {
         selector
             .select(events, Some(Duration::from_millis(100)))
             .unwrap();
         let event: Option<&Event> = events.iter().find(|e| e.token() == Token(token));
         last = event.map(|e| (e.is_read_closed(), e.is_write_closed()));
-        if last == Some(want) {
-            break;
-        }
-    }
+        last == Some(want)
+    });
     last.unwrap_or_else(|| panic!("{}: no event for token {token}", selector.backend()))
 }
 

@@ -34,20 +34,20 @@ fn tcp_pair() -> (socket2::Socket, socket2::Socket) {
     (socket2::Socket::from(client), socket2::Socket::from(server))
 }
 
-/// The event for token 1 once it says priority (a bounded number of waits).
+/// The event for token 1 once it says priority (waiting for at most
+/// [`util::WAIT_LIMIT`]).
 #[track_caller]
 fn wait_priority(selector: &mut Selector, events: &mut Events) -> Event {
     let mut last = None;
-    for _ in 0..20 {
+    util::retry(|| {
         selector
             .select(events, Some(Duration::from_millis(100)))
             .unwrap();
         last = events.iter().find(|e| e.token() == Token(1)).copied();
-        if let Some(event) = last.filter(Event::is_priority) {
-            return event;
-        }
-    }
-    panic!("{}: no priority event; last {last:?}", selector.backend());
+        last.is_some_and(|e| e.is_priority())
+    });
+    last.filter(Event::is_priority)
+        .unwrap_or_else(|| panic!("{}: no priority event; last {last:?}", selector.backend()))
 }
 
 /// A few waits, none of which may report priority.

@@ -17,8 +17,14 @@ pub const KINDS: [BackendKind; 3] = [BackendKind::Epoll, BackendKind::Poll, Back
 
 /// How long one wait inside [`expect_events`] may take.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-/// How many waits [`expect_events`] makes before it gives up.
-const MAX_POLLS: usize = 20;
+/// How long the bounded waits ([`expect_events`], [`retry`]) keep trying
+/// before they give up. A time, not a count of selects: when another event
+/// is already ready every select returns at once, and a loaded machine may
+/// deliver a FIN, a reset or an urgent byte late (softirq work deferred to
+/// ksoftirqd). A pass returns as soon as the awaited state shows.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
+/// The pause between tries, so waits that return at once do not spin.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Turns `fn name(kind: BackendKind)` test bodies into one `#[test]` per
 /// backend, in modules named after the backend: `poll::modify_to_writable`.
@@ -116,7 +122,22 @@ pub fn seen(events: &Events) -> Vec<Expect> {
     seen
 }
 
-/// Waits (a bounded number of times) until one select reports exactly
+/// Calls `attempt` until it returns true or [`WAIT_LIMIT`] has passed,
+/// pausing [`RETRY_PAUSE`] between tries; whether it ever returned true.
+pub fn retry(mut attempt: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        if attempt() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(RETRY_PAUSE);
+    }
+}
+
+/// Waits (for at most [`WAIT_LIMIT`]) until one select reports exactly
 /// `expected`: no event missing, none extra, every flag as given. Earlier
 /// selects may report less or other things (kernel latency, spurious
 /// wakeups); the last one seen is in the panic message.
@@ -125,15 +146,16 @@ pub fn expect_events(selector: &mut Selector, events: &mut Events, expected: &[E
     let mut expected = expected.to_vec();
     expected.sort();
     let mut last = Vec::new();
-    for _ in 0..MAX_POLLS {
+    let mut selects = 0;
+    let found = retry(|| {
         selector.select(events, Some(POLL_TIMEOUT)).unwrap();
+        selects += 1;
         last = seen(events);
-        if last == expected {
-            return;
-        }
-    }
-    panic!(
-        "{}: expected {expected:?}\n after {MAX_POLLS} selects the last one reported {last:?}",
+        last == expected
+    });
+    assert!(
+        found,
+        "{}: expected {expected:?}\n after {selects} selects in {WAIT_LIMIT:?} the last one reported {last:?}",
         selector.backend()
     );
 }
