@@ -27,10 +27,14 @@ fn chaos(addr: std::net::SocketAddr, seed: &str) -> std::process::Output {
 #[test]
 fn a_faithful_server_survives_chaos() {
     let (addr, _) = tcp_server(Behaviour::Echo);
-    let out = chaos(addr, "42");
+    // Seed 6 draws all nine kinds among the first 12 sessions, which the
+    // first pass starts at once, however slowly the run goes after that
+    // (seed 42 first draws vanish, stalled and storm at sessions 14, 15
+    // and 25, so whether they ran hung on how many sessions 0.6 s held).
+    let out = chaos(addr, "6");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
-    assert_eq!(r["seed"], 42);
+    assert_eq!(r["seed"], 6);
     assert_eq!(r["failures"], 0, "{r}");
     assert_eq!(r["sessions"], r["completed"], "{r}");
     assert!(r["bytes_verified"].as_u64().unwrap() > 100_000, "{r}");

@@ -198,9 +198,11 @@ fn connect_rate_ramps_connections_into_the_load() {
     assert!(counts[0] * 2 < counts[3], "no ramp: {counts:?}");
     assert!((250..=480).contains(&counts[3]), "{counts:?}");
     // Latency counts from due times after each connection joined: no
-    // backlog of messages due while it was connecting.
-    let p99 = report["latency_us"]["p99"].as_f64().unwrap();
-    assert!(p99 < 100_000.0, "{report}");
+    // backlog of messages due while it was connecting. Such a backlog puts
+    // well over a tenth of the messages 0.25 s to 0.9 s late; p90, not
+    // p99, so that a stall of a loaded machine does not fail the run.
+    let p90 = report["latency_us"]["p90"].as_f64().unwrap();
+    assert!(p90 < 250_000.0, "{report}");
 }
 
 /// More connections to one server port than one source address has

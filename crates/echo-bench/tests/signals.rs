@@ -4,24 +4,81 @@
 
 mod util;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::{Duration, Instant};
-use util::{finish, json, signal, spawn_bench, stderr, tcp_server, Behaviour, EchoServer};
+use util::{finish, json, signal, spawn_bench, stderr, tcp_server, Behaviour};
+
+/// The message size the runs here use (echo-bench's default).
+const SIZE: u64 = 64;
+
+/// A TCP server that echoes the first `echo` bytes of each connection
+/// (`u64::MAX`: all of them) and discards the rest; also returns how many
+/// bytes it has read from each connection, in the order they were accepted.
+fn counting_server(echo: u64) -> (String, Arc<Mutex<Vec<u64>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let read = Arc::new(Mutex::new(Vec::new()));
+    let counts = Arc::clone(&read);
+    thread::spawn(move || {
+        for stream in listener.incoming().take(1000) {
+            let Ok(mut stream) = stream else { continue };
+            let slot = {
+                let mut counts = counts.lock().unwrap();
+                counts.push(0);
+                counts.len() - 1
+            };
+            let counts = Arc::clone(&counts);
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+                let _ = stream.set_nodelay(true);
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut offset = 0u64;
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    let keep = echo.saturating_sub(offset).min(n as u64) as usize;
+                    if stream.write_all(&buf[..keep]).is_err() {
+                        return;
+                    }
+                    offset += n as u64;
+                    counts.lock().unwrap()[slot] = offset;
+                }
+            });
+        }
+    });
+    (addr, read)
+}
+
+/// Waits (at most 30 s) until `done` holds, checking every 10 ms.
+#[track_caller]
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < end, "gave up waiting: {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until connections `conns` (in accept order) have each sent more
+/// than `bytes`. Past the first message, a closed-loop connection has had
+/// its first echo back: it is connected and the run's window has begun.
+#[track_caller]
+fn wait_past(read: &Mutex<Vec<u64>>, conns: std::ops::Range<usize>, bytes: u64) {
+    wait_for(&format!("connections {conns:?} past {bytes} B"), || {
+        let read = read.lock().unwrap();
+        read.len() >= conns.end && read[conns.clone()].iter().all(|&n| n > bytes)
+    });
+}
 
 #[test]
 fn the_first_signal_reports_what_was_measured() {
-    let server = EchoServer::tcp();
-    for (sig, code) in [("INT", 130), ("TERM", 143)] {
-        let child = spawn_bench(&[
-            "-c",
-            "4",
-            "-d",
-            "30",
-            "--warmup",
-            "0.2",
-            "--json",
-            &server.addr(),
-        ]);
-        std::thread::sleep(Duration::from_millis(1500));
+    let (addr, read) = counting_server(u64::MAX);
+    for (round, (sig, code)) in [("INT", 130), ("TERM", 143)].into_iter().enumerate() {
+        let child = spawn_bench(&["-c", "4", "-d", "30", "--warmup", "0.2", "--json", &addr]);
+        // All four connected and sending; then about 1.3 s of window.
+        wait_past(&read, round * 4..round * 4 + 4, SIZE);
+        thread::sleep(Duration::from_millis(1500));
         let sent = Instant::now();
         signal(child.id(), sig);
         let out = finish(child, Duration::from_secs(20));
@@ -50,9 +107,9 @@ fn the_first_signal_reports_what_was_measured() {
 
 #[test]
 fn the_table_says_interrupted() {
-    let server = EchoServer::tcp();
-    let child = spawn_bench(&["-c", "2", "-d", "30", "--warmup", "0", &server.addr()]);
-    std::thread::sleep(Duration::from_millis(800));
+    let (addr, read) = counting_server(u64::MAX);
+    let child = spawn_bench(&["-c", "2", "-d", "30", "--warmup", "0", &addr]);
+    wait_past(&read, 0..2, SIZE);
     signal(child.id(), "INT");
     let out = finish(child, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(130));
@@ -65,13 +122,14 @@ fn the_table_says_interrupted() {
 fn a_second_signal_exits_at_once() {
     // Echoes the first 10 messages of each connection, then nothing: after
     // the first signal the run waits (up to 3 s) for echoes still owed.
-    let (addr, _) = tcp_server(Behaviour::SilentAfter(640));
-    let addr = addr.to_string();
+    let (addr, read) = counting_server(10 * SIZE);
     let child = spawn_bench(&["-c", "2", "-d", "30", "--warmup", "0", "--json", &addr]);
-    std::thread::sleep(Duration::from_millis(800));
+    // Both sent an 11th message, whose echo is owed and never comes.
+    wait_past(&read, 0..2, 10 * SIZE);
     let first = Instant::now();
     signal(child.id(), "INT");
-    std::thread::sleep(Duration::from_millis(300));
+    // The second signal comes during the drain the first one began.
+    thread::sleep(Duration::from_millis(300));
     signal(child.id(), "INT");
     let out = finish(child, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
@@ -87,10 +145,13 @@ fn a_second_signal_exits_at_once() {
 fn a_signal_while_connecting_stops_at_once() {
     // Accepts and never echoes: connects wait for a first echo for up to
     // --connect-timeout.
-    let (addr, _) = tcp_server(Behaviour::SilentAfter(0));
+    let (addr, peers) = tcp_server(Behaviour::SilentAfter(0));
     let addr = addr.to_string();
     let child = spawn_bench(&["-c", "2", "--connect-timeout", "30", "--json", &addr]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Both accepted: the handlers are in place and the connects wait.
+    wait_for("both connections accepted", || {
+        peers.lock().unwrap().len() == 2
+    });
     let sent = Instant::now();
     signal(child.id(), "TERM");
     let out = finish(child, Duration::from_secs(20));
@@ -110,7 +171,7 @@ fn a_signal_while_connecting_stops_at_once() {
 #[test]
 fn chaos_keeps_the_default_a_signal_ends_it() {
     use std::os::unix::process::ExitStatusExt;
-    let (addr, _) = tcp_server(Behaviour::Echo);
+    let (addr, peers) = tcp_server(Behaviour::Echo);
     let addr = addr.to_string();
     let child = spawn_bench(&[
         "chaos",
@@ -122,7 +183,8 @@ fn chaos_keeps_the_default_a_signal_ends_it() {
         "10000",
         &addr,
     ]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Sessions running: anything chaos set up at start is in place.
+    wait_for("a chaos session", || !peers.lock().unwrap().is_empty());
     let sent = Instant::now();
     signal(child.id(), "TERM");
     let out = finish(child, Duration::from_secs(20));
@@ -136,23 +198,13 @@ fn chaos_keeps_the_default_a_signal_ends_it() {
 
 #[test]
 fn a_sweep_stops_after_the_interrupted_point() {
-    let server = EchoServer::tcp();
+    let (addr, read) = counting_server(u64::MAX);
     let child = spawn_bench(&[
-        "sweep",
-        "-c",
-        "1,2,3",
-        "-s",
-        "64",
-        "-p",
-        "1",
-        "-d",
-        "3",
-        "--warmup",
-        "0",
-        "--json",
-        &server.addr(),
+        "sweep", "-c", "1,2,3", "-s", "64", "-p", "1", "-d", "3", "--warmup", "0", "--json", &addr,
     ]);
-    std::thread::sleep(Duration::from_millis(4000));
+    // The first point's one connection, then the second point's two, in
+    // its window.
+    wait_past(&read, 1..3, SIZE);
     signal(child.id(), "INT");
     let out = finish(child, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
