@@ -22,8 +22,9 @@
 //! mio) and `modes` (level, oneshot and edge against mio and polling, at
 //! 10,000 registered with 100 freshly ready, and the register / modify
 //! costs of each mode). Select one with a filter: `-- modes`. Last,
-//! `registration-ops`: each library's register / modify loops in functions
-//! of their own, for an instruction counter (see [`registration_ops`]).
+//! `registration-ops` and `select-ops`: each library's register / modify
+//! loops, and its edge-triggered selects, in functions of their own, for an
+//! instruction counter (see [`registration_ops`]).
 //!
 //! Results and the machine they came from are in docs/selector.md.
 
@@ -927,6 +928,47 @@ registration-ops: epoll, {OPS_CALLS} calls each, ns per call (one pass)"
     poller.delete(&socket).unwrap();
 }
 
+#[inline(never)]
+fn ops_ours_select(selector: &mut Selector, events: &mut Events) -> usize {
+    select_once(selector, events)
+}
+
+#[inline(never)]
+fn ops_mio_select(poll: &mut mio::Poll, events: &mut mio::Events) -> usize {
+    poll_once(poll, events)
+}
+
+#[inline(never)]
+fn ops_polling_select(poller: &polling::Poller, events: &mut polling::Events) -> usize {
+    wait_once(poller, events)
+}
+
+/// One edge-triggered select of 100 freshly ready among 10,000, 200 times
+/// per library (ours, mio, polling), each in a function of its own
+/// (`ops_*_select`), for an instruction counter as with
+/// [`registration_ops`]: `--bench select-ops`. Divide by 20,000 for
+/// instructions per event.
+fn select_ops() {
+    raise_fd_limit();
+    let work = Workload::new(10_000);
+    let mut selector = selector_in(BackendKind::Epoll, Mode::Edge, &work);
+    let mut events = Events::with_capacity(EVENTS);
+    let mut poll = mio_with(&work);
+    let mut mio_events = mio::Events::with_capacity(EVENTS);
+    let poller = polling_with(polling::PollMode::Edge, &work);
+    let capacity = std::num::NonZeroUsize::new(EVENTS).expect("not zero");
+    let mut polling_events = polling::Events::with_capacity(capacity);
+    let mut seen = [0usize; 3];
+    for _ in 0..200 {
+        work.arm();
+        seen[0] += ops_ours_select(&mut selector, &mut events);
+        seen[1] += ops_mio_select(&mut poll, &mut mio_events);
+        seen[2] += ops_polling_select(&poller, &mut polling_events);
+        work.drain();
+    }
+    println!("\nselect-ops: events seen by ours, mio, polling: {seen:?} (20,000 each when nothing strayed)");
+}
+
 fn main() {
     // Only in a real benchmark run (cargo passes --bench), and only when no
     // filter excludes them.
@@ -944,5 +986,8 @@ fn main() {
     }
     if bench_run && wants("registration-ops") {
         registration_ops();
+    }
+    if bench_run && wants("select-ops") {
+        select_ops();
     }
 }
