@@ -246,7 +246,7 @@ impl Worker {
             self.counters.wakeups += 1;
             self.counters.events += events.len() as u64;
             for event in &events {
-                self.dispatch(event);
+                self.dispatch(&event);
             }
             // A full buffer means more was ready than one wait could take.
             // Level-triggered epoll then hands out the rest after the

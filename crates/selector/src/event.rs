@@ -1,6 +1,8 @@
 //! Readiness reported by [`Selector::select`](crate::Selector::select).
 
 use crate::{Interest, Token};
+#[cfg(has_epoll)]
+use rustix::event::epoll;
 use std::fmt;
 
 /// Readiness bits shared by the backends and the events they produce.
@@ -28,10 +30,16 @@ impl Ready {
     /// a descriptor readable and writable, a hangup readable (the read or write
     /// then reports it, as select(2) does); readable, writable and priority only
     /// as asked. A hangup closes both directions; an error, writing.
-    ///
-    /// Bit arithmetic, with no branch on the interest: it runs once per event.
     #[inline]
     pub(crate) fn filter(self, interest: Interest) -> Ready {
+        self.filter_bits(interest.to_bits())
+    }
+
+    /// [`filter`](Ready::filter) with the interest as its bits (read 1,
+    /// write 2, priority 4), as a packed registration carries them. Bit
+    /// arithmetic, with no branch on the interest: it runs once per event.
+    #[inline]
+    pub(crate) fn filter_bits(self, interest: u8) -> Ready {
         let mut ready = self.0;
         if ready & Ready::ERROR.0 != 0 {
             ready |= Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::WRITE_CLOSED.0;
@@ -39,10 +47,9 @@ impl Ready {
         if ready & Ready::HANGUP.0 != 0 {
             ready |= Ready::READABLE.0 | Ready::READ_CLOSED.0 | Ready::WRITE_CLOSED.0;
         }
-        // Interest's bits (read 1, write 2, priority 4) moved to readiness's
-        // (readable 1, writable 2, priority 16).
-        let bits = interest.to_bits();
-        let asked = (bits & 0b011) | ((bits & 0b100) << 2);
+        // Interest's bits moved to readiness's (readable 1, writable 2,
+        // priority 16).
+        let asked = (interest & 0b011) | ((interest & 0b100) << 2);
         let always =
             Ready::ERROR.0 | Ready::HANGUP.0 | Ready::READ_CLOSED.0 | Ready::WRITE_CLOSED.0;
         Ready(ready & (asked | always))
@@ -155,9 +162,34 @@ impl fmt::Debug for Event {
 /// allocate. With epoll the capacity also bounds how many events one call
 /// returns (the kernel hands the rest out next time, round-robin); select and
 /// poll report every ready descriptor, growing the buffer if they must.
-#[derive(Debug, Default)]
+///
+/// On epoll the buffer usually holds the kernel's own records, as
+/// `epoll_wait` wrote them, and each [`Event`] is decoded as the iteration
+/// reaches it: the wait itself touches no event.
+#[derive(Default)]
 pub struct Events {
+    /// Events the facade built (poll, select, kqueue, and epoll waits that
+    /// needed its table or drained a waker).
     list: Vec<Event>,
+    /// epoll's records, each carrying a packed registration (the selector
+    /// checks that before it leaves them here). Empty when `list` is used.
+    #[cfg(has_epoll)]
+    raw: Vec<epoll::Event>,
+}
+
+// SAFETY: `epoll::Event` is neither `Send` nor `Sync` only because its data
+// field may hold a pointer. The selector stores packed registrations there
+// (plain integers), never a pointer, so the records are plain data.
+#[cfg(has_epoll)]
+unsafe impl Send for Events {}
+// SAFETY: as for `Send`: plain data, read through shared references only.
+#[cfg(has_epoll)]
+unsafe impl Sync for Events {}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl Events {
@@ -165,22 +197,32 @@ impl Events {
     pub fn with_capacity(capacity: usize) -> Events {
         Events {
             list: Vec::with_capacity(capacity.max(1)),
+            // Sized by the first epoll wait, so other backends never pay.
+            #[cfg(has_epoll)]
+            raw: Vec::new(),
         }
     }
 
     /// Events from the last `select`, in the order the backend reported them.
-    pub fn iter(&self) -> std::slice::Iter<'_, Event> {
-        self.list.iter()
+    pub fn iter(&self) -> EventsIter<'_> {
+        EventsIter {
+            list: self.list.iter(),
+            #[cfg(has_epoll)]
+            raw: self.raw.iter(),
+        }
     }
 
     /// How many events the last `select` reported.
     pub fn len(&self) -> usize {
-        self.list.len()
+        #[cfg(has_epoll)]
+        return self.list.len() + self.raw.len();
+        #[cfg(not(has_epoll))]
+        return self.list.len();
     }
 
     /// Whether the last `select` timed out (or was woken with nothing ready).
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.len() == 0
     }
 
     /// How many events fit without growing.
@@ -191,21 +233,73 @@ impl Events {
     /// Forget the events (capacity stays).
     pub fn clear(&mut self) {
         self.list.clear();
+        #[cfg(has_epoll)]
+        self.raw.clear();
     }
 
     pub(crate) fn push(&mut self, event: Event) {
         self.list.push(event);
     }
+
+    /// The buffer for epoll's records, with room for `capacity` of them.
+    #[cfg(has_epoll)]
+    pub(crate) fn raw_mut(&mut self) -> &mut Vec<epoll::Event> {
+        &mut self.raw
+    }
 }
 
 impl<'a> IntoIterator for &'a Events {
-    type Item = &'a Event;
-    type IntoIter = std::slice::Iter<'a, Event>;
+    type Item = Event;
+    type IntoIter = EventsIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
+
+/// The events of one [`Events`], in order; made by [`Events::iter`].
+#[derive(Clone)]
+pub struct EventsIter<'a> {
+    list: std::slice::Iter<'a, Event>,
+    #[cfg(has_epoll)]
+    raw: std::slice::Iter<'a, epoll::Event>,
+}
+
+impl fmt::Debug for EventsIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+impl Iterator for EventsIter<'_> {
+    type Item = Event;
+
+    #[inline]
+    fn next(&mut self) -> Option<Event> {
+        // One of the two is empty: epoll's records or the facade's events.
+        #[cfg(has_epoll)]
+        if let Some(record) = self.raw.next() {
+            return Some(crate::sys::epoll::decode(record));
+        }
+        self.list.next().copied()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for EventsIter<'_> {
+    fn len(&self) -> usize {
+        #[cfg(has_epoll)]
+        return self.list.len() + self.raw.len();
+        #[cfg(not(has_epoll))]
+        return self.list.len();
+    }
+}
+
+impl std::iter::FusedIterator for EventsIter<'_> {}
 
 #[cfg(test)]
 mod tests {

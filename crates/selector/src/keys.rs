@@ -238,7 +238,7 @@ impl<T> KeySelector<T> {
 /// The ready keys of one [`KeySelector::select`], each with its event.
 #[derive(Debug)]
 pub struct Selected<'a, T> {
-    events: std::slice::Iter<'a, Event>,
+    events: crate::EventsIter<'a>,
     keys: &'a [Option<SelectorKey<T>>],
 }
 
@@ -248,7 +248,7 @@ impl<'a, T> Iterator for Selected<'a, T> {
     fn next(&mut self) -> Option<Self::Item> {
         for event in self.events.by_ref() {
             if let Some(Some(key)) = self.keys.get(event.token().0) {
-                return Some((key, *event));
+                return Some((key, event));
             }
         }
         None

@@ -121,7 +121,7 @@ mod token;
 mod waker;
 
 pub use backend::BackendKind;
-pub use event::{Event, Events};
+pub use event::{Event, Events, EventsIter};
 pub use interest::Interest;
 pub use keys::{KeySelector, Selected, SelectorKey};
 pub use mode::{Mode, Unsupported};

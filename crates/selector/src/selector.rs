@@ -3,12 +3,12 @@
 
 use crate::backend::{dispatch, Sys};
 use crate::event::Ready;
-use crate::registry::{self, Registration, Shared, Slot};
+use crate::registry::{self, Registration, Shared, Slot, State};
 use crate::sys::{self, Backend, Reg, Tag};
 use crate::{BackendKind, Event, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Waits on many descriptors at once and reports which are ready.
@@ -344,48 +344,113 @@ impl Selector {
             if self.shared.take_dirty() {
                 self.shared.lock().apply_pending(&mut self.sys)?;
             }
-            let shared = &*self.shared;
-            let wakers = &self.wakers[..];
-            let mut woken = false;
-            // Only tokens too large to pack need the table: locked once, at
-            // the first such event.
-            let mut table = None;
-            let mut emit = |tag: Tag, ready: Ready| {
-                if tag == Tag::INTERNAL {
-                    if let Some(w) = shared.wake.get() {
-                        w.drain();
-                    }
-                    woken = true;
-                    return;
-                }
-                let (token, interest) = match tag.unpack() {
-                    Ok(registration) => registration,
-                    Err(fd) => {
-                        let state = table.get_or_insert_with(|| shared.lock());
-                        match state.slot(fd) {
-                            Ok(Some(s)) => (s.registration.token, s.registration.interest),
-                            _ => return, // raced with unregister; not ours any more
-                        }
-                    }
-                };
-                for (waker_token, w) in wakers {
-                    if *waker_token == token {
-                        w.drain();
-                    }
-                }
-                events.push(Event::new(token, ready.filter(interest)));
-            };
-            let result = dispatch!(&mut self.sys, b => b.select(remaining, max, &mut emit));
-            drop(table);
-            match result {
+            match self.wait_once(events, remaining, max) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Woken only to apply a registry's change: wait again.
-                Ok(()) if woken && events.is_empty() && remaining != Some(Duration::ZERO) => {}
-                result => return result,
+                Ok(true) if events.is_empty() && remaining != Some(Duration::ZERO) => {}
+                result => return result.map(|_| ()),
             }
             if let Some(deadline) = deadline {
                 remaining = Some(deadline.saturating_duration_since(Instant::now()));
             }
         }
+    }
+
+    /// One wait of the backend, its events left in `events`; whether the
+    /// selector's own wake descriptor (a registry's change) was among them.
+    fn wait_once(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        max: usize,
+    ) -> io::Result<bool> {
+        // epoll: the kernel's records stay as they are, decoded as the caller
+        // iterates, unless one of them needs the facade.
+        #[cfg(has_epoll)]
+        if let Sys::Epoll(epoll) = &self.sys {
+            if epoll.kernel_only() {
+                let records = events.raw_mut();
+                epoll.wait_into(timeout, max, records)?;
+                let plain =
+                    |r: &rustix::event::epoll::Event| Tag::is_packed_registration(r.data.u64());
+                if self.wakers.is_empty() && records.iter().all(plain) {
+                    return Ok(false);
+                }
+                // A wake, a waker or a token too large to pack: every record
+                // through the facade, in order.
+                let records = std::mem::take(records);
+                let mut collect = Collect::new(&self.shared, &self.wakers, events);
+                for record in &records {
+                    let flags = record.flags;
+                    collect.add(Tag::from_u64(record.data.u64()), sys::epoll::ready(flags));
+                }
+                let woken = collect.woken;
+                drop(collect);
+                // The buffer goes back, emptied, to keep its capacity.
+                let emptied = events.raw_mut();
+                *emptied = records;
+                emptied.clear();
+                return Ok(woken);
+            }
+        }
+        let mut collect = Collect::new(&self.shared, &self.wakers, events);
+        dispatch!(&mut self.sys, b => b.select(timeout, max, &mut |tag, ready| {
+            collect.add(tag, ready);
+        }))?;
+        Ok(collect.woken)
+    }
+}
+
+/// Turns a backend's reports into [`Event`]s: drains the wake descriptor and
+/// any waker reported, and looks up tokens too large to pack in the table.
+struct Collect<'a> {
+    shared: &'a Shared,
+    wakers: &'a [(Token, Arc<sys::waker::WakerFd>)],
+    events: &'a mut Events,
+    /// Locked once, at the first event that needs it.
+    table: Option<MutexGuard<'a, State>>,
+    woken: bool,
+}
+
+impl<'a> Collect<'a> {
+    fn new(
+        shared: &'a Shared,
+        wakers: &'a [(Token, Arc<sys::waker::WakerFd>)],
+        events: &'a mut Events,
+    ) -> Collect<'a> {
+        Collect {
+            shared,
+            wakers,
+            events,
+            table: None,
+            woken: false,
+        }
+    }
+
+    fn add(&mut self, tag: Tag, ready: Ready) {
+        if tag == Tag::INTERNAL {
+            if let Some(w) = self.shared.wake.get() {
+                w.drain();
+            }
+            self.woken = true;
+            return;
+        }
+        let (token, interest) = match tag.unpack() {
+            Ok(registration) => registration,
+            Err(fd) => {
+                let shared = self.shared;
+                let state = self.table.get_or_insert_with(|| shared.lock());
+                match state.slot(fd) {
+                    Ok(Some(s)) => (s.registration.token, s.registration.interest),
+                    _ => return, // raced with unregister; not ours any more
+                }
+            }
+        };
+        for (waker_token, w) in self.wakers {
+            if *waker_token == token {
+                w.drain();
+            }
+        }
+        self.events.push(Event::new(token, ready.filter(interest)));
     }
 }

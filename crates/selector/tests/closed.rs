@@ -32,7 +32,7 @@ fn closed_flags(
         selector
             .select(events, Some(Duration::from_millis(100)))
             .unwrap();
-        let event: Option<&Event> = events.iter().find(|e| e.token() == Token(token));
+        let event: Option<Event> = events.iter().find(|e| e.token() == Token(token));
         last = event.map(|e| (e.is_read_closed(), e.is_write_closed()));
         last == Some(want)
     });

@@ -43,7 +43,7 @@ fn wait_priority(selector: &mut Selector, events: &mut Events) -> Event {
         selector
             .select(events, Some(Duration::from_millis(100)))
             .unwrap();
-        last = events.iter().find(|e| e.token() == Token(1)).copied();
+        last = events.iter().find(|e| e.token() == Token(1));
         last.is_some_and(|e| e.is_priority())
     });
     last.filter(Event::is_priority)
@@ -57,7 +57,7 @@ fn expect_no_priority(selector: &mut Selector, events: &mut Events) {
         selector
             .select(events, Some(Duration::from_millis(20)))
             .unwrap();
-        let seen: Vec<&Event> = events.iter().filter(|e| e.is_priority()).collect();
+        let seen: Vec<Event> = events.iter().filter(|e| e.is_priority()).collect();
         assert!(seen.is_empty(), "{}: {seen:?}", selector.backend());
     }
 }

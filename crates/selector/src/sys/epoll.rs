@@ -11,7 +11,7 @@
 //! peer that shut down writing is told apart from plain data.
 
 use super::{AlwaysReady, Backend, Reg, Tag};
-use crate::event::Ready;
+use crate::event::{Event, Ready};
 use crate::Mode;
 use rustix::event::epoll;
 use rustix::io::Errno;
@@ -67,7 +67,7 @@ fn data(tag: Tag) -> epoll::EventData {
     epoll::EventData::new_u64(tag.to_u64())
 }
 
-fn ready(flags: epoll::EventFlags) -> Ready {
+pub(crate) fn ready(flags: epoll::EventFlags) -> Ready {
     use epoll::EventFlags as F;
     let mut ready = Ready::default();
     if flags.contains(F::IN) {
@@ -92,10 +92,46 @@ fn ready(flags: epoll::EventFlags) -> Ready {
     ready
 }
 
+/// The event a record left in [`Events`](crate::Events) stands for: the
+/// selector leaves only records whose data is a packed registration there
+/// (see [`Tag::is_packed_registration`]).
+#[inline]
+pub(crate) fn decode(record: &epoll::Event) -> Event {
+    let flags = record.flags;
+    let (token, interest) = Tag::packed_parts(record.data.u64());
+    Event::new(token, ready(flags).filter_bits(interest))
+}
+
 impl Epoll {
     /// The epoll descriptor, for [`apply_direct`] from other threads.
     pub(crate) fn shared_fd(&self) -> Arc<OwnedFd> {
         Arc::clone(&self.epoll)
+    }
+
+    /// Whether every registration is in the kernel's set: no regular file
+    /// waits on the side list, so a wait's records are all there is.
+    pub(crate) fn kernel_only(&self) -> bool {
+        self.always_ready.is_empty()
+    }
+
+    /// One `epoll_wait` for up to `max` records, into `records` (cleared
+    /// first); the side list is not consulted (see
+    /// [`kernel_only`](Epoll::kernel_only)).
+    pub(crate) fn wait_into(
+        &self,
+        timeout: Option<Duration>,
+        max: usize,
+        records: &mut Vec<epoll::Event>,
+    ) -> io::Result<()> {
+        records.clear();
+        records.reserve(max.max(1));
+        let timespec = super::timespec_millis(timeout);
+        epoll::wait(
+            self.epoll.as_fd(),
+            rustix::buffer::spare_capacity(records),
+            timespec.as_ref(),
+        )?;
+        Ok(())
     }
 }
 
@@ -185,14 +221,10 @@ impl Backend for Epoll {
         } else {
             Some(Duration::ZERO)
         };
-        self.buffer.clear();
-        self.buffer.reserve(max.max(1));
-        let timespec = super::timespec_millis(timeout);
-        epoll::wait(
-            self.epoll.as_fd(),
-            rustix::buffer::spare_capacity(&mut self.buffer),
-            timespec.as_ref(),
-        )?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let waited = self.wait_into(timeout, max, &mut buffer);
+        self.buffer = buffer;
+        waited?;
         for event in &self.buffer {
             let flags = event.flags;
             // The data is the tag stored at registration.

@@ -112,6 +112,24 @@ impl Tag {
         ))
     }
 
+    /// Whether this word is a registration packed whole (token and
+    /// interest), which needs no lookup: not a descriptor number, and not
+    /// [`INTERNAL`](Tag::INTERNAL).
+    #[cfg(has_epoll)]
+    pub(crate) fn is_packed_registration(word: u64) -> bool {
+        word & Tag::PACKED != 0 && word & 0b111 != 0
+    }
+
+    /// The token and interest bits of a word for which
+    /// [`is_packed_registration`](Tag::is_packed_registration) holds.
+    #[cfg(has_epoll)]
+    pub(crate) fn packed_parts(word: u64) -> (crate::Token, u8) {
+        (
+            crate::Token(((word & !Tag::PACKED) >> 3) as usize),
+            (word & 0b111) as u8,
+        )
+    }
+
     /// The word epoll keeps in its event data.
     #[cfg(has_epoll)]
     pub(crate) fn to_u64(self) -> u64 {

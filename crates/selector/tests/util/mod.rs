@@ -102,8 +102,8 @@ impl Expect {
     }
 }
 
-impl From<&Event> for Expect {
-    fn from(event: &Event) -> Expect {
+impl From<Event> for Expect {
+    fn from(event: Event) -> Expect {
         Expect {
             token: event.token(),
             readable: event.is_readable(),
