@@ -56,12 +56,15 @@ impl Drop for Selector {
     }
 }
 
-// A selector is built on one thread and run on another (one per worker).
+// A selector is built on one thread and run on another (one per worker),
+// and its events buffer goes with it.
 const _: () = {
     const fn assert_send<T: Send>() {}
+    const fn assert_sync<T: Send + Sync>() {}
     const fn assert_shared<T: Send + Sync + Clone>() {}
     assert_send::<Selector>();
     assert_send::<Waker>();
+    assert_sync::<Events>();
     assert_shared::<Registry>();
 };
 
