@@ -165,7 +165,8 @@ impl fmt::Debug for Event {
 ///
 /// On epoll the buffer usually holds the kernel's own records, as
 /// `epoll_wait` wrote them, and each [`Event`] is decoded as the iteration
-/// reaches it: the wait itself touches no event.
+/// reaches it: the wait itself only checks that every record names its
+/// registration.
 #[derive(Default)]
 pub struct Events {
     /// Events the facade built (poll, select, kqueue, and epoll waits that
@@ -241,7 +242,7 @@ impl Events {
         self.list.push(event);
     }
 
-    /// The buffer for epoll's records, with room for `capacity` of them.
+    /// The buffer epoll's records are waited into.
     #[cfg(has_epoll)]
     pub(crate) fn raw_mut(&mut self) -> &mut Vec<epoll::Event> {
         &mut self.raw
