@@ -109,6 +109,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod collect;
 mod event;
 mod interest;
 mod keys;

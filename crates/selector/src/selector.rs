@@ -2,13 +2,13 @@
 //! backends, with the bookkeeping done once, above them.
 
 use crate::backend::{dispatch, Sys};
-use crate::event::Ready;
-use crate::registry::{self, Registration, Shared, Slot, State};
+use crate::collect::Collect;
+use crate::registry::{self, Registration, Shared, Slot};
 use crate::sys::{self, Backend, Reg, Tag};
-use crate::{BackendKind, Event, Events, Interest, Mode, Registry, Token, Waker};
+use crate::{BackendKind, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Waits on many descriptors at once and reports which are ready.
@@ -401,59 +401,5 @@ impl Selector {
             collect.add(tag, ready);
         }))?;
         Ok(collect.woken)
-    }
-}
-
-/// Turns a backend's reports into [`Event`]s: drains the wake descriptor and
-/// any waker reported, and looks up tokens too large to pack in the table.
-struct Collect<'a> {
-    shared: &'a Shared,
-    wakers: &'a [(Token, Arc<sys::waker::WakerFd>)],
-    events: &'a mut Events,
-    /// Locked once, at the first event that needs it.
-    table: Option<MutexGuard<'a, State>>,
-    woken: bool,
-}
-
-impl<'a> Collect<'a> {
-    fn new(
-        shared: &'a Shared,
-        wakers: &'a [(Token, Arc<sys::waker::WakerFd>)],
-        events: &'a mut Events,
-    ) -> Collect<'a> {
-        Collect {
-            shared,
-            wakers,
-            events,
-            table: None,
-            woken: false,
-        }
-    }
-
-    fn add(&mut self, tag: Tag, ready: Ready) {
-        if tag == Tag::INTERNAL {
-            if let Some(w) = self.shared.wake.get() {
-                w.drain();
-            }
-            self.woken = true;
-            return;
-        }
-        let (token, interest) = match tag.unpack() {
-            Ok(registration) => registration,
-            Err(fd) => {
-                let shared = self.shared;
-                let state = self.table.get_or_insert_with(|| shared.lock());
-                match state.slot(fd) {
-                    Ok(Some(s)) => (s.registration.token, s.registration.interest),
-                    _ => return, // raced with unregister; not ours any more
-                }
-            }
-        };
-        for (waker_token, w) in self.wakers {
-            if *waker_token == token {
-                w.drain();
-            }
-        }
-        self.events.push(Event::new(token, ready.filter(interest)));
     }
 }
