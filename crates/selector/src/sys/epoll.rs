@@ -124,7 +124,13 @@ impl Epoll {
         records: &mut Vec<epoll::Event>,
     ) -> io::Result<()> {
         records.clear();
-        records.reserve(max.max(1));
+        // Room for exactly `max`: epoll fills all the room there is, and the
+        // caller's capacity is the bound it was promised (`reserve` may
+        // round a small request up).
+        let max = max.max(1);
+        if records.capacity() != max {
+            *records = Vec::with_capacity(max);
+        }
         let timespec = super::timespec_millis(timeout);
         epoll::wait(
             self.epoll.as_fd(),
