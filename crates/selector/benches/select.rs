@@ -820,18 +820,22 @@ fn ops_ours_modify(selector: &mut Selector, socket: &UdpSocket) {
     }
 }
 
+/// mio's registration of `fd` in the `ops_*` loops.
+fn ops_mio_add(poll: &mio::Poll, fd: RawFd) {
+    poll.registry()
+        .register(
+            &mut SourceFd(&fd),
+            mio::Token(20_000),
+            mio::Interest::READABLE,
+        )
+        .unwrap();
+}
+
 #[inline(never)]
 fn ops_mio_register(poll: &mio::Poll, fd: RawFd) {
     for _ in 0..OPS_CALLS {
-        let registry = poll.registry();
-        registry
-            .register(
-                &mut SourceFd(&fd),
-                mio::Token(20_000),
-                mio::Interest::READABLE,
-            )
-            .unwrap();
-        registry.deregister(&mut SourceFd(&fd)).unwrap();
+        ops_mio_add(poll, fd);
+        poll.registry().deregister(&mut SourceFd(&fd)).unwrap();
     }
 }
 
@@ -904,18 +908,11 @@ registration-ops: epoll, {OPS_CALLS} calls each, ns per call (one pass)"
     let start = Instant::now();
     ops_mio_register(&poll, fd);
     let reg = per_call(start);
-    let registry = poll.registry();
-    registry
-        .register(
-            &mut SourceFd(&fd),
-            mio::Token(20_000),
-            mio::Interest::READABLE,
-        )
-        .unwrap();
+    ops_mio_add(&poll, fd);
     let start = Instant::now();
     ops_mio_modify(&poll, fd);
     println!("  {:<10} {reg:>12.0} {:>8.0}", "mio", per_call(start));
-    registry.deregister(&mut SourceFd(&fd)).unwrap();
+    poll.registry().deregister(&mut SourceFd(&fd)).unwrap();
 
     let start = Instant::now();
     ops_polling_register(&poller, &socket);

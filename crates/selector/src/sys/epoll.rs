@@ -123,22 +123,32 @@ impl Epoll {
         max: usize,
         records: &mut Vec<epoll::Event>,
     ) -> io::Result<()> {
-        records.clear();
-        // Room for exactly `max`: epoll fills all the room there is, and the
-        // caller's capacity is the bound it was promised (`reserve` may
-        // round a small request up).
-        let max = max.max(1);
-        if records.capacity() != max {
-            *records = Vec::with_capacity(max);
-        }
-        let timespec = super::timespec_millis(timeout);
-        epoll::wait(
-            self.epoll.as_fd(),
-            rustix::buffer::spare_capacity(records),
-            timespec.as_ref(),
-        )?;
-        Ok(())
+        wait(&self.epoll, timeout, max, records)
     }
+}
+
+/// One `epoll_wait` on `epoll` for up to `max` records, into `records`.
+fn wait(
+    epoll: &OwnedFd,
+    timeout: Option<Duration>,
+    max: usize,
+    records: &mut Vec<epoll::Event>,
+) -> io::Result<()> {
+    records.clear();
+    // Room for exactly `max`: epoll fills all the room there is, and the
+    // caller's capacity is the bound it was promised (`reserve` may round a
+    // small request up).
+    let max = max.max(1);
+    if records.capacity() != max {
+        *records = Vec::with_capacity(max);
+    }
+    let timespec = super::timespec_millis(timeout);
+    epoll::wait(
+        epoll.as_fd(),
+        rustix::buffer::spare_capacity(records),
+        timespec.as_ref(),
+    )?;
+    Ok(())
 }
 
 /// A change made from another thread, straight to the kernel (epoll_ctl is
@@ -227,10 +237,7 @@ impl Backend for Epoll {
         } else {
             Some(Duration::ZERO)
         };
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let waited = self.wait_into(timeout, max, &mut buffer);
-        self.buffer = buffer;
-        waited?;
+        wait(&self.epoll, timeout, max, &mut self.buffer)?;
         for event in &self.buffer {
             let flags = event.flags;
             // The data is the tag stored at registration.
