@@ -325,5 +325,9 @@ fn tokens_decode_from_fixed_ranges() {
     assert_eq!(Source::of(Token(3)), None);
     assert_eq!(Source::of(Token(FIRST_LISTENER)), Some(Source::Listener(0)));
     assert_eq!(Source::of(Token(FIRST_UDP + 3)), Some(Source::Udp(3)));
+    assert_eq!(
+        Source::of(Token(FIRST_OPENING + 5)),
+        Some(Source::Opening(5))
+    );
     assert_eq!(Source::of(Token(FIRST_CONN + 7)), Some(Source::Conn(7)));
 }
