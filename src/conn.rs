@@ -24,15 +24,16 @@
 //!   drops writability; an early end calls `finish` for a FIN, or closes
 //!   after setting a zero linger for an RST).
 
-use std::time::Instant;
-
 use selector::Interest;
 use tracing::{debug, info};
 
-use crate::budget::Budget;
-use crate::splice::{Outbox, PipePool, ZeroCopy, BULK_READ, BULK_STREAK, QUIET_STREAK};
-use crate::stats::Counters;
-use crate::stream::{would_block, Peer, Stream};
+use crate::splice::{Outbox, Streak, ZeroCopy};
+use crate::stats::{Counters, Gauges};
+
+mod turn;
+
+use crate::stream::{preview, would_block, Peer, Stream};
+pub use turn::{Io, Outcome, Step, Turn};
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,67 +63,15 @@ pub enum ReadLimit {
     Bytes(usize),
 }
 
-/// What the loop must do with a connection after it has handled an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Leave the registration as it is.
-    Keep,
-    /// Register this interest instead (register again, if it was parked),
-    /// then call [`Connection::watching`].
-    Watch(Interest),
-    /// Unregister but keep it: the memory budget stops its reading and it
-    /// holds nothing to send, so there is no event to wait for. The loop
-    /// hands it [`Turn::Recheck`] now and then.
-    Park,
-    /// Unregister and drop it.
-    Close,
-}
-
-/// Why the loop hands a connection a turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Turn {
-    /// The selector reported it.
-    Ready { readable: bool, writable: bool },
-    /// The memory budget may have room again.
-    Recheck,
-    /// Server shutdown: echo what the kernel has already received, then
-    /// finish.
-    Drain,
-}
-
-/// What a turn came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub step: Step,
-    /// Bytes moved either way (for the idle timer: a slow reader still
-    /// draining its echo is not idle, even while its reads are paused).
-    pub moved: bool,
-    /// The memory budget began to stop its reading in this turn.
-    pub starved: bool,
-}
-
-/// What a connection borrows from its loop while it handles one event.
-#[derive(Debug)]
-pub struct Io<'a> {
-    /// The loop's read buffer, shared by all its connections.
-    pub buf: &'a mut [u8],
-    pub counters: &'a mut Counters,
-    /// The loop's pipes for the zero-copy path.
-    pub pipes: &'a mut PipePool,
-    pub zero_copy: ZeroCopy,
-    /// `--max-pending`: bytes a connection may hold before it stops reading.
-    pub max_pending: usize,
-    /// Narrate in the tutorial's words (`--trace`).
-    pub trace: bool,
-    /// When the loop woke up.
-    pub now: Instant,
-    /// `--max-memory`, shared by every worker.
-    pub budget: &'a Budget,
-}
-
 /// The peer reset or the socket failed: the connection must be closed.
 #[derive(Debug)]
 struct Closed;
+
+impl From<()> for Closed {
+    fn from((): ()) -> Closed {
+        Closed
+    }
+}
 
 /// One client: its stream, the bytes it owes the peer (the tutorial's
 /// `message_queues[s]`) and where it is in its life.
@@ -141,46 +90,13 @@ pub struct Connection {
     starved: bool,
     /// Unregistered by [`Step::Park`].
     parked: bool,
-    /// Consecutive reads that argue for the other path (bulk reads while
-    /// copying, small ones while splicing).
-    streak: u8,
+    /// Reads that argue for the other path.
+    streak: Streak,
 }
 
 /// Memory a connection holds besides what it holds for its peer: itself,
 /// its slab entry and its idle-list link, rounded up.
 const STATE_BYTES: usize = 128;
-
-/// What the budget and the statistics count for one connection. Taken
-/// before a turn and compared after it, so each is changed in one place.
-#[derive(Clone, Copy, Debug, Default)]
-struct Gauges {
-    footprint: usize,
-    pending: usize,
-    paused: bool,
-    starved: bool,
-    spliced: bool,
-}
-
-impl Gauges {
-    /// Tell the budget and the statistics what changed since `before`.
-    fn account(self, before: Gauges, io: &mut Io) {
-        let c = &mut *io.counters;
-        if self.footprint > before.footprint {
-            io.budget.charge(self.footprint - before.footprint);
-        } else if self.footprint < before.footprint {
-            io.budget.release(before.footprint - self.footprint);
-        }
-        c.held = c.held + self.footprint as u64 - before.footprint as u64;
-        if self.pending > before.pending {
-            c.queue_grew(self.pending - before.pending);
-        } else if self.pending < before.pending {
-            c.queue_shrank(before.pending - self.pending);
-        }
-        c.paused = c.paused + u64::from(self.paused) - u64::from(before.paused);
-        c.budget_paused = c.budget_paused + u64::from(self.starved) - u64::from(before.starved);
-        c.spliced = c.spliced + u64::from(self.spliced) - u64::from(before.spliced);
-    }
-}
 
 impl Connection {
     /// The interest a new connection is registered with.
@@ -198,10 +114,11 @@ impl Connection {
             paused: false,
             starved: false,
             parked: false,
-            streak: 0,
+            streak: Streak::default(),
         };
         io.budget.join(0);
-        conn.gauges().account(Gauges::default(), io);
+        conn.gauges()
+            .account(Gauges::default(), io.counters, io.budget);
         conn
     }
 
@@ -256,7 +173,7 @@ impl Connection {
             Turn::Drain => (self.drain(io), false),
         };
         let after = self.gauges();
-        after.account(before, io);
+        after.account(before, io.counters, io.budget);
         Outcome {
             step,
             moved: received || io.counters.bytes_out != sent_before,
@@ -267,7 +184,7 @@ impl Connection {
     /// The connection is going: give back its pipe and what the budget and
     /// the statistics count for it.
     pub fn release(mut self, io: &mut Io) {
-        Gauges::default().account(self.gauges(), io);
+        Gauges::default().account(self.gauges(), io.counters, io.budget);
         io.budget.leave(0);
         self.outbox.release(io.pipes, io.now);
     }
@@ -286,7 +203,7 @@ impl Connection {
         if writable && self.flush(io).is_err() {
             return (Step::Close, received);
         }
-        if io.trace && held_over_a_wait && self.pending() == 0 {
+        if io.cfg.trace && held_over_a_wait && self.pending() == 0 {
             info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
         }
         (self.settle(io), received)
@@ -307,7 +224,7 @@ impl Connection {
     /// then straight back out; only what the peer cannot take now stays
     /// held. `Ok(None)`: the peer is done and nothing is left to send.
     fn receive(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        if io.zero_copy == ZeroCopy::Always && self.phase != Phase::Lingering {
+        if io.cfg.zero_copy == ZeroCopy::Always && self.phase != Phase::Lingering {
             self.switch_path(true, io);
         }
         let ReadLimit::Bytes(want) = self.read_limit(io) else {
@@ -327,7 +244,7 @@ impl Connection {
         };
         if n == 0 {
             if self.phase == Phase::Lingering || self.pending() == 0 {
-                if io.trace {
+                if io.cfg.trace {
                     info!(target: "trace", peer = %self.peer, "closing {} after reading no data", self.peer);
                 }
                 return Ok(None);
@@ -343,7 +260,7 @@ impl Connection {
         io.counters.bytes_in += n as u64;
         io.counters.messages += 1;
         if spliced {
-            if io.trace {
+            if io.cfg.trace {
                 info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {} (spliced)", self.peer);
             }
             self.flush(io)?;
@@ -359,15 +276,15 @@ impl Connection {
     /// is held already.
     fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
         let data = &io.buf[..n];
-        if io.trace {
+        if io.cfg.trace {
             info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {}: {}", self.peer, preview(data));
         }
         let sent = match self.pending() {
-            0 => send(&mut self.stream, self.peer, data, io.counters, io.trace)?,
+            0 => send(&mut self.stream, self.peer, data, io.counters, io.cfg.trace)?,
             _ => 0,
         };
         if sent < n {
-            self.outbox.push(&data[sent..], io.max_pending);
+            self.outbox.push(&data[sent..], io.cfg.max_pending);
         }
         Ok(())
     }
@@ -379,7 +296,7 @@ impl Connection {
             Ok(0) => {}
             Ok(n) => {
                 io.counters.bytes_out += n as u64;
-                if io.trace {
+                if io.cfg.trace {
                     info!(target: "trace", peer = %self.peer, bytes = n, "sending {n} bytes to {} (spliced)", self.peer);
                 }
             }
@@ -389,25 +306,23 @@ impl Connection {
             }
         }
         if let Some(front) = self.outbox.copied() {
-            let n = send(&mut self.stream, self.peer, front, io.counters, io.trace)?;
+            let n = send(
+                &mut self.stream,
+                self.peer,
+                front,
+                io.counters,
+                io.cfg.trace,
+            )?;
             self.outbox.sent(n);
         }
         Ok(())
     }
 
-    /// `--zero-copy auto`: splice once reads show a bulk flow, copy again
-    /// once the flow goes quiet.
+    /// `--zero-copy auto`: change path once the reads argue for it.
     fn adapt(&mut self, n: usize, io: &mut Io) {
-        if io.zero_copy != ZeroCopy::Auto {
-            return;
-        }
         let splicing = self.outbox.is_splicing();
-        self.streak = match (n >= BULK_READ) != splicing {
-            true => self.streak.saturating_add(1),
-            false => 0,
-        };
-        let due = if splicing { QUIET_STREAK } else { BULK_STREAK };
-        if self.streak >= due && self.pending() == 0 {
+        let argues = self.streak.argues_after(n, splicing);
+        if io.cfg.zero_copy == ZeroCopy::Auto && argues && self.pending() == 0 {
             self.switch_path(!splicing, io);
         }
     }
@@ -415,20 +330,18 @@ impl Connection {
     /// Move to the zero-copy path (if a pipe can be had) or back to the
     /// copy path; [`Outbox`] says when a move may happen.
     fn switch_path(&mut self, splice: bool, io: &mut Io) {
-        self.streak = 0;
+        self.streak = Streak::default();
         let moved = match splice {
             true => self.outbox.splice(io.pipes),
             false => self.outbox.unsplice(io.pipes, io.now),
         };
-        if moved && io.trace {
-            match splice {
-                true => {
-                    info!(target: "trace", peer = %self.peer, "{} moves to zero-copy (splice)", self.peer)
-                }
-                false => {
-                    info!(target: "trace", peer = %self.peer, "{} moves back to copying", self.peer)
-                }
-            }
+        if moved && io.cfg.trace {
+            let path = if splice {
+                "to zero-copy (splice)"
+            } else {
+                "back to copying"
+            };
+            info!(target: "trace", peer = %self.peer, "{} moves {path}", self.peer);
         }
     }
 
@@ -436,7 +349,7 @@ impl Connection {
     /// room left under `--max-pending`, and whether the memory budget could
     /// hold all of it should the peer take none of the echo.
     pub fn read_limit(&self, io: &Io) -> ReadLimit {
-        let room = io.max_pending.saturating_sub(self.pending());
+        let room = io.cfg.max_pending.saturating_sub(self.pending());
         let want = match self.phase {
             Phase::Lingering => return ReadLimit::Bytes(io.buf.len()), // discarded
             Phase::ReadClosed | Phase::Draining { budget: 0 } => return ReadLimit::No,
@@ -446,7 +359,9 @@ impl Connection {
         if want == 0 {
             return ReadLimit::Full;
         }
-        let growth = self.outbox.growth_for(want, io.buf.len(), io.max_pending);
+        let growth = self
+            .outbox
+            .growth_for(want, io.buf.len(), io.cfg.max_pending);
         match io
             .budget
             .may_grow(STATE_BYTES + self.outbox.footprint(), growth)
@@ -508,43 +423,15 @@ fn send(
     stream: &mut Stream,
     peer: Peer,
     data: &[u8],
-    counters: &mut Counters,
+    c: &mut Counters,
     trace: bool,
 ) -> Result<usize, Closed> {
-    match stream.write(data) {
-        Ok(n) => {
-            counters.bytes_out += n as u64;
-            if trace {
-                info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
-            }
-            Ok(n)
-        }
-        Err(e) if would_block(&e) => Ok(0),
-        Err(e) => {
-            debug!(%peer, error = %e, "send failed");
-            Err(Closed)
-        }
+    let n = stream
+        .send(data)
+        .map_err(|e| debug!(%peer, error = %e, "send failed"))?;
+    c.bytes_out += n as u64;
+    if trace && n > 0 {
+        info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
     }
-}
-
-/// The start of the data as the tutorial's prints show it: quoted, with
-/// control and non-ASCII bytes escaped, cut at 32 bytes.
-pub fn preview(data: &[u8]) -> String {
-    const SHOWN: usize = 32;
-    let shown = &data[..data.len().min(SHOWN)];
-    let more = if data.len() > SHOWN { "..." } else { "" };
-    format!("\"{}\"{more}", shown.escape_ascii())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::preview;
-
-    #[test]
-    fn preview_escapes_and_cuts() {
-        assert_eq!(preview(b"hi\n"), r#""hi\n""#);
-        assert_eq!(preview(&[0xff, b'"']), r#""\xff\"""#);
-        let long = [b'a'; 40];
-        assert_eq!(preview(&long), format!("\"{}\"...", "a".repeat(32)));
-    }
+    Ok(n)
 }

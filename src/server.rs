@@ -8,9 +8,9 @@
 //! | `outputs`                        | registrations with [`Interest::WRITABLE`]     |
 //! | `message_queues[s]`              | the connection's queue ([`crate::queue`])     |
 //! | readable server socket: accept   | [`Worker::accept`]                            |
-//! | readable client: recv, queue     | [`Connection::on_ready`]                      |
-//! | empty recv: client left          | [`Step::Close`] from `on_ready`               |
-//! | writable: send from the queue    | [`Connection::on_ready`]                      |
+//! | readable client: recv, queue     | [`Connection::handle`]                        |
+//! | empty recv: client left          | [`Step::Close`] from `handle`                 |
+//! | writable: send from the queue    | [`Connection::handle`]                        |
 //! | exceptional: close and forget    | [`Worker::close`]                             |
 //!
 //! The loop decodes a token, hands the event to its owner, and applies the
@@ -122,14 +122,12 @@ struct Resources {
 
 impl Resources {
     /// What a connection borrows for one turn.
-    fn lend<'a>(&'a mut self, cfg: &Config, shared: &'a Shared, now: Instant) -> Io<'a> {
+    fn lend<'a>(&'a mut self, cfg: &'a Config, shared: &'a Shared, now: Instant) -> Io<'a> {
         Io {
             buf: &mut self.buf,
             counters: &mut self.counters,
             pipes: &mut self.pipes,
-            zero_copy: cfg.zero_copy,
-            max_pending: cfg.max_pending,
-            trace: cfg.trace,
+            cfg,
             now,
             budget: &shared.budget,
         }

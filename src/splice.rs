@@ -34,6 +34,23 @@ pub const BULK_STREAK: u8 = 2;
 /// Consecutive small reads, with the pipe empty, before it switches back.
 pub const QUIET_STREAK: u8 = 4;
 
+/// Consecutive reads that argue for the other path: bulk reads while
+/// copying, small ones while splicing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Streak(u8);
+
+impl Streak {
+    /// Count a read of `n` bytes: whether the reads now argue for leaving
+    /// the path the connection is on (`splicing` or not).
+    pub fn argues_after(&mut self, n: usize, splicing: bool) -> bool {
+        self.0 = match (n >= BULK_READ) != splicing {
+            true => self.0.saturating_add(1),
+            false => 0,
+        };
+        self.0 >= if splicing { QUIET_STREAK } else { BULK_STREAK }
+    }
+}
+
 /// A pipe between a connection's socket and itself, and what it holds.
 ///
 /// A connection may hold up to `--max-pending` bytes, and a pipe can hold
