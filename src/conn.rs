@@ -10,19 +10,20 @@
 //! gauges are told what changed once per turn ([`Connection::handle`]).
 //!
 //! # Where a per-connection behaviour plugs in
-//! Something that shapes one connection's echo (injected faults: delay,
-//! rate, stall, slow read, close or reset at an offset, corruption) takes
-//! three hooks here, and keeps its own state and timers in a module of its
-//! own, behind a box so an idle connection stays within a cache line:
-//! - [`Connection::read_limit`]: whether it may read, and how much (a slow
-//!   reader answers `No`);
-//! - `send`: every copied byte going back to the peer passes there once,
-//!   in order, with its offset in the echo stream known from the counters
-//!   (delay, rate and corruption see bytes there; a behaviour that needs
-//!   them keeps the connection off the splice path);
-//! - [`Connection::settle`]: what to wait for, and when it is over (a stall
-//!   drops writability; an early end calls `finish` for a FIN, or closes
-//!   after setting a zero linger for an RST).
+//! Something that shapes one connection's echo (injected faults) keeps its
+//! state in a module of its own, in a boxed field (`Option<Box<_>>`, so
+//! the connection stays within 64 bytes), and takes these hooks:
+//! - [`Connection::read_limit`]: may it read, how much (slow read: `No`);
+//! - `send`: every copied byte going back passes there once, in order; the
+//!   behaviour counts its own offset (delay, rate, corruption, an end after
+//!   N bytes). Such a behaviour keeps the connection off the splice path
+//!   (`switch_path`). Bytes it holds back count in `pending` and the
+//!   outbox's footprint, so the budget and `--max-pending` see them;
+//! - [`Connection::settle`]: what to wait for and when it ends (a stall
+//!   drops writability; FIN is `finish`; RST is a zero linger, then
+//!   [`Step::Close`]);
+//! - a timed behaviour gets a [`Turn`] of its own (as `Recheck` is), from a
+//!   per-worker timer structure in `server/timers.rs`.
 
 use selector::Interest;
 use tracing::{debug, info};
