@@ -30,10 +30,10 @@ use tracing::{debug, info};
 
 use crate::splice::{Outbox, Streak, ZeroCopy};
 use crate::stats::{Counters, Gauges};
+use crate::stream::{preview, would_block, Peer, Stream};
 
 mod turn;
 
-use crate::stream::{preview, would_block, Peer, Stream};
 pub use turn::{Io, Outcome, Step, Turn};
 
 /// Where a connection is in its life.
@@ -67,12 +67,6 @@ pub enum ReadLimit {
 /// The peer reset or the socket failed: the connection must be closed.
 #[derive(Debug)]
 struct Closed;
-
-impl From<()> for Closed {
-    fn from((): ()) -> Closed {
-        Closed
-    }
-}
 
 /// One client: its stream, the bytes it owes the peer (the tutorial's
 /// `message_queues[s]`) and where it is in its life.
@@ -424,13 +418,14 @@ fn send(
     stream: &mut Stream,
     peer: Peer,
     data: &[u8],
-    c: &mut Counters,
+    counters: &mut Counters,
     trace: bool,
 ) -> Result<usize, Closed> {
-    let n = stream
-        .send(data)
-        .map_err(|e| debug!(%peer, error = %e, "send failed"))?;
-    c.bytes_out += n as u64;
+    let n = stream.send(data).map_err(|e| {
+        debug!(%peer, error = %e, "send failed");
+        Closed
+    })?;
+    counters.bytes_out += n as u64;
     if trace && n > 0 {
         info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
     }
