@@ -115,6 +115,14 @@ pub struct Gauges {
 }
 
 impl Gauges {
+    /// A holder that only holds `bytes` of memory.
+    pub fn holding(bytes: usize) -> Gauges {
+        Gauges {
+            footprint: bytes,
+            ..Gauges::default()
+        }
+    }
+
     /// Tell the budget and the statistics what changed since `before`.
     pub fn account(self, before: Gauges, c: &mut Counters, budget: &Budget) {
         if self.footprint > before.footprint {

@@ -10,18 +10,18 @@ use selector::{Event, Token};
 use tracing::{debug, warn};
 
 use super::{Worker, FIRST_CONN, FIRST_OPENING};
-use crate::budget::Budget;
 use crate::conn::Connection;
 use crate::proxy::{self, Greeting};
-use crate::stats::Counters;
+use crate::stats::Gauges;
 use crate::stream::{Peer, Stream};
 
 impl Worker {
     /// Register a client accepted on a proxy listener, to read its header
     /// first; returns whether it is kept.
     pub(super) fn open(&mut self, stream: Stream, peer: Peer) -> bool {
-        let entry = self.tables.openings.vacant_entry();
-        let token = Token(FIRST_OPENING + entry.key());
+        // The key the greeting gets when inserted below.
+        let key = self.tables.openings.vacant_key();
+        let token = Token(FIRST_OPENING + key);
         if let Err(e) = self
             .selector
             .register(&stream, token, Connection::FIRST_INTEREST)
@@ -31,14 +31,9 @@ impl Worker {
         }
         let greeting = Greeting::new(stream, peer);
         self.shared.budget.join(0);
-        charge(
-            &self.shared.budget,
-            &mut self.res.counters,
-            0,
-            greeting.footprint(),
-        );
-        self.tables.headers.insert(entry.key(), self.now);
-        entry.insert(greeting);
+        self.account(0, greeting.footprint());
+        self.tables.headers.insert(key, self.now);
+        self.tables.openings.insert(greeting);
         true
     }
 
@@ -53,7 +48,7 @@ impl Worker {
             false => proxy::Step::Wait,
         };
         let after = greeting.footprint();
-        charge(&self.shared.budget, &mut self.res.counters, before, after);
+        self.account(before, after);
         match step {
             proxy::Step::Wait if !event.is_error_or_hangup() => {}
             proxy::Step::Wait | proxy::Step::Close => self.close_opening(key, false),
@@ -142,25 +137,15 @@ impl Worker {
             self.tables.openings.shrink_to_fit();
             self.tables.headers.shrink();
         }
-        charge(
-            &self.shared.budget,
-            &mut self.res.counters,
-            greeting.footprint(),
-            0,
-        );
+        self.account(greeting.footprint(), 0);
         self.shared.budget.leave(0);
         Some(greeting)
     }
-}
 
-/// An opening's memory went from `before` to `after` bytes: tell the budget
-/// and the `held` gauge.
-fn charge(budget: &Budget, counters: &mut Counters, before: usize, after: usize) {
-    if after > before {
-        budget.charge(after - before);
-        counters.held += (after - before) as u64;
-    } else {
-        budget.release(before - after);
-        counters.held -= (before - after) as u64;
+    /// An opening's memory went from `before` to `after` bytes: tell the
+    /// budget and the `held` gauge.
+    fn account(&mut self, before: usize, after: usize) {
+        let counters = &mut self.res.counters;
+        Gauges::holding(after).account(Gauges::holding(before), counters, &self.shared.budget);
     }
 }
