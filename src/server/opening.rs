@@ -95,7 +95,7 @@ impl Worker {
             warn!(peer = %greeting.peer(), error = %e, "unregister failed");
         }
         if timed_out {
-            debug!(peer = %greeting.peer(), "closing: no PROXY header within {:?}", proxy::HEADER_TIMEOUT);
+            debug!(peer = %greeting.peer(), "closing: no PROXY header within {:?}", self.opening_timeout());
             self.res.counters.refused_proxy += 1;
         }
         self.closed();
