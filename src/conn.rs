@@ -357,10 +357,8 @@ impl Connection {
         let growth = self
             .outbox
             .growth_for(want, io.buf.len(), io.cfg.max_pending);
-        match io
-            .budget
-            .may_grow(STATE_BYTES + self.outbox.footprint(), growth)
-        {
+        let held = || STATE_BYTES + self.outbox.footprint();
+        match io.budget.may_grow(held, growth) {
             true => ReadLimit::Bytes(want),
             false => ReadLimit::Starved,
         }

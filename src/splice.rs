@@ -305,7 +305,8 @@ impl Outbox {
     pub fn growth_for(&self, want: usize, buf_len: usize, max_pending: usize) -> usize {
         let copied = want.min(buf_len);
         match self.0.as_deref() {
-            None => size_of::<Held>() + OutQueue::default().growth_for(copied, max_pending),
+            // A new queue's buffer takes just what it holds.
+            None => size_of::<Held>() + copied,
             Some(Held::Queue(queue)) => queue.growth_for(copied, max_pending),
             Some(Held::Pipe(pipe)) if pipe.takes_splice() => want.min(pipe.room()),
             Some(Held::Pipe(pipe)) => pipe.overflow.growth_for(copied, max_pending),

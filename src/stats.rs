@@ -100,7 +100,7 @@ impl Counters {
 
 /// What the memory budget and the gauges count for one connection. Taken
 /// before a turn and compared after it, so each is changed in one place.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Gauges {
     /// Bytes held, as the memory budget counts them (`held`).
     pub footprint: usize,
@@ -124,7 +124,11 @@ impl Gauges {
     }
 
     /// Tell the budget and the statistics what changed since `before`.
+    #[inline]
     pub fn account(self, before: Gauges, c: &mut Counters, budget: &Budget) {
+        if self == before {
+            return; // the common turn: all echoed at once
+        }
         if self.footprint > before.footprint {
             budget.charge(self.footprint - before.footprint);
         } else if self.footprint < before.footprint {
