@@ -1,0 +1,379 @@
+//! The endpoint's HTTP side: one event loop on a thread of its own, serving
+//! every open connection at once, each to its own deadline.
+//!
+//! - At most [`MAX_OPEN`] connections are open; a new one past that closes
+//!   the oldest (the one nearest its deadline) without an answer, so a
+//!   crowd of silent or dripping clients cannot keep a fresh health check
+//!   out: it only ever waits behind requests that are complete.
+//! - A request head must arrive within [`REQUEST_TIMEOUT`] of the accept:
+//!   past it the client gets 400 `request timeout` and the connection is
+//!   closed. The answer must be taken within the same time again, or the
+//!   connection is closed.
+//! - `/metrics` is rendered at most once per [`RENDER_EVERY`]; requests in
+//!   between get the same text. `/healthz` is answered live.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use selector::{Events, Interest, Selector, Token};
+use slab::Slab;
+use tracing::{debug, warn};
+
+use super::exposition;
+use crate::idle::Recency;
+use crate::server::Shared;
+use crate::udp::RateLimited;
+
+/// Bytes of request line and headers read at most.
+const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 32;
+/// How long a client has to send its request, and then to take the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Endpoint connections open at once; a new one past this closes the oldest.
+pub const MAX_OPEN: usize = 128;
+/// How long a rendered `/metrics` text is served again before a new one.
+pub const RENDER_EVERY: Duration = Duration::from_millis(100);
+/// Connections taken from the accept queue per wakeup, so answering the
+/// ones already open is never put off for long.
+const ACCEPTS_PER_ROUND: usize = 256;
+/// After an accept error (no descriptors left), the listener rests this long.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+const LISTENER: Token = Token(usize::MAX);
+
+#[derive(Debug)]
+enum Phase {
+    /// Reading the request head: the bytes so far.
+    Reading(Vec<u8>),
+    /// Sending the answer: all of it, and how much is sent.
+    Writing(Vec<u8>, usize),
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+}
+
+/// What an event on a connection leaves it needing.
+enum Next {
+    Read,
+    Write,
+    Close,
+}
+
+/// The endpoint's loop and everything it owns.
+#[derive(Debug)]
+pub struct Endpoint {
+    selector: Selector,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    conns: Slab<Conn>,
+    /// Open connections by when their current deadline started.
+    started: Recency<Instant>,
+    /// The last `/metrics` text and when it was rendered.
+    rendered: Option<(Instant, Arc<str>)>,
+    /// When the listener, resting after an accept error, is watched again.
+    paused_until: Option<Instant>,
+    log: RateLimited,
+    now: Instant,
+}
+
+impl Endpoint {
+    pub fn new(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Endpoint> {
+        listener.set_nonblocking(true)?;
+        let mut selector = Selector::new()?;
+        selector.register(&listener, LISTENER, Interest::READABLE)?;
+        Ok(Endpoint {
+            selector,
+            listener,
+            shared,
+            conns: Slab::new(),
+            started: Recency::default(),
+            rendered: None,
+            paused_until: None,
+            log: RateLimited::default(),
+            now: Instant::now(),
+        })
+    }
+
+    /// Serve until the process exits.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|t| t.saturating_duration_since(self.now));
+            if let Err(e) = self.selector.select(&mut events, timeout) {
+                warn!(error = %e, "metrics: wait failed");
+                std::thread::sleep(ACCEPT_PAUSE);
+            }
+            self.now = Instant::now();
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    Token(key) => self.on_ready(key),
+                }
+            }
+            self.on_timers();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let expiry = self.started.oldest().map(|(_, &at)| at + REQUEST_TIMEOUT);
+        match (expiry, self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..ACCEPTS_PER_ROUND {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    return;
+                }
+                Err(e) => return self.pause_accepting(&e),
+            };
+            if self.conns.len() >= MAX_OPEN {
+                if let Some((oldest, _)) = self.started.oldest() {
+                    debug!("metrics: {MAX_OPEN} connections open, closing the oldest");
+                    self.close(oldest);
+                }
+            }
+            if let Err(e) = self.admit(stream) {
+                debug!(error = %e, "metrics: cannot take a connection");
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.selector
+            .register(&stream, Token(key), Interest::READABLE)?;
+        entry.insert(Conn {
+            stream,
+            phase: Phase::Reading(Vec::new()),
+        });
+        self.started.insert(key, self.now);
+        Ok(())
+    }
+
+    /// EMFILE and the like: stop watching the listener for a while rather
+    /// than spin on a connection that cannot be taken.
+    fn pause_accepting(&mut self, e: &io::Error) {
+        if let Some(more) = self.log.ready(self.now) {
+            warn!(error = %e, suppressed = more, "metrics: accept failed");
+        }
+        if self.selector.unregister(&self.listener).is_ok() {
+            self.paused_until = Some(self.now + ACCEPT_PAUSE);
+        }
+    }
+
+    fn on_timers(&mut self) {
+        if self.paused_until.is_some_and(|t| t <= self.now) {
+            self.paused_until = None;
+            if let Err(e) = self
+                .selector
+                .register(&self.listener, LISTENER, Interest::READABLE)
+            {
+                warn!(error = %e, "metrics: cannot watch the listener again");
+            }
+        }
+        while let Some((key, &at)) = self.started.oldest() {
+            if at + REQUEST_TIMEOUT > self.now {
+                break;
+            }
+            self.expire(key);
+        }
+    }
+
+    /// Past its deadline: a request still being read gets 400 (one
+    /// non-blocking write of a small answer into an empty send buffer); an
+    /// answer still being sent is given up.
+    fn expire(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if let Phase::Reading(_) = conn.phase {
+                let answer = response(400, "text/plain", "request timeout\n", false);
+                let _ = conn.stream.write(&answer);
+                let _ = conn.stream.shutdown(Shutdown::Write);
+            }
+        }
+        self.close(key);
+    }
+
+    fn on_ready(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return; // closed earlier in this round
+        };
+        let next = match &mut conn.phase {
+            Phase::Writing(out, sent) => write_out(&mut conn.stream, out, sent),
+            Phase::Reading(buf) => match read_head(&mut conn.stream, buf) {
+                Ok(None) => Next::Read,
+                Ok(Some(request)) => {
+                    let answer = self.answer(request);
+                    self.started.insert(key, self.now);
+                    self.start_writing(key, answer)
+                }
+                Err(e) => {
+                    debug!(error = %e, "metrics: request not read");
+                    Next::Close
+                }
+            },
+        };
+        match next {
+            Next::Read => {}
+            Next::Write => {
+                if let Some(conn) = self.conns.get(key) {
+                    let _ = self
+                        .selector
+                        .modify(&conn.stream, Token(key), Interest::WRITABLE);
+                }
+            }
+            Next::Close => self.close(key),
+        }
+    }
+
+    /// Send what can be sent now; the rest when the socket is writable.
+    fn start_writing(&mut self, key: usize, answer: Vec<u8>) -> Next {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Next::Close;
+        };
+        conn.phase = Phase::Writing(answer, 0);
+        match &mut conn.phase {
+            Phase::Writing(out, sent) => write_out(&mut conn.stream, out, sent),
+            Phase::Reading(_) => Next::Close,
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        self.started.remove(key);
+        if let Some(conn) = self.conns.try_remove(key) {
+            let _ = self.selector.unregister(&conn.stream);
+        }
+        if self.conns.is_empty() {
+            self.started.shrink();
+            self.conns.shrink_to_fit();
+        }
+    }
+
+    /// The whole answer to a request: `None` for a malformed one.
+    fn answer(&mut self, request: Option<(String, String)>) -> Vec<u8> {
+        let Some((method, target)) = request else {
+            return response(400, "text/plain", "bad request\n", false);
+        };
+        let head_only = method == "HEAD";
+        let path = target.split('?').next().unwrap_or_default();
+        let known = matches!(path, "/metrics" | "/healthz");
+        if known && !matches!(method.as_str(), "GET" | "HEAD") {
+            return response(405, "text/plain", "only GET and HEAD\n", head_only);
+        }
+        match path {
+            "/metrics" => {
+                let text = self.metrics_text();
+                let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                response(200, kind, &text, head_only)
+            }
+            "/healthz" if self.shared.shutdown.load(Relaxed) => {
+                response(503, "text/plain", "draining\n", head_only)
+            }
+            "/healthz" => response(200, "text/plain", "serving\n", head_only),
+            _ => response(404, "text/plain", "not found\n", head_only),
+        }
+    }
+
+    /// The `/metrics` text, rendered again when the last is older than
+    /// [`RENDER_EVERY`].
+    fn metrics_text(&mut self) -> Arc<str> {
+        match &self.rendered {
+            Some((at, text)) if self.now.duration_since(*at) < RENDER_EVERY => Arc::clone(text),
+            _ => {
+                let text: Arc<str> = exposition(&self.shared).into();
+                self.rendered = Some((self.now, Arc::clone(&text)));
+                text
+            }
+        }
+    }
+}
+
+/// Read what has arrived. `Ok(Some(Some((method, path))))` for a complete
+/// head, `Ok(Some(None))` for a malformed or oversized one, `Ok(None)` while
+/// it is incomplete; an error when the client left.
+#[allow(clippy::type_complexity)]
+fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Option<(String, String)>>> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let room = (MAX_HEAD - buf.len()).min(chunk.len());
+        let n = match stream.read(&mut chunk[..room]) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let method = request.method.unwrap_or_default().to_string();
+                let path = request.path.unwrap_or_default().to_string();
+                return Ok(Some(Some((method, path))));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) | Err(_) => return Ok(Some(None)),
+        }
+    }
+}
+
+/// Write until done (then shut the write side) or until the socket is full.
+fn write_out(stream: &mut TcpStream, out: &[u8], sent: &mut usize) -> Next {
+    while *sent < out.len() {
+        match stream.write(&out[*sent..]) {
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Write,
+            Err(e) => {
+                debug!(error = %e, "metrics: response not sent");
+                return Next::Close;
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    Next::Close
+}
+
+fn response(status: u16, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    );
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+    out
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
