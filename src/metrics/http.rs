@@ -40,9 +40,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_OPEN: usize = 128;
 /// How long a rendered `/metrics` text is served again before a new one.
 pub const RENDER_EVERY: Duration = Duration::from_millis(100);
-/// Connections taken from the accept queue per wakeup, so answering the
-/// ones already open is never put off for long.
-const ACCEPTS_PER_ROUND: usize = 256;
+/// Connections taken from the accept queue per wakeup: half of
+/// [`MAX_OPEN`], so a connection accepted in one round is still open when
+/// the next round reads its request, however many arrive behind it.
+const ACCEPTS_PER_ROUND: usize = MAX_OPEN / 2;
 /// After an accept error (no descriptors left), the listener rests this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
