@@ -22,6 +22,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
 use selector::{Events, Interest, Selector, Token};
 use slab::Slab;
 use tracing::{debug, warn};
@@ -65,6 +67,9 @@ enum Phase {
 struct Conn {
     stream: TcpStream,
     phase: Phase,
+    /// What the selector watches it for: nothing until a read or a write
+    /// finds the socket not ready (most requests are answered at once).
+    watched: Option<Interest>,
 }
 
 /// What an event on a connection leaves it needing.
@@ -142,12 +147,12 @@ impl Endpoint {
 
     fn accept(&mut self) {
         for _ in 0..ACCEPTS_PER_ROUND {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
-                    return;
-                }
-                Err(e) => return self.pause_accepting(&e),
+            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+            let stream = match rustix::net::accept_with(&self.listener, flags) {
+                Ok(fd) => TcpStream::from(fd),
+                Err(Errno::AGAIN | Errno::INTR) => return,
+                Err(Errno::CONNABORTED) => continue, // gone before it was taken
+                Err(e) => return self.pause_accepting(&e.into()),
             };
             if self.conns.len() >= MAX_OPEN {
                 if let Some((oldest, _)) = self.started.oldest() {
@@ -155,24 +160,15 @@ impl Endpoint {
                     self.close(oldest);
                 }
             }
-            if let Err(e) = self.admit(stream) {
-                debug!(error = %e, "metrics: cannot take a connection");
-            }
+            let key = self.conns.insert(Conn {
+                stream,
+                phase: Phase::Reading(Vec::new()),
+                watched: None,
+            });
+            self.started.insert(key, self.now);
+            // The request has usually arrived with the connection.
+            self.on_ready(key);
         }
-    }
-
-    fn admit(&mut self, stream: TcpStream) -> io::Result<()> {
-        stream.set_nonblocking(true)?;
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        self.selector
-            .register(&stream, Token(key), Interest::READABLE)?;
-        entry.insert(Conn {
-            stream,
-            phase: Phase::Reading(Vec::new()),
-        });
-        self.started.insert(key, self.now);
-        Ok(())
     }
 
     /// EMFILE and the like: stop watching the listener for a while rather
@@ -237,17 +233,29 @@ impl Endpoint {
                 }
             },
         };
-        match next {
-            Next::Read => {}
-            Next::Write => {
-                if let Some(conn) = self.conns.get(key) {
-                    let _ = self
-                        .selector
-                        .modify(&conn.stream, Token(key), Interest::WRITABLE);
-                }
-            }
-            Next::Close => self.close(key),
+        let interest = match next {
+            Next::Read => Interest::READABLE,
+            Next::Write => Interest::WRITABLE,
+            Next::Close => return self.close(key),
+        };
+        if let Err(e) = self.watch(key, interest) {
+            debug!(error = %e, "metrics: cannot watch a connection");
+            self.close(key);
         }
+    }
+
+    /// Have the selector watch `key` for `interest`.
+    fn watch(&mut self, key: usize, interest: Interest) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        match conn.watched {
+            Some(now) if now == interest => return Ok(()),
+            Some(_) => self.selector.modify(&conn.stream, Token(key), interest)?,
+            None => self.selector.register(&conn.stream, Token(key), interest)?,
+        }
+        conn.watched = Some(interest);
+        Ok(())
     }
 
     /// Send what can be sent now; the rest when the socket is writable.
@@ -265,7 +273,9 @@ impl Endpoint {
     fn close(&mut self, key: usize) {
         self.started.remove(key);
         if let Some(conn) = self.conns.try_remove(key) {
-            let _ = self.selector.unregister(&conn.stream);
+            if conn.watched.is_some() {
+                let _ = self.selector.unregister(&conn.stream);
+            }
         }
         if self.conns.is_empty() {
             self.started.shrink();
