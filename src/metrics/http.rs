@@ -221,8 +221,8 @@ impl Endpoint {
         let next = match &mut conn.phase {
             Phase::Writing(out, sent) => write_out(&mut conn.stream, out, sent),
             Phase::Reading(buf) => match read_head(&mut conn.stream, buf) {
-                Ok(None) => Next::Read,
-                Ok(Some(request)) => {
+                Ok(Head::Incomplete) => Next::Read,
+                Ok(request) => {
                     let answer = self.answer(request);
                     self.started.insert(key, self.now);
                     self.start_writing(key, answer)
@@ -284,8 +284,8 @@ impl Endpoint {
     }
 
     /// The whole answer to a request: `None` for a malformed one.
-    fn answer(&mut self, request: Option<(String, String)>) -> Vec<u8> {
-        let Some((method, target)) = request else {
+    fn answer(&mut self, request: Head) -> Vec<u8> {
+        let Head::Complete(method, target) = request else {
             return response(400, "text/plain", "bad request\n", false);
         };
         let head_only = method == "HEAD";
@@ -333,14 +333,18 @@ fn be_nicer() {
     }
 }
 
-/// Read what has arrived. `Ok(Some(Some((method, path))))` for a complete
-/// head, `Ok(Some(None))` for a malformed or oversized one, `Ok(None)` while
-/// it is incomplete; an error when the client left.
-#[allow(clippy::type_complexity)]
-fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> io::Result<Option<Option<(String, String)>>> {
+/// A request head, as far as it has arrived.
+enum Head {
+    Incomplete,
+    /// Method and target.
+    Complete(String, String),
+    /// Malformed, or over the limits.
+    Bad,
+}
+
+/// Read what has arrived into `buf` and parse it; an error when the client
+/// left.
+fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
     let mut chunk = [0u8; 1024];
     loop {
         let room = (MAX_HEAD - buf.len()).min(chunk.len());
@@ -348,7 +352,7 @@ fn read_head(
             Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Head::Incomplete),
             Err(e) => return Err(e),
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -358,10 +362,10 @@ fn read_head(
             Ok(httparse::Status::Complete(_)) => {
                 let method = request.method.unwrap_or_default().to_string();
                 let path = request.path.unwrap_or_default().to_string();
-                return Ok(Some(Some((method, path))));
+                return Ok(Head::Complete(method, path));
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) | Err(_) => return Ok(Some(None)),
+            Ok(httparse::Status::Partial) | Err(_) => return Ok(Head::Bad),
         }
     }
 }
