@@ -1,9 +1,9 @@
 //! [`Collect`]: what the facade does with each readiness a backend reports
 //! before the caller sees it.
 
-use crate::event::Ready;
-use crate::registry::{Shared, State};
-use crate::sys::{waker::WakerFd, Tag};
+use crate::registry::Shared;
+use crate::sys::{waker::WakerFd, Ready, Tag};
+use crate::table::State;
 use crate::{Event, Events, Token};
 use std::sync::{Arc, MutexGuard};
 

@@ -118,18 +118,22 @@ mod registry;
 pub mod select;
 mod selector;
 mod sys;
+mod table;
 mod token;
+mod unsupported;
 mod waker;
 
 pub use backend::BackendKind;
 pub use event::{Event, Events, EventsIter};
 pub use interest::Interest;
 pub use keys::{KeySelector, Selected, SelectorKey};
-pub use mode::{Mode, Unsupported};
-pub use registry::{Registration, Registry};
+pub use mode::Mode;
+pub use registry::Registry;
 pub use select::select;
 pub use selector::Selector;
+pub use table::Registration;
 pub use token::Token;
+pub use unsupported::Unsupported;
 pub use waker::Waker;
 
 #[cfg(feature = "faults")]

@@ -3,8 +3,9 @@
 
 use crate::backend::{dispatch, Sys};
 use crate::collect::Collect;
-use crate::registry::{self, Registration, Shared, Slot};
+use crate::registry::Shared;
 use crate::sys::{self, Backend, Reg, Tag};
+use crate::table::{self, Registration, Slot};
 use crate::{BackendKind, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -182,7 +183,7 @@ impl Selector {
         let mut state = self.shared.lock();
         state.apply_pending(&mut self.sys)?;
         let change = state.plan_register(self.kind, raw, slot, self.kind.checks_descriptors())?;
-        registry::apply(&mut self.sys, change)?;
+        table::apply(&mut self.sys, change)?;
         state.commit(raw, Some(slot));
         Ok(())
     }
@@ -229,7 +230,7 @@ impl Selector {
         let checks = self.kind.checks_descriptors();
         let (change, slot) = state.plan_modify(self.kind, raw, registration, mode, checks)?;
         if let Some(change) = change {
-            registry::apply(&mut self.sys, change)?;
+            table::apply(&mut self.sys, change)?;
         }
         state.commit(raw, Some(slot));
         for (waker_token, w) in &mut self.wakers {
@@ -255,7 +256,7 @@ impl Selector {
         let mut state = self.shared.lock();
         state.apply_pending(&mut self.sys)?;
         let (change, old) = state.plan_unregister(raw)?;
-        registry::apply(&mut self.sys, change)?;
+        table::apply(&mut self.sys, change)?;
         state.commit(raw, None);
         if !self.wakers.is_empty() {
             self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
@@ -367,34 +368,25 @@ impl Selector {
         timeout: Option<Duration>,
         max: usize,
     ) -> io::Result<bool> {
-        // epoll: the kernel's records stay as they are, decoded as the caller
-        // iterates, unless one of them needs the facade.
-        #[cfg(has_epoll)]
-        if let Sys::Epoll(epoll) = &self.sys {
-            if epoll.kernel_only() {
-                let records = events.raw_mut();
-                epoll.wait_into(timeout, max, records)?;
-                let plain =
-                    |r: &rustix::event::epoll::Event| Tag::is_packed_registration(r.data.u64());
-                if self.wakers.is_empty() && records.iter().all(plain) {
-                    return Ok(false);
-                }
-                // A wake, a waker or a token too large to pack: every record
-                // through the facade, in order.
-                let records = std::mem::take(records);
-                let mut collect = Collect::new(&self.shared, &self.wakers, events);
-                for record in &records {
-                    let flags = record.flags;
-                    collect.add(Tag::from_u64(record.data.u64()), sys::epoll::ready(flags));
-                }
-                let woken = collect.woken;
-                drop(collect);
-                // The buffer goes back, emptied, to keep its capacity.
-                let emptied = events.raw_mut();
-                *emptied = records;
-                emptied.clear();
-                return Ok(woken);
+        // A backend with its own records (epoll) leaves them as they are,
+        // decoded as the caller iterates, unless one of them needs the facade.
+        let records = events.records_mut();
+        if dispatch!(&mut self.sys, b => b.select_records(timeout, max, records))? {
+            if self.wakers.is_empty() && records.all_registrations() {
+                return Ok(false);
             }
+            // A wake, a waker or a token too large to pack: every record
+            // through the facade, in order; the buffer goes back emptied.
+            let mut records = std::mem::take(records);
+            let mut collect = Collect::new(&self.shared, &self.wakers, events);
+            for (tag, ready) in records.iter() {
+                collect.add(tag, ready);
+            }
+            let woken = collect.woken;
+            drop(collect);
+            records.clear();
+            *events.records_mut() = records;
+            return Ok(woken);
         }
         let mut collect = Collect::new(&self.shared, &self.wakers, events);
         dispatch!(&mut self.sys, b => b.select(timeout, max, &mut |tag, ready| {

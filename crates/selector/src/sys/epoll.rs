@@ -10,8 +10,7 @@
 //! descriptor is not an error. Read interest also asks for `EPOLLRDHUP`, so a
 //! peer that shut down writing is told apart from plain data.
 
-use super::{AlwaysReady, Backend, Reg, Tag};
-use crate::event::{Event, Ready};
+use super::{AlwaysReady, Backend, Change, Direct, Ready, Records, Reg, Tag};
 use crate::Mode;
 use rustix::event::epoll;
 use rustix::io::Errno;
@@ -92,41 +91,6 @@ pub(crate) fn ready(flags: epoll::EventFlags) -> Ready {
     ready
 }
 
-/// The event a record left in [`Events`](crate::Events) stands for: the
-/// selector leaves only records whose data is a packed registration there
-/// (see [`Tag::is_packed_registration`]).
-#[inline]
-pub(crate) fn decode(record: &epoll::Event) -> Event {
-    let flags = record.flags;
-    let (token, interest) = Tag::packed_parts(record.data.u64());
-    Event::new(token, ready(flags).filter_bits(interest))
-}
-
-impl Epoll {
-    /// The epoll descriptor, for [`apply_direct`] from other threads.
-    pub(crate) fn shared_fd(&self) -> Arc<OwnedFd> {
-        Arc::clone(&self.epoll)
-    }
-
-    /// Whether every registration is in the kernel's set: no regular file
-    /// waits on the side list, so a wait's records are all there is.
-    pub(crate) fn kernel_only(&self) -> bool {
-        self.always_ready.is_empty()
-    }
-
-    /// One `epoll_wait` for up to `max` records, into `records` (cleared
-    /// first); the side list is not consulted (see
-    /// [`kernel_only`](Epoll::kernel_only)).
-    pub(crate) fn wait_into(
-        &self,
-        timeout: Option<Duration>,
-        max: usize,
-        records: &mut Vec<epoll::Event>,
-    ) -> io::Result<()> {
-        wait(&self.epoll, timeout, max, records)
-    }
-}
-
 /// One `epoll_wait` on `epoll` for up to `max` records, into `records`.
 fn wait(
     epoll: &OwnedFd,
@@ -155,8 +119,7 @@ fn wait(
 /// safe to call while another thread waits, and the wait sees it). `false`
 /// when it must go through the backend instead: a regular file, which only
 /// the backend's side list can hold.
-pub(crate) fn apply_direct(epoll: &OwnedFd, change: crate::registry::Change) -> io::Result<bool> {
-    use crate::registry::Change;
+pub(crate) fn apply_direct(epoll: &OwnedFd, change: Change) -> io::Result<bool> {
     match change {
         Change::Register(fd, reg) => {
             match epoll::add(epoll, super::borrow_number(fd)?, data(reg.tag), flags(reg)) {
@@ -245,5 +208,25 @@ impl Backend for Epoll {
         }
         self.always_ready.emit(emit);
         Ok(())
+    }
+
+    fn direct(&self) -> Option<Direct> {
+        Some(Direct {
+            epoll: Arc::clone(&self.epoll),
+        })
+    }
+
+    fn select_records(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        records: &mut Records,
+    ) -> io::Result<bool> {
+        // Regular files on the side list need the callback path.
+        if !self.always_ready.is_empty() {
+            return Ok(false);
+        }
+        wait(&self.epoll, timeout, max, &mut records.buf)?;
+        Ok(true)
     }
 }

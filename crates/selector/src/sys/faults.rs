@@ -7,8 +7,8 @@
 //! machine without timing luck. Compiled only with the `faults` feature.
 
 use super::poll::Poll;
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};

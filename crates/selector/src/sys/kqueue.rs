@@ -15,8 +15,8 @@
 //! are kept on a side list and reported always ready, as select and poll do
 //! (kqueue would report them readable only before end of file).
 
+use super::Ready;
 use super::{AlwaysReady, Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::Mode;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::io::Errno;

@@ -1,6 +1,6 @@
 //! The backends: one file per readiness syscall, one contract for all.
 //!
-//! Every backend provides the same five operations and nothing more:
+//! Every backend provides five operations:
 //!
 //! - **create** a kernel object (or an empty table) to hold registrations;
 //! - **register** an open descriptor with an interest (readable, writable,
@@ -13,19 +13,29 @@
 //! - **select**: wait up to a timeout (`None` = forever, zero = just look) and
 //!   report each ready descriptor once, as raw readiness bits.
 //!
+//! Two more are optional, and a backend without them says so: **select
+//! into records**, a wait into a [`Records`] buffer the backend owns, for a
+//! kernel whose records can be read as they are (epoll), and a **direct**
+//! handle through which other threads change registrations in the kernel
+//! while a wait is under way (epoll again).
+//!
 //! Readiness is level-triggered by default, as with the tutorial's
 //! `select.select`: a descriptor is reported on every call for as long as it
 //! stays ready. Oneshot is the kernel's where it has it (epoll, kqueue) and
 //! the backend's own bookkeeping elsewhere (poll, select: a reported
 //! descriptor leaves the set until modified). Backends report what the
 //! kernel said — readable, writable, priority, read closed, error, hangup —
-//! and leave the rest to [`Selector`](crate::Selector), which
+//! as [`Ready`] bits, and leave the rest to the facade (`Selector`), which
 //! owns the descriptor table, rejects misuse (double registration, unknown
-//! descriptors) in one place, filters by interest, maps descriptors to tokens,
-//! and retries `EINTR`. Backends never see tokens.
+//! descriptors) in one place, filters by interest, maps reports to tokens,
+//! and retries `EINTR`. A backend names each report by the [`Tag`] the
+//! facade gave the registration, which it keeps without reading it.
+//!
+//! The layers run one way: this module and its backends use only the value
+//! types below the facade (`Interest`, `Mode`, `Token`) and the OS; nothing
+//! here names a facade type, and every `unsafe` block of the crate is here.
 
-use crate::event::Ready;
-use crate::{Interest, Mode};
+use crate::{Interest, Mode, Token};
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
@@ -37,8 +47,13 @@ pub(crate) mod faults;
 #[cfg(has_kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod poll;
+mod ready;
+mod records;
 pub(crate) mod select;
 pub(crate) mod waker;
+
+pub(crate) use ready::Ready;
+pub(crate) use records::{Records, RecordsIter};
 
 /// The contract above, in types.
 pub(crate) trait Backend: Sized {
@@ -60,6 +75,56 @@ pub(crate) trait Backend: Sized {
         max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()>;
+    /// Wait once into `records`, the backend's own buffer, for up to `max`
+    /// records: `Ok(true)`. `Ok(false)`, having waited for nothing, when the
+    /// backend has no such buffer or cannot use it now; the caller then
+    /// calls [`select`](Backend::select).
+    fn select_records(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        records: &mut Records,
+    ) -> io::Result<bool> {
+        let _ = (timeout, max, records);
+        Ok(false)
+    }
+    /// A handle through which other threads change registrations straight
+    /// in the kernel, while this backend waits; `None` (the default) when
+    /// changes must be queued for the selecting thread.
+    fn direct(&self) -> Option<Direct> {
+        None
+    }
+}
+
+/// Changes registrations from any thread without the backend (epoll:
+/// epoll_ctl on the shared descriptor, which a wait under way sees).
+#[derive(Debug)]
+pub(crate) struct Direct {
+    #[cfg(has_epoll)]
+    pub(super) epoll: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+impl Direct {
+    /// Applies `change`: `Ok(false)` when it must go through the backend
+    /// after all (a regular file, which only a backend's side list holds).
+    pub(crate) fn apply(&self, change: Change) -> io::Result<bool> {
+        #[cfg(has_epoll)]
+        return epoll::apply_direct(&self.epoll, change);
+        #[cfg(not(has_epoll))]
+        {
+            let _ = change;
+            Ok(false)
+        }
+    }
+}
+
+/// One change for a backend, by descriptor number: what the facade queues
+/// for the selecting thread, or hands epoll directly from another thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change {
+    Register(RawFd, Reg),
+    Modify(RawFd, Reg),
+    Unregister(RawFd),
 }
 
 /// What the facade hands a backend for one registration.
@@ -92,7 +157,7 @@ impl Tag {
 
     /// The registration itself, when the token fits in 60 bits (any token
     /// a slab or a `Vec` index produces); otherwise the descriptor number.
-    pub(crate) fn pack(fd: RawFd, token: crate::Token, interest: Interest) -> Tag {
+    pub(crate) fn pack(fd: RawFd, token: Token, interest: Interest) -> Tag {
         if token.0 >= Tag::TOKEN_LIMIT {
             return Tag::fd(fd);
         }
@@ -100,33 +165,31 @@ impl Tag {
     }
 
     /// The registration, or the descriptor number to look it up by.
-    pub(crate) fn unpack(self) -> Result<(crate::Token, Interest), RawFd> {
+    pub(crate) fn unpack(self) -> Result<(Token, Interest), RawFd> {
         if self.0 & Tag::PACKED == 0 {
             return Err(self.0 as u32 as RawFd);
         }
         // Packed from an interest, so never empty.
         let interest = Interest::from_bits((self.0 & 0b111) as u8).unwrap_or(Interest::READABLE);
-        Ok((
-            crate::Token(((self.0 & !Tag::PACKED) >> 3) as usize),
-            interest,
-        ))
+        Ok((Token(((self.0 & !Tag::PACKED) >> 3) as usize), interest))
     }
 
-    /// Whether this word is a registration packed whole (token and
-    /// interest), which needs no lookup: not a descriptor number, and not
+    /// Whether this is a registration packed whole (token and interest),
+    /// which needs no lookup: not a descriptor number, and not
     /// [`INTERNAL`](Tag::INTERNAL).
-    #[cfg(has_epoll)]
-    pub(crate) fn is_packed_registration(word: u64) -> bool {
-        word & Tag::PACKED != 0 && word & 0b111 != 0
+    #[inline]
+    #[cfg_attr(not(has_epoll), allow(dead_code))] // only epoll keeps records
+    pub(crate) fn is_registration(self) -> bool {
+        self.0 & Tag::PACKED != 0 && self.0 & 0b111 != 0
     }
 
-    /// The token and interest bits of a word for which
-    /// [`is_packed_registration`](Tag::is_packed_registration) holds.
-    #[cfg(has_epoll)]
-    pub(crate) fn packed_parts(word: u64) -> (crate::Token, u8) {
+    /// The token and interest bits of a tag for which
+    /// [`is_registration`](Tag::is_registration) holds.
+    #[inline]
+    pub(crate) fn registration(self) -> (Token, u8) {
         (
-            crate::Token(((word & !Tag::PACKED) >> 3) as usize),
-            (word & 0b111) as u8,
+            Token(((self.0 & !Tag::PACKED) >> 3) as usize),
+            (self.0 & 0b111) as u8,
         )
     }
 
@@ -309,7 +372,6 @@ mod tests {
 
     #[test]
     fn tags_round_trip() {
-        use crate::Token;
         let all = Interest::BOTH | Interest::PRIORITY;
         for interest in [Interest::READABLE, Interest::WRITABLE, Interest::BOTH, all] {
             for token in [0, 1, 7, (1 << 24) + 5, (1 << 60) - 1] {

@@ -8,8 +8,8 @@
 //! (poll would still report errors and hangups for an entry asking for
 //! nothing) until `modify` puts it back. Edge-triggered is not offered.
 
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::Mode;
 use rustix::event::PollFd;
 use std::io;

@@ -15,8 +15,8 @@
 //! descriptors select(2) found ready. Oneshot is emulated: a reported oneshot
 //! descriptor leaves the sets until modified. Edge-triggered is not offered.
 
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::{Interest, Mode};
 use rustix::event::{fd_set_insert, fd_set_num_elements, fd_set_remove};
 use rustix::event::{FdSetElement, FdSetIter, PollFd, PollFlags};
