@@ -20,7 +20,62 @@ use crate::{BackendKind, Interest, Mode, Token};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The selector's descriptor table: its own, locked by nothing, until it
+/// makes a [`Registry`]; then shared with the registries behind their mutex.
+#[derive(Debug)]
+pub(crate) enum Table {
+    Own(State),
+    Shared(Arc<Shared>),
+}
+
+impl Table {
+    /// The table, locked if it is shared.
+    #[inline]
+    pub(crate) fn lock(&mut self) -> TableGuard<'_> {
+        match self {
+            Table::Own(state) => TableGuard::Own(state),
+            Table::Shared(shared) => TableGuard::Locked(shared.lock()),
+        }
+    }
+
+    /// `f` on the table, to read it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        match self {
+            Table::Own(state) => f(state),
+            Table::Shared(shared) => f(&shared.lock()),
+        }
+    }
+}
+
+/// The table while the selector changes it: borrowed, or locked.
+pub(crate) enum TableGuard<'a> {
+    Own(&'a mut State),
+    Locked(MutexGuard<'a, State>),
+}
+
+impl std::ops::Deref for TableGuard<'_> {
+    type Target = State;
+
+    #[inline]
+    fn deref(&self) -> &State {
+        match self {
+            TableGuard::Own(state) => state,
+            TableGuard::Locked(guard) => guard,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TableGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State {
+        match self {
+            TableGuard::Own(state) => state,
+            TableGuard::Locked(guard) => guard,
+        }
+    }
+}
 
 /// What the [`Selector`](crate::Selector) and its registries share.
 #[derive(Debug)]
@@ -30,9 +85,9 @@ pub(crate) struct Shared {
     /// Set when `pending` is not empty: the selecting thread checks this
     /// flag, not the lock, before each wait.
     dirty: AtomicBool,
-    /// Wakes the selecting thread; made by the first `registry()` call and
-    /// registered in the backend under [`Tag::INTERNAL`].
-    pub(crate) wake: OnceLock<WakerFd>,
+    /// Wakes the selecting thread; registered in the backend under
+    /// `Tag::INTERNAL` by the `registry()` call that made this.
+    pub(crate) wake: WakerFd,
     /// The backend's handle for changes made directly from any thread
     /// (epoll's descriptor), if it has one.
     direct: Option<Direct>,
@@ -41,13 +96,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(kind: BackendKind, sys: &Sys) -> Shared {
-        let _ = sys;
+    pub(crate) fn new(kind: BackendKind, sys: &Sys, state: State, wake: WakerFd) -> Shared {
         Shared {
             kind,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             dirty: AtomicBool::new(false),
-            wake: OnceLock::new(),
+            wake,
             direct: dispatch!(sys, b => b.direct()),
             closed: AtomicBool::new(false),
         }
@@ -250,9 +304,7 @@ impl Registry {
             wake
         };
         if wake {
-            if let Some(w) = self.shared.wake.get() {
-                w.wake()?;
-            }
+            self.shared.wake.wake()?;
         }
         Ok(())
     }

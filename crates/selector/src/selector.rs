@@ -3,9 +3,9 @@
 
 use crate::backend::{dispatch, Sys};
 use crate::collect::Collect;
-use crate::registry::Shared;
+use crate::registry::{Shared, Table};
 use crate::sys::{self, Backend, Reg, Tag};
-use crate::table::{self, Registration, Slot};
+use crate::table::{self, Registration, Slot, State};
 use crate::{BackendKind, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -45,15 +45,18 @@ use std::time::{Duration, Instant};
 pub struct Selector {
     sys: Sys,
     kind: BackendKind,
-    /// The descriptor table and the registries' queued changes.
-    shared: Arc<Shared>,
+    /// The descriptor table (and, once shared, the registries' queued
+    /// changes).
+    table: Table,
     /// The wakers' descriptors, each drained whenever it is reported.
     pub(crate) wakers: Vec<(Token, Arc<sys::waker::WakerFd>)>,
 }
 
 impl Drop for Selector {
     fn drop(&mut self) {
-        self.shared.close();
+        if let Table::Shared(shared) = &self.table {
+            shared.close();
+        }
     }
 }
 
@@ -92,7 +95,7 @@ impl Selector {
 
     fn from_sys(sys: Sys, kind: BackendKind) -> Selector {
         Selector {
-            shared: Arc::new(Shared::new(kind, &sys)),
+            table: Table::Own(State::default()),
             sys,
             kind,
             wakers: Vec::new(),
@@ -180,7 +183,7 @@ impl Selector {
             registration: Registration { token, interest },
             mode,
         };
-        let mut state = self.shared.lock();
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let change = state.plan_register(self.kind, raw, slot, self.kind.checks_descriptors())?;
         table::apply(&mut self.sys, change)?;
@@ -225,7 +228,7 @@ impl Selector {
         mode: Option<Mode>,
     ) -> io::Result<()> {
         let raw = fd.as_fd().as_raw_fd();
-        let mut state = self.shared.lock();
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let checks = self.kind.checks_descriptors();
         let (change, slot) = state.plan_modify(self.kind, raw, registration, mode, checks)?;
@@ -233,6 +236,7 @@ impl Selector {
             table::apply(&mut self.sys, change)?;
         }
         state.commit(raw, Some(slot));
+        drop(state);
         for (waker_token, w) in &mut self.wakers {
             if w.fd().as_raw_fd() == raw {
                 *waker_token = registration.token;
@@ -253,11 +257,12 @@ impl Selector {
     /// `NotFound` if `fd` is not registered.
     pub fn unregister<F: AsRawFd + ?Sized>(&mut self, fd: &F) -> io::Result<Registration> {
         let raw = fd.as_raw_fd();
-        let mut state = self.shared.lock();
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let (change, old) = state.plan_unregister(raw)?;
         table::apply(&mut self.sys, change)?;
         state.commit(raw, None);
+        drop(state);
         if !self.wakers.is_empty() {
             self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
         }
@@ -274,7 +279,7 @@ impl Selector {
     ///
     /// The kernel's error creating or registering that descriptor.
     pub fn registry(&mut self) -> io::Result<Registry> {
-        if self.shared.wake.get().is_none() {
+        if let Table::Own(state) = &mut self.table {
             let wake = sys::waker::WakerFd::new()?;
             let reg = Reg {
                 interest: Interest::READABLE,
@@ -282,12 +287,14 @@ impl Selector {
                 tag: Tag::INTERNAL,
             };
             dispatch!(&mut self.sys, b => b.register(wake.fd(), reg))?;
-            if let Err(wake) = self.shared.wake.set(wake) {
-                // Unreachable with `&mut self`; undo rather than leak.
-                let _ = dispatch!(&mut self.sys, b => b.unregister(wake.fd().as_raw_fd()));
-            }
+            let state = std::mem::take(state);
+            let shared = Shared::new(self.kind, &self.sys, state, wake);
+            self.table = Table::Shared(Arc::new(shared));
         }
-        Ok(Registry::new(Arc::clone(&self.shared)))
+        match &self.table {
+            Table::Shared(shared) => Ok(Registry::new(Arc::clone(shared))),
+            Table::Own(_) => unreachable!("shared just above"),
+        }
     }
 
     /// The registration of `fd`, if any (Python's `get_key`).
@@ -301,12 +308,13 @@ impl Selector {
     }
 
     fn slot<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Slot> {
-        self.shared.lock().slot(fd.as_raw_fd()).ok().flatten()
+        self.table
+            .read(|state| state.slot(fd.as_raw_fd()).ok().flatten())
     }
 
     /// How many descriptors are registered.
     pub fn len(&self) -> usize {
-        self.shared.lock().len()
+        self.table.read(State::len)
     }
 
     /// Whether nothing is registered.
@@ -345,8 +353,10 @@ impl Selector {
         let mut remaining = timeout;
         let max = events.capacity();
         loop {
-            if self.shared.take_dirty() {
-                self.shared.lock().apply_pending(&mut self.sys)?;
+            if let Table::Shared(shared) = &self.table {
+                if shared.take_dirty() {
+                    shared.lock().apply_pending(&mut self.sys)?;
+                }
             }
             match self.wait_once(events, remaining, max) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -378,7 +388,7 @@ impl Selector {
             // A wake, a waker or a token too large to pack: every record
             // through the facade, in order; the buffer goes back emptied.
             let mut records = std::mem::take(records);
-            let mut collect = Collect::new(&self.shared, &self.wakers, events);
+            let mut collect = Collect::new(&self.table, &self.wakers, events);
             for (tag, ready) in records.iter() {
                 collect.add(tag, ready);
             }
@@ -388,7 +398,7 @@ impl Selector {
             *events.records_mut() = records;
             return Ok(woken);
         }
-        let mut collect = Collect::new(&self.shared, &self.wakers, events);
+        let mut collect = Collect::new(&self.table, &self.wakers, events);
         dispatch!(&mut self.sys, b => b.select(timeout, max, &mut |tag, ready| {
             collect.add(tag, ready);
         }))?;
