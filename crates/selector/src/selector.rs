@@ -333,9 +333,13 @@ impl Selector {
     /// Wait until a registered descriptor is ready or `timeout` passes, and
     /// fill `events` with what is ready.
     ///
-    /// `None` waits forever; zero only looks. Timeouts round up to the
-    /// backend's resolution (1 ms). A timeout leaves `events` empty; it is not
-    /// an error. A signal interrupting the wait (`EINTR`) is retried with the
+    /// `None` waits forever; zero only looks. A timeout is kept to the
+    /// backend's precision (nanoseconds asked of epoll on Linux 5.11+, poll,
+    /// select and kqueue; whole milliseconds, rounded up, from epoll on older
+    /// kernels) and the call never returns before it has passed unless
+    /// something is ready; the kernel's timer slack (50 µs by default on
+    /// Linux) comes on top. A timeout leaves `events` empty; it is not an
+    /// error. A signal interrupting the wait (`EINTR`) is retried with the
     /// time that remains (PEP 475's rule): deliver signals to the loop through
     /// a [`Waker`] or a self-pipe registered here, not through `EINTR`.
     ///
@@ -360,8 +364,12 @@ impl Selector {
             }
             match self.wait_once(events, remaining, max) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Woken only to apply a registry's change: wait again.
-                Ok(true) if events.is_empty() && remaining != Some(Duration::ZERO) => {}
+                // Woken only to apply a registry's change, or back before the
+                // deadline with nothing (a kernel may round down): wait again.
+                Ok(woken)
+                    if events.is_empty()
+                        && remaining != Some(Duration::ZERO)
+                        && (woken || deadline.is_some_and(|d| Instant::now() < d)) => {}
                 result => return result.map(|_| ()),
             }
             if let Some(deadline) = deadline {

@@ -191,7 +191,7 @@ impl Backend for Kqueue {
         };
         self.buffer.clear();
         self.buffer.reserve(max.max(1));
-        let timespec = super::timespec_millis(timeout);
+        let timespec = super::timespec(timeout);
         // SAFETY: no changes are passed; the wait only fills `buffer`.
         unsafe {
             kqueue::kevent_timespec(

@@ -205,9 +205,11 @@ impl Tag {
     }
 }
 
-/// A timeout in whole milliseconds for poll(2) and epoll_wait(2), `-1` for
-/// none. Rounded *up*: a 0.3 ms timeout must not become a zero-timeout busy
-/// spin, so anything below the resolution waits one full millisecond.
+/// A timeout in whole milliseconds for epoll_wait(2) where epoll_pwait2 is
+/// missing, `-1` for none. Rounded *up*: a 0.3 ms timeout must not become a
+/// zero-timeout busy spin, nor return before its time, so anything below
+/// the resolution waits one full millisecond.
+#[cfg(test)]
 pub(crate) fn timeout_millis(timeout: Option<Duration>) -> i32 {
     match timeout {
         None => -1,
@@ -218,15 +220,15 @@ pub(crate) fn timeout_millis(timeout: Option<Duration>) -> i32 {
     }
 }
 
-/// The same rounding, as the `Timespec` rustix wants (`None` = forever).
-pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
-    match timeout_millis(timeout) {
-        -1 => None,
-        ms => Some(rustix::event::Timespec {
-            tv_sec: i64::from(ms / 1000),
-            tv_nsec: i64::from(ms % 1000) * 1_000_000,
-        }),
-    }
+/// The timeout as the `Timespec` ppoll, pselect6, epoll_pwait2 and kevent
+/// take (`None` = forever), to the nanosecond: the kernel then sleeps at
+/// least that long. A duration past the largest `Timespec` waits as long as
+/// one can.
+pub(crate) fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    timeout.map(|t| rustix::event::Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    })
 }
 
 /// Descriptors epoll and kqueue cannot watch (regular files), which select
@@ -391,6 +393,15 @@ mod tests {
     }
 
     #[test]
+    fn timespecs_keep_the_nanoseconds() {
+        assert_eq!(timespec(None), None);
+        let ts = timespec(Some(Duration::new(3, 200_001))).expect("finite");
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 200_001));
+        let ts = timespec(Some(Duration::MAX)).expect("finite");
+        assert_eq!(ts.tv_sec, i64::MAX);
+    }
+
+    #[test]
     fn timeouts_round_up_to_the_millisecond() {
         assert_eq!(timeout_millis(None), -1);
         assert_eq!(timeout_millis(Some(Duration::ZERO)), 0);
@@ -401,7 +412,5 @@ mod tests {
             timeout_millis(Some(Duration::from_secs(u64::MAX))),
             i32::MAX
         );
-        let ts = timespec_millis(Some(Duration::from_millis(1500))).expect("finite");
-        assert_eq!((ts.tv_sec, ts.tv_nsec), (1, 500_000_000));
     }
 }

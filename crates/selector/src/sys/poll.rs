@@ -117,7 +117,7 @@ impl Backend for Poll {
         _max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
-        let timespec = super::timespec_millis(timeout);
+        let timespec = super::timespec(timeout);
         let mut left = rustix::event::poll(&mut self.fds, timespec.as_ref())?;
         let any_oneshot = self.oneshots > 0;
         self.fired.clear();

@@ -238,7 +238,7 @@ impl Backend for Select {
                     fd_set_remove(&mut self.except_out, fd);
                 }
             }
-            let timespec = super::timespec_millis(timeout);
+            let timespec = super::timespec(timeout);
             // SAFETY: every descriptor in the sets is registered, hence open
             // (unregister before close). One closed anyway makes the kernel
             // answer EBADF, handled below; nothing is read through it.
