@@ -109,6 +109,12 @@ impl BackendKind {
         !(interest.is_priority() && self.resolve() == BackendKind::Kqueue)
     }
 
+    /// Whether this backend can register with exclusive wakeups (`Auto` as
+    /// resolved): epoll only (`EPOLLEXCLUSIVE`, Linux 4.5+).
+    pub fn supports_exclusive(self) -> bool {
+        self.resolve() == BackendKind::Epoll
+    }
+
     /// `Ok` when [`supports`](Self::supports) and
     /// [`supports_interest`](Self::supports_interest) say so, else the
     /// typed reason.

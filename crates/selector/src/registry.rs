@@ -209,11 +209,28 @@ impl Registry {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<()> {
-        let fd = fd.as_fd().as_raw_fd();
-        let slot = Slot {
-            registration: Registration { token, interest },
-            mode,
-        };
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, false))
+    }
+
+    /// As [`Selector::register_exclusive`](crate::Selector::register_exclusive).
+    ///
+    /// # Errors
+    ///
+    /// As [`Selector::register_exclusive`](crate::Selector::register_exclusive),
+    /// and `Other` once the selector is closed.
+    pub fn register_exclusive(
+        &self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, true))
+    }
+
+    fn register_slot(&self, fd: RawFd, slot: Slot) -> io::Result<()> {
         self.change(fd, |state, kernel_checks| {
             let change = state.plan_register(self.shared.kind, fd, slot, kernel_checks)?;
             Ok((Some(change), Some(slot)))

@@ -5,7 +5,7 @@
 
 use crate::backend::{dispatch, Sys};
 use crate::sys::{self, Backend, Change, Reg, Tag};
-use crate::{BackendKind, Interest, Mode, Token};
+use crate::{BackendKind, Interest, Mode, Token, Unsupported};
 use std::io;
 use std::os::fd::RawFd;
 
@@ -23,6 +23,18 @@ pub struct Registration {
 pub(crate) struct Slot {
     pub(crate) registration: Registration,
     pub(crate) mode: Mode,
+    /// Registered with exclusive wakeups (epoll's `EPOLLEXCLUSIVE`).
+    pub(crate) exclusive: bool,
+}
+
+impl Slot {
+    pub(crate) fn new(registration: Registration, mode: Mode, exclusive: bool) -> Slot {
+        Slot {
+            registration,
+            mode,
+            exclusive,
+        }
+    }
 }
 
 /// The table and the queue, behind the one lock.
@@ -105,6 +117,9 @@ impl State {
             ));
         }
         kind.check(slot.registration.interest, slot.mode)?;
+        if slot.exclusive {
+            check_exclusive(kind, fd, slot)?;
+        }
         // poll and select would only notice a bad descriptor at the next
         // wait; check now so every backend refuses it here, the same way.
         if !kernel_checks && !sys::is_open(fd) {
@@ -126,9 +141,19 @@ impl State {
         kernel_checks: bool,
     ) -> io::Result<(Option<Change>, Slot)> {
         let old = self.slot(fd)?.ok_or_else(|| not_registered(fd))?;
+        if old.exclusive {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "fd {fd} is registered with exclusive wakeups, which epoll \
+                     cannot modify: unregister it and register it again"
+                ),
+            ));
+        }
         let new = Slot {
             registration,
             mode: mode.unwrap_or(old.mode),
+            exclusive: false,
         };
         kind.check(registration.interest, new.mode)?;
         // A level registration that stays the same needs no kernel call; any
@@ -188,8 +213,32 @@ fn reg(fd: RawFd, slot: Slot) -> Reg {
     Reg {
         interest,
         mode: slot.mode,
+        exclusive: slot.exclusive,
         tag: Tag::pack(fd, token, interest),
     }
+}
+
+/// epoll's rules for `EPOLLEXCLUSIVE`, checked before the kernel's EINVAL
+/// could say less: epoll only, not oneshot, and readable / writable interest
+/// only.
+#[cold]
+fn check_exclusive(kind: BackendKind, fd: RawFd, slot: Slot) -> io::Result<()> {
+    if !kind.supports_exclusive() {
+        return Err(Unsupported::Exclusive(kind).into());
+    }
+    let refuse = |why: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd}: exclusive wakeups {why}"),
+        ))
+    };
+    if slot.mode == Mode::Oneshot {
+        return refuse("cannot be oneshot (epoll refuses EPOLLEXCLUSIVE with EPOLLONESHOT)");
+    }
+    if slot.registration.interest.is_priority() {
+        return refuse("take readable and writable interest only, not priority");
+    }
+    Ok(())
 }
 
 /// Hands one change to the backend.

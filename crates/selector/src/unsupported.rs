@@ -29,6 +29,9 @@ pub enum Unsupported {
     Mode(BackendKind, Mode),
     /// The backend cannot watch for urgent data ([`Interest::PRIORITY`](crate::Interest::PRIORITY)).
     Priority(BackendKind),
+    /// The backend cannot wake one waiter only (exclusive wakeups are
+    /// epoll's `EPOLLEXCLUSIVE`).
+    Exclusive(BackendKind),
 }
 
 impl fmt::Display for Unsupported {
@@ -39,6 +42,9 @@ impl fmt::Display for Unsupported {
             }
             Unsupported::Priority(kind) => {
                 write!(f, "the {kind} backend cannot watch for priority data")
+            }
+            Unsupported::Exclusive(kind) => {
+                write!(f, "the {kind} backend has no exclusive wakeups")
             }
         }
     }

@@ -46,8 +46,16 @@ impl std::fmt::Debug for Epoll {
 fn flags(reg: Reg) -> epoll::EventFlags {
     use epoll::EventFlags as F;
     let mut flags = F::empty();
+    if reg.exclusive {
+        // The kernel takes only IN, OUT and ET beside it (EINVAL otherwise),
+        // so no RDHUP: a shut-down peer still shows as readable.
+        flags |= F::EXCLUSIVE;
+    }
     if reg.interest.is_readable() {
-        flags |= F::IN | F::RDHUP;
+        flags |= F::IN;
+        if !reg.exclusive {
+            flags |= F::RDHUP;
+        }
     }
     if reg.interest.is_writable() {
         flags |= F::OUT;

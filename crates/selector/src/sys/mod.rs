@@ -132,6 +132,9 @@ pub(crate) enum Change {
 pub(crate) struct Reg {
     pub(crate) interest: Interest,
     pub(crate) mode: Mode,
+    /// Wake one waiter, not all (epoll's `EPOLLEXCLUSIVE`); the facade
+    /// sends it only to a backend that has it, and never with oneshot.
+    pub(crate) exclusive: bool,
     pub(crate) tag: Tag,
 }
 
