@@ -117,6 +117,8 @@ mod mode;
 mod registry;
 pub mod select;
 mod selector;
+#[cfg(feature = "faults")]
+mod sim;
 mod sys;
 mod table;
 mod token;
@@ -137,7 +139,9 @@ pub use unsupported::Unsupported;
 pub use waker::Waker;
 
 #[cfg(feature = "faults")]
-pub use sys::faults::{Fault, FaultPlan};
+pub use sim::ShortIo;
+#[cfg(feature = "faults")]
+pub use sys::faults::{Fault, FaultPlan, Rng};
 
 /// The crate README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -38,6 +38,12 @@ pub(crate) struct Poll {
 }
 
 impl Poll {
+    /// The tag `fd` is registered with, while it is armed.
+    #[cfg(feature = "faults")]
+    pub(crate) fn tag_of(&self, fd: RawFd) -> Option<Tag> {
+        self.tags.get(self.slot(fd) as usize).copied()
+    }
+
     fn slot(&self, fd: RawFd) -> u32 {
         usize::try_from(fd)
             .ok()
