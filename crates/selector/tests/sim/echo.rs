@@ -81,21 +81,22 @@ struct Client {
     unsent: Vec<u8>,
     payload: Vec<u8>,
     echoed: Vec<u8>,
+    /// Whether writing is shut down (after the whole payload).
+    shut: bool,
 }
 
 impl Client {
     fn on_event(&mut self, event: &Event, moved: &mut usize) -> io::Result<Step> {
-        if event.is_writable() && !self.unsent.is_empty() {
+        if event.is_writable() && !self.shut {
             write_some(&mut self.io, &mut self.unsent, moved)?;
+            // Also for an empty payload, which has nothing to write first.
             if self.unsent.is_empty() {
                 self.io.get_ref().shutdown(Shutdown::Write)?;
+                self.shut = true;
             }
         }
         if event.is_readable() && read_all(&mut self.io, &mut self.echoed, moved)? {
-            assert!(
-                self.unsent.is_empty(),
-                "end of file before the whole payload was sent"
-            );
+            assert!(self.shut, "end of file before the whole payload was sent");
             assert!(
                 self.echoed == self.payload,
                 "echo differs from what was sent"
@@ -106,7 +107,7 @@ impl Client {
             self.payload.starts_with(&self.echoed),
             "echo differs from what was sent"
         );
-        Ok(Step::Keep(if self.unsent.is_empty() {
+        Ok(Step::Keep(if self.shut {
             Interest::READABLE
         } else {
             Interest::BOTH
@@ -202,6 +203,7 @@ impl World {
             unsent: payload.clone(),
             payload,
             echoed: Vec::new(),
+            shut: false,
         };
         let k = insert(&mut self.clients, client);
         let fd = self.clients[k]
