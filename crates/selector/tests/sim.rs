@@ -15,7 +15,11 @@
 
 #[path = "sim/echo.rs"]
 mod echo;
+#[path = "sim/tutorial.rs"]
+mod tutorial;
 
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::panic;
 use std::process::ExitCode;
 
@@ -40,7 +44,53 @@ fn main() -> ExitCode {
         }
     }
     println!("sim: {} seeds passed: {totals}", seeds.len());
+    // The selectors_echo example's loop, its logging silenced unless one
+    // seed is being rerun.
+    let quiet = std::env::var("SIM_SEED").is_err();
+    let (mut bytes, mut rounds) = (0, 0);
+    for &seed in &seeds {
+        match silenced(quiet, || counting_fds(|| tutorial::run(seed))) {
+            Ok((b, r)) => (bytes, rounds) = (bytes + b, rounds + r),
+            Err(_) => {
+                eprintln!(
+                    "sim: the selectors_echo example failed with seed {seed}; \
+                     rerun it alone with SIM_SEED={seed}"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!(
+        "sim: the selectors_echo example passed {} seeds: {bytes} bytes echoed in {rounds} rounds",
+        seeds.len()
+    );
     ExitCode::SUCCESS
+}
+
+/// `f`, asserting it leaves as many descriptors open as it found.
+fn counting_fds<R>(f: impl FnOnce() -> R) -> R {
+    let count = || std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    let before = count();
+    let result = f();
+    assert_eq!(count(), before, "every descriptor closed");
+    result
+}
+
+/// `f` with standard error sent to /dev/null when `quiet`, caught if it
+/// panics; standard error comes back either way.
+fn silenced<R>(quiet: bool, f: impl FnOnce() -> R + panic::UnwindSafe) -> std::thread::Result<R> {
+    if !quiet {
+        return panic::catch_unwind(f);
+    }
+    let saved = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .expect("dup stderr");
+    let null = File::create("/dev/null").expect("open /dev/null");
+    rustix::stdio::dup2_stderr(&null).expect("silence stderr");
+    let result = panic::catch_unwind(f);
+    rustix::stdio::dup2_stderr(&saved).expect("restore stderr");
+    result
 }
 
 fn parse(name: &str, value: &str) -> u64 {
