@@ -4,13 +4,14 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
-use selector::{Interest, Token, Waker};
+use selector::{Interest, Mode, Selector, Token, Waker};
 use tracing::{info, warn};
 
 use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
 use crate::budget::Budget;
 use crate::conn::Connection;
 use crate::limits::PerIp;
+use crate::listen::Listener;
 use crate::stats::Published;
 use crate::stream::{would_block, Peer};
 
@@ -197,10 +198,25 @@ impl Worker {
         self.resume_at = None;
         for (i, l) in self.listeners.iter().enumerate() {
             let token = Token(FIRST_LISTENER + i);
-            if let Err(e) = self.selector.register(l, token, Interest::READABLE) {
+            if let Err(e) = register_listener(&mut self.selector, l, token) {
                 warn!(error = %e, "cannot resume a listener");
             }
         }
         self.listening = true;
+    }
+}
+
+/// Registers a listener for reading, with exclusive wakeups where the
+/// backend has them (epoll): a connection to a listener the workers share
+/// (inherited from systemd) then wakes one waiting worker, not all of them.
+pub(super) fn register_listener(
+    selector: &mut Selector,
+    listener: &Listener,
+    token: Token,
+) -> std::io::Result<()> {
+    if selector.backend().supports_exclusive() {
+        selector.register_exclusive(listener, token, Interest::READABLE, Mode::Level)
+    } else {
+        selector.register(listener, token, Interest::READABLE)
     }
 }
