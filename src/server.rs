@@ -186,7 +186,7 @@ impl Worker {
         }
         for (i, l) in listeners.iter().enumerate() {
             l.set_keepalive(cfg.tcp_keepalive)?;
-            selector.register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+            accept::register_listener(&mut selector, l, Token(FIRST_LISTENER + i))?;
         }
         for (j, socket) in udp.iter().enumerate() {
             selector.register(socket, Token(FIRST_UDP + j), Interest::READABLE)?;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use selector::{Interest, Token};
+use selector::{Interest, Mode, Selector, Token};
 use tracing::{info, warn};
 
 use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
@@ -177,10 +177,25 @@ impl Worker {
         intake.resume_at = None;
         for (i, l) in intake.listeners.iter().enumerate() {
             let token = Token(FIRST_LISTENER + i);
-            if let Err(e) = self.selector.register(l, token, Interest::READABLE) {
+            if let Err(e) = register_listener(&mut self.selector, l, token) {
                 warn!(error = %e, "cannot resume a listener");
             }
         }
         intake.listening = true;
+    }
+}
+
+/// Registers a listener for reading, with exclusive wakeups where the
+/// backend has them (epoll): a connection to a listener the workers share
+/// (inherited from systemd) then wakes one waiting worker, not all of them.
+pub(super) fn register_listener(
+    selector: &mut Selector,
+    listener: &Listener,
+    token: Token,
+) -> std::io::Result<()> {
+    if selector.backend().supports_exclusive() {
+        selector.register_exclusive(listener, token, Interest::READABLE, Mode::Level)
+    } else {
+        selector.register(listener, token, Interest::READABLE)
     }
 }
