@@ -276,9 +276,11 @@ class Lab:
         _inodes.add(os.stat(NETNS_DIR / ns).st_ino)
         sh(["ip", "-n", ns, "link", "set", "lo", "up"])
 
-    def host(self, name, loss=0.0, rate=None, mtu=1500, v6only=False):
+    def host(self, name, loss=0.0, rate=None, mtu=1500, v6only=False, netem=None):
         """Adds a host. ``rate``: bits/s of its link each way (a tbf qdisc with a small queue,
-        about 20 ms at that rate); ``mtu``: of both link ends; ``v6only``: no IPv4 address."""
+        about 20 ms at that rate); ``mtu``: of both link ends; ``v6only``: no IPv4 address;
+        ``netem``: arguments of a netem qdisc on both ends (delay, reorder), where the kernel
+        has netem (see ``qdisc_kinds``)."""
         h = Host(self, len(self.hosts) + 1, name, v6only)
         self.hosts.append(h)
         self._add_ns(h.ns)
@@ -295,6 +297,9 @@ class Lab:
                 "nodad"])
             if rate:
                 self._shape(ns, dev, rate)
+            elif netem:
+                sh(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "netem", *netem.split()])
+                _created["qdiscs"] += 1
         if h.ipv4:
             sh(["ip", "-n", h.ns, "route", "add", "default", "via", f"10.201.{h.index}.1"])
         sh(["ip", "-n", h.ns, "-6", "route", "add", "default", "via", f"fd00:e5:0:{h.index:x}::1"])

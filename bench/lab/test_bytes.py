@@ -3,7 +3,7 @@ each way, a 10 Mbit/s link with a small queue, and MTU 1280 on an IPv6-only path
 import errno
 import socket
 
-from bench.lab import echo
+from bench.lab import echo, netlab
 from bench.lab.case import LabCase, loss_bound
 
 TCP = ["-c", "4", "-s", "4096", "-p", "2", "-d", "2", "--warmup", "0.3"]
@@ -82,3 +82,16 @@ class BytesAcrossBadLinks(LabCase):
             return e.errno
         finally:
             s.close()
+
+
+class BytesAcrossDelayAndReordering(LabCase):
+    """Needs the netem qdisc: skipped, with the reason, on kernels without it."""
+
+    def test_delay_and_reordering(self):
+        if not netlab.qdisc_kinds().get("netem"):
+            self.skipTest("this kernel has no netem qdisc: no delay or reordering emulation")
+        server = self.lab.host("server")
+        clients = [self.lab.host(f"c{i}", netem="delay 10ms reorder 25% 50%") for i in (1, 2)]
+        echo.Server(server)
+        reps, total = BytesAcrossBadLinks.tcp(self, server, clients)
+        self.figure(f"10 ms delay, 25% reordered: TCP {total:,} bytes, 0 mismatches")
