@@ -43,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser(prog="python3 -m bench.lab", description=__doc__.split("\n")[0])
     ap.add_argument("-k", dest="patterns", action="append", help="run only tests matching this")
     args = ap.parse_args()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
     atexit.register(netlab.teardown_all)
     why = case.why_unavailable()
