@@ -47,7 +47,9 @@ def main():
         signal.signal(sig, interrupt)
     atexit.register(netlab.teardown_all)
     why = case.why_unavailable()
-    if not why:
+    if why:
+        print(f"SKIPPED: no lab here ({why}); every lab test is skipped")
+    else:
         stale = netlab.remove_stale()
         if stale:
             print(f"removed {len(stale)} namespaces left by earlier runs: {' '.join(stale)}")

@@ -100,7 +100,7 @@ def bench(host, target_host, *args, udp=False, family=None, timeout=120):
     """Runs echo-bench in ``host`` against ``target_host``; returns (exit status, report or
     None, stderr)."""
     rc, out, err = host.run(bench_argv(target_host, *args, udp=udp, family=family), timeout)
-    return rc, _report(out), err
+    return rc, report_of(out), err
 
 
 def bench_many(pairs, timeout=120):
@@ -115,11 +115,12 @@ def bench_many(pairs, timeout=120):
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-        results.append((p.returncode, _report(out), err))
+        results.append((p.returncode, report_of(out), err))
     return results
 
 
-def _report(out):
+def report_of(out):
+    """The last JSON line of echo-bench's stdout, or None."""
     for line in reversed(out.strip().splitlines()):
         try:
             return json.loads(line)

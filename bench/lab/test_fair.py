@@ -32,7 +32,7 @@ class FairnessAcrossSlowLink(LabCase):
             loaded.append(self.ping(clean, server_host))
             bulk.send_signal(2)
             out, _ = bulk.communicate(timeout=30)
-            rep = echo._report(out)
+            rep = echo.report_of(out)
             self.assertIsNotNone(rep, "the bulk client gave no report")
             self.assertEqual(rep["mismatches"], 0)
             bulk_rates.append(rep["mbytes_per_sec"])
