@@ -18,7 +18,20 @@ from bench.lab import case, netlab
 # Tests that fail on today's build for a known reason, with the reason. Each is still run: a
 # failure here is reported as expected and not counted as failed; a pass is counted as failed
 # ("unexpectedly passed") so that the entry is removed once its cause is fixed.
-KNOWN_FAILURES = {}
+KNOWN_FAILURES = {
+    "test_drain.HalfCloseAndDrain.test_sigterm_mid_transfer_20_connections":
+        "issue 21 section 3, SIGTERM drain loses echoed bytes: with 20 connections across the "
+        "lossy link the clients see resets and receive less than the summary counts as "
+        "echoed, on the copying path as on the zero-copy one",
+}
+# Tests that fail in some runs on today's build for a known reason: a failure is reported as
+# expected and not counted as failed; a pass is a pass.
+KNOWN_INTERMITTENT = {
+    "test_drain.HalfCloseAndDrain.test_sigterm_mid_transfer_echoes_all_received":
+        "issue 21 section 3, same cause: in some runs (1 in 4 here) the server closes the "
+        "connection with the client's input unread, so the client's next send fails (Broken "
+        "pipe: the kernel answered with a reset) instead of the echo ending in end of file",
+}
 
 
 class Result(unittest.TextTestResult):
@@ -75,7 +88,8 @@ def summarize(result, seconds):
     failed_ids = {t.id() for t, _ in result.failures + result.errors}
     failed, expected = set(), []
     for test_id in failed_ids:
-        reason = KNOWN_FAILURES.get(test_id.split(".", 2)[-1].split(" ")[0])
+        name = test_id.split(".", 2)[-1].split(" ")[0]
+        reason = KNOWN_FAILURES.get(name) or KNOWN_INTERMITTENT.get(name)
         if reason:
             expected.append((test_id, reason))
         else:
@@ -94,7 +108,7 @@ def summarize(result, seconds):
         for test, text in case.FIGURES:
             print(f"  {test}: {text}")
     if expected:
-        print("KNOWN_FAILURES (bench/lab/__main__.py), failing as expected, not counted:")
+        print("KNOWN_FAILURES and KNOWN_INTERMITTENT (bench/lab/__main__.py), failing as expected, not counted:")
         for test_id, reason in expected:
             print(f"  {test_id}: {reason}")
     for test_id in sorted(failed):
