@@ -4,7 +4,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 
@@ -80,7 +79,7 @@ class Server:
             rc = None
         out = self.run.proc.stdout.read().decode(errors="replace") if rc is not None else ""
         self.run.stop()
-        if self in self.host.lab.servers:
+        if self.run in self.host.lab.servers:
             self.host.lab.servers.remove(self.run)
         m = re.search(r"summary: connections ([\d,]+), bytes echoed ([\d,]+), "
                       r"datagrams echoed ([\d,]+)", out)
@@ -128,6 +127,3 @@ def report_of(out):
             continue
     return None
 
-
-def family_of(host):
-    return socket.AF_INET if host.ipv4 else socket.AF_INET6

@@ -17,7 +17,7 @@ V2_COOKIE = 0x1C849313
 
 
 def decode(text):
-    """{index-free value: count}: each bucket by its lowest value, from a base64 histogram."""
+    """({bucket's lowest value: count}, layout) from a base64 V2 compressed histogram."""
     raw = base64.b64decode(text)
     cookie, length = struct.unpack(">iI", raw[:8])
     if cookie != COMPRESSED_COOKIE:
