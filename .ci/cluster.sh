@@ -72,6 +72,16 @@ nproc=$(ulimit -Hu); [[ $nproc == unlimited || $nproc -gt 4096 ]] && nproc=4096
 run=(run --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" --read-only)
 
 echo "== image: built by dist/build-image.sh"
+# What the build needs beyond .ci/run's toolchain: the musl target's standard
+# library (from rustup's server, which CI may not reach) and musl-gcc.
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl &&
+  ! timeout 300 rustup target add x86_64-unknown-linux-musl; then
+  skip "the Rust standard library for x86_64-unknown-linux-musl could not be installed"
+fi
+if ! command -v musl-gcc >/dev/null 2>&1 &&
+  ! { timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq musl-tools >/dev/null; }; then
+  skip "musl-tools (musl-gcc) could not be installed"
+fi
 start=$SECONDS
 dist/build-image.sh "$image"
 echo "build: $((SECONDS - start)) s"
