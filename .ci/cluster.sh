@@ -184,6 +184,53 @@ rootopts=$(awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo")
 echo "root file system: $rootopts"
 [[ ,$rootopts, == *,ro,* ]] || { echo "FAIL: the root file system is not read-only"; exit 1; }
 
+echo "== image: the Indexed Job's echo-bench arguments, 3 shard containers, merged into one verdict"
+help=$("$bench" --help) merge_help=$("$bench" merge --help)
+if [[ $help != *--shards* || $help != *--start-at* || $merge_help != *--fail-if* ]]; then
+  echo "SKIPPED: the distributed run: this echo-bench has no --shards, --start-at or merge --fail-if"
+else
+  # As Kubernetes runs dist/kubernetes/echo-bench-job.yaml, scaled down: its
+  # arguments with a start 8 s ahead, 2 s long, 1/10 of the connections and
+  # rate; JOB_COMPLETION_INDEX set per container; the reports read from the
+  # container logs (stdout and stderr mixed, as kubectl logs gives them).
+  mapfile -t jobargs < <("$venv/bin/python" - dist/kubernetes/echo-bench-job.yaml "$(($(date +%s) + 8))" <<'PY'
+import sys, yaml
+job = yaml.safe_load(open(sys.argv[1]))
+pod = job["spec"]["template"]["spec"]["containers"][0]
+for arg in pod["args"]:
+    flag, _, value = arg.partition("=")
+    if flag == "--start-at":
+        arg = f"--start-at={sys.argv[2]}"
+    elif flag in ("--connections", "--rate"):
+        arg = f"{flag}={int(value) // 10}"
+    elif flag == "--duration":
+        arg = "--duration=2"
+    print(arg)
+print(job["spec"]["completions"])
+PY
+  )
+  shards=${jobargs[-1]}
+  unset 'jobargs[-1]'
+  echo "echo-bench ${jobargs[*]} (JOB_COMPLETION_INDEX 0..$((shards - 1)))"
+  reports=target/ci-k8s-reports
+  rm -rf "$reports" && mkdir -p "$reports"
+  for ((i = 0; i < shards; i++)); do
+    names+=("echo-ci-shard-$i")
+    "${pm[@]}" "${run[@]}" -d --name "echo-ci-shard-$i" --add-host "echo-server:$ip" -e "JOB_COMPLETION_INDEX=$i" \
+      --entrypoint /usr/local/bin/echo-bench "$image" "${jobargs[@]}" >/dev/null
+  done
+  for ((i = 0; i < shards; i++)); do
+    exited_ok "echo-ci-shard-$i"
+    podman logs "echo-ci-shard-$i" > "$reports/$i.json" 2>&1
+  done
+  "$bench" merge --fail-if 'errors>0' "$reports"/*.json | grep -E 'messages|errors|mismatches'
+  if "$bench" merge "$reports/0.json" "$reports/1.json" > /dev/null 2>&1; then
+    echo "FAIL: merge accepted $((shards - 1)) of $shards shards"
+    exit 1
+  fi
+  echo "refused as it should be: a merge with shard 2 missing"
+fi
+
 echo "== image: SIGTERM drains (every byte the server received comes back) and exits 0"
 # 3 MiB sent to a client that does not read (a 4 KiB receive buffer), until
 # the kernel's send queue is empty (the server's kernel has acknowledged every
