@@ -139,6 +139,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         m.mismatches += r.mismatches;
         m.lost = sum_opt(m.lost, r.lost);
         m.late = sum_opt(m.late, r.late);
+        m.duplicated = sum_opt(m.duplicated, r.duplicated);
         m.unserved = sum_opt(m.unserved, r.unserved);
         m.interrupted |= r.interrupted;
         m.first_error = m.first_error.take().or_else(|| r.first_error.clone());

@@ -97,7 +97,11 @@ fn judge(slo: &[Condition], r: &Report) -> Vec<String> {
         })
         .collect();
     if r.failed() {
-        missed.push(format!("errors {}, mismatches {}", r.errors, r.mismatches));
+        let mut what = format!("errors {}, mismatches {}", r.errors, r.mismatches);
+        if let Some(d) = r.duplicated.filter(|&d| d > 0) {
+            what.push_str(&format!(", duplicated {d}"));
+        }
+        missed.push(what);
     }
     missed
 }

@@ -119,6 +119,21 @@ pub fn udp_server(corrupt: bool) -> SocketAddr {
     addr
 }
 
+/// A UDP echo server on 127.0.0.1:0 that echoes every datagram twice.
+pub fn udp_duplicating_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(IDLE)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
 /// An address nothing listens on: bound, then released.
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
