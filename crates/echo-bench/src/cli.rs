@@ -9,6 +9,7 @@ use crate::exit::code;
 use crate::mode::{chaos::ChaosArgs, merge::MergeArgs, search::SearchArgs, sweep::SweepArgs};
 use crate::output::Outputs;
 use crate::plan::{Config, Sources, Transport};
+use crate::shard::{self, Shard};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use netaddr::Target;
@@ -17,7 +18,7 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use value::{count, positive_secs, rate, secs};
 
 /// Load an echo server and verify every byte it echoes.
@@ -260,6 +261,9 @@ impl LoadArgs {
             sources,
             server_pid: self.server_pid,
             interval: None,
+            first_id: 0,
+            shard: None,
+            start_at: None,
         }
     }
 
@@ -325,5 +329,51 @@ impl StreamArgs {
             self.hdr_log.as_deref(),
         )?;
         Ok(o.any().then_some(o))
+    }
+}
+
+/// One shard of a run made by several processes, and its start line
+/// (single run only).
+#[derive(Clone, Debug, Args)]
+pub struct ShardArgs {
+    /// Run shard I of N (I from 0): this process's exact share of
+    /// --connections and --rate, which are the whole run's totals
+    #[arg(long, value_name = "I/N", value_parser = shard::parse, conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// Run as one of N shards, the index I taken from $JOB_COMPLETION_INDEX
+    /// (set in a Kubernetes Indexed Job's pods)
+    #[arg(long, value_name = "N", env = shard::COUNT_ENV, value_parser = count::<u64>)]
+    pub shards: Option<u64>,
+    /// Connect, then wait until TIME to start the load (warm-up, then the
+    /// window): RFC 3339 (2026-12-05T17:00:00Z) or Unix seconds, ahead of
+    /// now by at most 1 h
+    #[arg(long, value_name = "TIME", value_parser = shard::start_at)]
+    pub start_at: Option<SystemTime>,
+}
+
+impl ShardArgs {
+    /// The shard asked for: `--shard`, or `--shards` with the index from
+    /// the environment. Exits 2 when the index is missing or bad.
+    pub fn shard(&self) -> Option<Shard> {
+        if self.shard.is_some() {
+            return self.shard;
+        }
+        let n = self.shards?;
+        let var = shard::INDEX_ENV;
+        let Ok(text) = std::env::var(var) else {
+            usage(format!(
+                "--shards {n} (or {}) needs the shard index in {var}, or give --shard I/{n}",
+                shard::COUNT_ENV
+            ));
+        };
+        let index = text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{var}={text:?} is not a whole number"))
+            .and_then(|i| Shard::new(i, n).map_err(|e| format!("{var}={text:?}: {e}")));
+        match index {
+            Ok(s) => Some(s),
+            Err(msg) => usage(format!("--shards {n}: {msg}")),
+        }
     }
 }

@@ -67,9 +67,14 @@ impl Signals {
 /// The exit status of a finished run: a fault beats an interruption, which
 /// beats a `--fail-if` condition.
 pub fn status(failed: bool, signals: &Signals, conditions_held: bool) -> u8 {
+    verdict(failed, signals.interrupted(), conditions_held)
+}
+
+/// [`status`] with the interruption's status, if any, given.
+pub fn verdict(failed: bool, interrupted: Option<u8>, conditions_held: bool) -> u8 {
     if failed {
         code::FAILED
-    } else if let Some(code) = signals.interrupted() {
+    } else if let Some(code) = interrupted {
         code
     } else if conditions_held {
         code::CONDITION

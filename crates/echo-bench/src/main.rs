@@ -30,6 +30,7 @@ mod plan;
 mod report;
 mod run;
 mod server;
+mod shard;
 mod stats;
 mod udp;
 mod worker;

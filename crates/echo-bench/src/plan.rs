@@ -1,7 +1,8 @@
 //! What a run is asked to do and the timeline it follows: the types every
 //! other module shares. This module sits on the floor: it imports nothing
-//! of echo-bench's but [`crate::stats`].
+//! of echo-bench's but [`crate::stats`] and [`crate::shard`].
 
+use crate::shard::Shard;
 use crate::stats::Stats;
 use hdrhistogram::Histogram;
 use netaddr::Target;
@@ -72,12 +73,35 @@ pub struct Config {
     pub server_pid: Option<u32>,
     /// Length of one reporting interval, if intervals are reported.
     pub interval: Option<Duration>,
+    /// Id of this process's first connection: its connections are
+    /// `first_id..first_id + connections` of the whole run (0 unsharded).
+    pub first_id: u64,
+    /// The shard this process runs, if the run is sharded.
+    pub shard: Option<Shard>,
+    /// When the load starts (`--start-at`), connections made before.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Config {
     /// The target of connection `id`, as an index into `targets`.
     pub fn target_of(&self, id: u64) -> usize {
         (id % self.targets.len().max(1) as u64) as usize
+    }
+
+    /// The workers' shares: connections split over the threads (never more
+    /// threads than connections), the rate in proportion.
+    pub fn shares(&self) -> Vec<Share> {
+        let cfg = self;
+        let threads = (cfg.threads.max(1) as u64).min(cfg.connections.max(1));
+        let mut out = Vec::new();
+        let mut first = cfg.first_id;
+        for t in 0..threads {
+            let count = cfg.connections / threads + u64::from(t < cfg.connections % threads);
+            let rate = cfg.rate.map(|r| r * count as f64 / cfg.connections as f64);
+            out.push(Share { first, count, rate });
+            first += count;
+        }
+        out
     }
 }
 
@@ -284,4 +308,48 @@ pub struct Outcome {
     pub server_rss_kb: Option<(u64, u64)>,
     /// The run was cut short by a signal.
     pub interrupted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn config(connections: u64, threads: usize, rate: Option<f64>) -> Config {
+        Config {
+            targets: vec![netaddr::Target::Inet("127.0.0.1:7".parse().unwrap())],
+            transport: Transport::Stream,
+            connections,
+            size: 64,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            pipeline: 1,
+            rate,
+            ramp: Duration::ZERO,
+            udp_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            connect_rate: None,
+            threads,
+            backend: selector::BackendKind::Auto,
+            sources: crate::plan::Sources::Auto,
+            server_pid: None,
+            interval: None,
+            first_id: 0,
+            shard: None,
+            start_at: None,
+        }
+    }
+
+    #[test]
+    fn connections_and_rate_split_over_threads() {
+        let s = config(10, 3, Some(1000.0)).shares();
+        let counts: Vec<u64> = s.iter().map(|s| s.count).collect();
+        assert_eq!(counts, [4, 3, 3]);
+        let firsts: Vec<u64> = s.iter().map(|s| s.first).collect();
+        assert_eq!(firsts, [0, 4, 7]);
+        let total: f64 = s.iter().filter_map(|s| s.rate).sum();
+        assert!((total - 1000.0).abs() < 1e-6);
+        // Never more threads than connections.
+        assert_eq!(config(2, 8, None).shares().len(), 2);
+    }
 }

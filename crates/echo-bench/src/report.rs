@@ -2,6 +2,7 @@
 //! (JSON with fixed keys, documented field by field in docs/echo-bench-json.md).
 
 use crate::plan::{Config, Outcome};
+use crate::shard::Shard;
 use crate::stats::{encode_histogram, thousands, Percentiles, Stats};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -89,6 +90,12 @@ pub struct Report {
     /// threads): how close the load generator itself is to saturation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench_cpu_us_per_msg: Option<f64>,
+    /// The shard this report is of (`--shard`, `--shards`), if sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// `--start-at`, Unix seconds: when the load started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<f64>,
     /// The first failure, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -187,6 +194,8 @@ impl Report {
             bench_cpu_us_per_msg: o
                 .own_cpu_us
                 .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
+            shard: cfg.shard,
+            start_at: cfg.start_at.map(crate::shard::unix_secs),
             first_error: s.first_error.clone(),
         }
     }
@@ -223,6 +232,9 @@ impl Report {
             self.backend,
             self.threads
         );
+        if let Some(sh) = self.shard {
+            let _ = writeln!(t, "  shard         {sh} of the run");
+        }
         let _ = writeln!(t, "  connected     {}/{}", self.connected, self.connections);
         let _ = writeln!(
             t,

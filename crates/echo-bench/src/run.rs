@@ -5,8 +5,7 @@
 
 use crate::output::Outputs;
 use crate::plan::{
-    ns, Config, Handshake, IntervalSample, Outcome, Progress, Schedule, Share, Stop, Transport,
-    DRAIN,
+    ns, Config, Handshake, IntervalSample, Outcome, Progress, Schedule, Stop, Transport, DRAIN,
 };
 use crate::report::Report;
 use crate::stats::Stats;
@@ -18,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the caller watches a run with.
 pub struct Watch<'a> {
@@ -67,19 +66,6 @@ pub fn measure(
     ))
 }
 
-fn shares(cfg: &Config) -> Vec<Share> {
-    let threads = (cfg.threads.max(1) as u64).min(cfg.connections.max(1));
-    let mut out = Vec::new();
-    let mut first = 0;
-    for t in 0..threads {
-        let count = cfg.connections / threads + u64::from(t < cfg.connections % threads);
-        let rate = cfg.rate.map(|r| r * count as f64 / cfg.connections as f64);
-        out.push(Share { first, count, rate });
-        first += count;
-    }
-    out
-}
-
 /// Run one point and return what it measured.
 ///
 /// # Errors
@@ -94,7 +80,7 @@ pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
     let (interval_tx, interval_rx) = mpsc::channel();
     let stop = Arc::new(Stop::default());
     let mut workers = Vec::new();
-    for (t, share) in shares(cfg).into_iter().enumerate() {
+    for (t, share) in cfg.shares().into_iter().enumerate() {
         let (go_tx, go_rx) = mpsc::channel();
         let progress = Arc::new(Progress::default());
         let hs = Handshake {
@@ -135,6 +121,9 @@ pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if let Some(at) = cfg.start_at {
+        wait_for(at, watch.interrupt, &stop);
     }
     let start = Instant::now();
     let window_start = start + cfg.warmup;
@@ -219,6 +208,25 @@ pub fn run_point(cfg: &Config, watch: &mut Watch<'_>) -> Result<Outcome> {
         server_rss_kb,
         interrupted,
     })
+}
+
+/// Wait until `at` (`--start-at`), or an interruption. Connecting past it
+/// is said on stderr: this process's window then starts late.
+fn wait_for(at: SystemTime, interrupt: &AtomicBool, stop: &Stop) {
+    if let Err(e) = at.duration_since(SystemTime::now()) {
+        eprintln!(
+            "echo-bench: connected {:.3} s after --start-at: this window starts late",
+            e.duration().as_secs_f64()
+        );
+        return;
+    }
+    while let Ok(left) = at.duration_since(SystemTime::now()) {
+        if interrupt.load(Ordering::Relaxed) {
+            stop.set(0);
+            return;
+        }
+        thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 type Workers = [(
@@ -368,44 +376,4 @@ fn progress_line(
     );
     let _ = err.flush();
     (now, echoed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(connections: u64, threads: usize, rate: Option<f64>) -> Config {
-        Config {
-            targets: vec![netaddr::Target::Inet("127.0.0.1:7".parse().unwrap())],
-            transport: Transport::Stream,
-            connections,
-            size: 64,
-            duration: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-            pipeline: 1,
-            rate,
-            ramp: Duration::ZERO,
-            udp_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            connect_rate: None,
-            threads,
-            backend: selector::BackendKind::Auto,
-            sources: crate::plan::Sources::Auto,
-            server_pid: None,
-            interval: None,
-        }
-    }
-
-    #[test]
-    fn connections_and_rate_split_over_threads() {
-        let s = shares(&config(10, 3, Some(1000.0)));
-        let counts: Vec<u64> = s.iter().map(|s| s.count).collect();
-        assert_eq!(counts, [4, 3, 3]);
-        let firsts: Vec<u64> = s.iter().map(|s| s.first).collect();
-        assert_eq!(firsts, [0, 4, 7]);
-        let total: f64 = s.iter().filter_map(|s| s.rate).sum();
-        assert!((total - 1000.0).abs() < 1e-6);
-        // Never more threads than connections.
-        assert_eq!(shares(&config(2, 8, None)).len(), 2);
-    }
 }

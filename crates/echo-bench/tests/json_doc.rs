@@ -93,6 +93,17 @@ fn every_json_field_is_documented_and_every_documented_field_appears() {
         "report",
         &json(&run(&["--json"], &bad.to_string())),
     );
+    // A shard with a start line.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 0.5;
+    let start = format!("{start:.3}");
+    let out = run(&["--shard", "0/1", "--start-at", &start, "--json"], &tcp);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    observe(&mut seen, "report", &json(&out));
+
     // A search with a met and a missed round.
     let out = bench(&[
         "search",

@@ -4,10 +4,14 @@
 //! are merged and the percentiles read from the sum, so the result is
 //! exact, not an average of percentiles. The runs are taken to have run at
 //! the same time against the same servers: rates add, and the window is
-//! the longest one.
+//! the longest one. Reports of shards (`--shard`) must make one whole
+//! run: [`sharding`] checks that.
 
-use crate::cli::FormatArgs;
-use crate::exit::code;
+mod sharding;
+
+use crate::check;
+use crate::cli::{FormatArgs, VerdictArgs};
+use crate::exit::{code, verdict};
 use crate::report::{round, Report, TargetRow};
 use crate::stats::{decode_histogram, encode_histogram, new_histogram, Percentiles};
 use anyhow::{bail, Context, Result};
@@ -19,13 +23,17 @@ use std::path::{Path, PathBuf};
 pub struct MergeArgs {
     #[command(flatten)]
     pub format: FormatArgs,
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
     /// Reports written by `echo-bench --json` (or the last line of
     /// --json-stream), one per file
     #[arg(value_name = "REPORT.json", required = true)]
     pub files: Vec<PathBuf>,
 }
 
-/// Read, merge, print; exit 1 when the merged run failed.
+/// Read, check, merge, print. The exit status is a single run's: 1 when
+/// the merged run failed, 3 when a `--fail-if` condition holds on it, 2
+/// when the reports are not one run (a shard twice or missing, mixed runs).
 ///
 /// # Errors
 ///
@@ -37,16 +45,30 @@ pub fn run(args: &MergeArgs) -> Result<u8> {
         .iter()
         .map(|p| read(p))
         .collect::<Result<Vec<_>>>()?;
+    let named: Vec<(String, &Report)> = args
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .zip(&reports)
+        .collect();
+    if let Err(msg) = sharding::one_run(&named) {
+        eprintln!("echo-bench: merge: {msg}");
+        return Ok(code::USAGE);
+    }
     let merged = merge(&reports)?;
     args.format.print(&merged, || merged.table())?;
-    Ok(if merged.failed() {
-        code::FAILED
-    } else {
-        code::OK
-    })
+    if let Some(e) = merged.first_error.as_deref().filter(|_| merged.failed()) {
+        eprintln!("echo-bench: {e}");
+    }
+    let held = check::violations(&args.verdict.fail_if, &merged);
+    for line in &held {
+        eprintln!("echo-bench: {line}");
+    }
+    Ok(verdict(merged.failed(), None, !held.is_empty()))
 }
 
-/// The report in `path`: one JSON object, or JSON Lines whose last
+/// The report in `path`: one JSON object, or JSON Lines (or a log with
+/// other lines mixed in, as `kubectl logs` gives) whose last
 /// `"type": "report"` line is taken.
 fn read(path: &Path) -> Result<Report> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
@@ -142,6 +164,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         m.duplicated = sum_opt(m.duplicated, r.duplicated);
         m.unserved = sum_opt(m.unserved, r.unserved);
         m.interrupted |= r.interrupted;
+        m.rate = m.rate.map(|x| round(x, 6));
         m.first_error = m.first_error.take().or_else(|| r.first_error.clone());
     }
     m.latency_us = Percentiles::of(&latency);
@@ -156,6 +179,8 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
             row
         })
         .collect();
+    // The whole run, not one shard of it.
+    m.shard = None;
     if reports.len() > 1 {
         // Per-machine figures do not add up into anything meaningful.
         m.server_cpu_us_per_msg = None;

@@ -1,10 +1,13 @@
 //! `echo-bench [OPTIONS] ADDR...`: one measurement.
 
 use crate::check;
-use crate::cli::{self, FormatArgs, LoadArgs, PaceArgs, PointArgs, StreamArgs, VerdictArgs};
+use crate::cli::{
+    self, FormatArgs, LoadArgs, PaceArgs, PointArgs, ShardArgs, StreamArgs, VerdictArgs,
+};
 use crate::exit::{status, Signals};
 use crate::net;
 use crate::output::Outputs;
+use crate::plan::Config;
 use crate::run::measure;
 use anyhow::Result;
 use clap::Args;
@@ -21,6 +24,8 @@ pub struct SingleArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -45,6 +50,10 @@ pub fn run(args: &SingleArgs, signals: &Signals) -> Result<u8> {
     let mut cfg = args
         .load
         .config(&args.addrs, args.point, args.pace.rate, args.pace.ramp);
+    if let Some(sh) = args.shard.shard() {
+        take_share(&mut cfg, sh);
+    }
+    cfg.start_at = args.shard.start_at;
     let mut outputs = args.streams.outputs()?;
     cfg.interval = outputs.as_ref().map(Outputs::interval);
     net::ensure_fd_limit(cfg.connections, cfg.threads)?;
@@ -68,4 +77,23 @@ pub fn run(args: &SingleArgs, signals: &Signals) -> Result<u8> {
         eprintln!("echo-bench: interrupted: reporting the window up to the signal");
     }
     Ok(status(report.failed(), signals, !held.is_empty()))
+}
+
+/// Narrow `cfg`, the whole run, to shard `sh`'s share of the connections
+/// and the rate. Exits 2 when a shard would get no connection.
+fn take_share(cfg: &mut Config, sh: crate::shard::Shard) {
+    let total = cfg.connections;
+    if total < sh.count {
+        cli::usage(format!(
+            "--connections {total} over {} shards leaves shard {sh} none: \
+             give at least one connection per shard",
+            sh.count
+        ));
+    }
+    let (first, count) = sh.connections(total);
+    cfg.first_id = first;
+    cfg.rate = cfg.rate.map(|r| sh.rate(r, total));
+    cfg.connect_rate = cfg.connect_rate.map(|r| r * count as f64 / total as f64);
+    cfg.connections = count;
+    cfg.shard = Some(sh);
 }

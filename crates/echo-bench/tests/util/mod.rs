@@ -246,6 +246,8 @@ pub struct EchoServer {
     pub tcp: Vec<SocketAddr>,
     /// Its UDP address, if asked for.
     pub udp: Option<SocketAddr>,
+    /// Its metrics endpoint, if asked for (`--metrics`).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl EchoServer {
@@ -273,6 +275,7 @@ impl EchoServer {
             child,
             tcp: Vec::new(),
             udp: None,
+            metrics: None,
         };
         for _ in 0..lines {
             let line = rx
@@ -282,6 +285,7 @@ impl EchoServer {
             match words[..] {
                 ["listening", "tcp", addr] => server.tcp.push(addr.parse().unwrap()),
                 ["listening", "udp", addr] => server.udp = Some(addr.parse().unwrap()),
+                ["listening", "metrics", addr] => server.metrics = Some(addr.parse().unwrap()),
                 _ => {}
             }
         }
