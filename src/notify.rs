@@ -12,6 +12,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, ErrorKind};
+#[cfg(target_os = "linux")]
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -27,7 +28,13 @@ static FAILING: AtomicBool = AtomicBool::new(false);
 /// path.
 fn address(value: &OsStr) -> io::Result<SocketAddr> {
     match value.as_bytes().strip_prefix(b"@") {
+        #[cfg(target_os = "linux")]
         Some(name) => SocketAddr::from_abstract_name(name),
+        #[cfg(not(target_os = "linux"))]
+        Some(_) => Err(io::Error::new(
+            ErrorKind::Unsupported,
+            "an abstract NOTIFY_SOCKET (@name) exists only on Linux",
+        )),
         None => SocketAddr::from_pathname(value),
     }
 }
@@ -97,7 +104,7 @@ pub fn watchdog_interval() -> Option<Duration> {
         .then(|| Duration::from_micros(usec) / 2)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

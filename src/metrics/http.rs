@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 use rustix::net::SocketFlags;
 use selector::{Events, Interest, Selector, Token};
 use slab::Slab;
@@ -147,9 +148,8 @@ impl Endpoint {
 
     fn accept(&mut self) {
         for _ in 0..ACCEPTS_PER_ROUND {
-            let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-            let stream = match rustix::net::accept_with(&self.listener, flags) {
-                Ok(fd) => TcpStream::from(fd),
+            let stream = match accept_nonblocking(&self.listener) {
+                Ok(stream) => stream,
                 Err(Errno::AGAIN | Errno::INTR) => return,
                 Err(Errno::CONNABORTED) => continue, // gone before it was taken
                 Err(e) => return self.pause_accepting(&e.into()),
@@ -411,4 +411,22 @@ fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "",
     }
+}
+
+/// One connection from the listener, already non-blocking and close-on-exec:
+/// one `accept4` where the system has it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn accept_nonblocking(listener: &TcpListener) -> Result<TcpStream, Errno> {
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    rustix::net::accept_with(listener, flags).map(TcpStream::from)
+}
+
+/// One connection from the listener, made non-blocking (std's accept sets
+/// close-on-exec).
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn accept_nonblocking(listener: &TcpListener) -> Result<TcpStream, Errno> {
+    let errno = |e: io::Error| Errno::from_io_error(&e).unwrap_or(Errno::IO);
+    let (stream, _) = listener.accept().map_err(errno)?;
+    stream.set_nonblocking(true).map_err(errno)?;
+    Ok(stream)
 }
