@@ -6,6 +6,7 @@ pub mod value;
 
 use crate::check::Condition;
 use crate::exit::code;
+use crate::fault::{self, Kind};
 use crate::mode::{chaos::ChaosArgs, merge::MergeArgs, search::SearchArgs, sweep::SweepArgs};
 use crate::output::Outputs;
 use crate::plan::{Config, Sources, Transport};
@@ -264,6 +265,8 @@ impl LoadArgs {
             first_id: 0,
             shard: None,
             start_at: None,
+            stall_after: crate::plan::STALL_AFTER,
+            delay_threshold: crate::plan::DELAY_THRESHOLD,
         }
     }
 
@@ -375,5 +378,33 @@ impl ShardArgs {
             Ok(s) => Some(s),
             Err(msg) => usage(format!("--shards {n}: {msg}")),
         }
+    }
+}
+
+/// Faults: how they are told apart, and which are expected (single run).
+#[derive(Clone, Debug, Args)]
+pub struct FaultArgs {
+    /// These faults are expected: they do not fail the run, but each must
+    /// be seen (else exit 1). Kinds: delayed, stalled, closed, reset,
+    /// corrupted, lost, duplicated, reordered (repeatable)
+    #[arg(long, value_name = "KIND,..", value_parser = fault::parse_kinds)]
+    pub expect_fault: Vec<Vec<Kind>>,
+    /// Seconds without an echoed byte, while bytes are owed, before a
+    /// connection counts as stalled
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = positive_secs)]
+    pub stall_after: f64,
+    /// Milliseconds: a connection whose messages, from one on, mostly take
+    /// longer than this (from their send) counts as delayed
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = count::<u64>)]
+    pub delay_threshold: u64,
+}
+
+impl FaultArgs {
+    /// The expected kinds, each once.
+    pub fn expected(&self) -> Vec<Kind> {
+        let mut kinds: Vec<Kind> = self.expect_fault.iter().flatten().copied().collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
     }
 }

@@ -21,8 +21,11 @@ use std::io::{self, Read, Write};
 use std::time::Instant;
 
 mod connect;
+mod health;
 
+use crate::fault::Kind;
 use connect::Connector;
+use health::Health;
 
 /// At most this many connections between connect and their first echo: a
 /// common listen backlog (128), so that batches do not overflow the accept
@@ -66,6 +69,8 @@ struct Conn {
     /// Messages the pacer released for it before it was ready (a
     /// `--connect-rate` ramp): not sent, and not owed.
     skipped: u64,
+    /// Stalls and delays seen on it.
+    health: Health,
 }
 
 /// Run `share`'s connections until the schedule ends; per-target counts.
@@ -95,6 +100,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
             retries: 0,
             slow: false,
             skipped: 0,
+            health: Health::default(),
         })
         .collect();
     let mut w = Streams {
@@ -106,6 +112,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
         settled: 0,
         ramp: None,
         under_load: false,
+        stall_check: 0,
     };
     match cfg.connect_rate {
         // A ramp: connections open at the rate while the load runs, and
@@ -141,17 +148,22 @@ struct Streams<'a> {
     ramp: Option<Connector>,
     /// Connections open during the load, not before it.
     under_load: bool,
+    /// When stalls were last looked for, ns.
+    stall_check: u64,
 }
 
 /// Why a connection was closed early.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
     /// The server closed it while echoes were owed.
     Closed,
     /// A read or write failed.
     Io,
-    /// The echo differed from what was sent (counted as a mismatch).
-    Mismatch,
+    /// The connection was reset (a kind of `Io`, reported as a fault).
+    Reset,
+    /// The echo differed from what was sent at this stream offset
+    /// (counted as a mismatch).
+    Mismatch(u64),
 }
 
 impl<'a> Sockets<'a> for Streams<'a> {
@@ -200,7 +212,12 @@ impl<'a> Sockets<'a> for Streams<'a> {
         }
     }
 
-    fn tick(&mut self, _now: u64) {
+    fn tick(&mut self, now: u64) {
+        let every = crate::plan::ns(self.core.cfg.stall_after) / 4;
+        if now >= self.stall_check + every {
+            self.stall_check = now;
+            self.stalls(now);
+        }
         let Some(mut k) = self.ramp.take() else {
             return;
         };
@@ -269,7 +286,7 @@ impl Streams<'_> {
             }
             let len = ((target - c.sent) as usize).min(self.wbuf.len());
             let (id, sent) = (c.id, c.sent);
-            fill(id, sent, size, &mut self.wbuf[..len]);
+            pattern::fill_stream(id, sent, size, &mut self.wbuf[..len]);
             let Link::Open(stream) = &mut self.conns[i].link else {
                 return;
             };
@@ -287,7 +304,11 @@ impl Streams<'_> {
                         c.expecting |= self.core.in_window;
                         k += 1;
                     }
-                    self.conns[i].sent += n as u64;
+                    let c = &mut self.conns[i];
+                    if c.recvd == c.sent {
+                        c.health.owing(now);
+                    }
+                    c.sent += n as u64;
                     if n < len {
                         self.want_writable(i);
                         return;
@@ -295,7 +316,7 @@ impl Streams<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return self.want_writable(i),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(i, Failure::Io, format!("write: {}", describe(&e))),
+                Err(e) => return self.io_failure(i, &e, "write"),
             }
         }
     }
@@ -330,10 +351,8 @@ impl Streams<'_> {
                     return self.close(i);
                 }
                 Ok(n) => {
-                    if let Err(msg) = self.consume(i, n) {
-                        let id = self.conns[i].id;
-                        self.core.stats_of(id).mismatches += 1;
-                        return self.fail(i, Failure::Mismatch, msg);
+                    if let Err((msg, at)) = self.consume(i, n) {
+                        return self.fail(i, Failure::Mismatch(at), msg);
                     }
                     if n < self.rbuf.len() {
                         break;
@@ -341,30 +360,38 @@ impl Streams<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(i, Failure::Io, format!("read: {}", describe(&e))),
+                Err(e) => return self.io_failure(i, &e, "read"),
             }
         }
         self.write(i);
     }
 
     /// Check `n` fresh bytes in `rbuf` and count the messages they
-    /// complete; the error says how the echo differed.
-    fn consume(&mut self, i: usize, n: usize) -> Result<(), String> {
+    /// complete; the error says how the echo differed, and at which stream
+    /// offset its first wrong byte is.
+    fn consume(&mut self, i: usize, n: usize) -> Result<(), (String, u64)> {
         let size = self.core.cfg.size as u64;
         let now = self.now();
+        let threshold = crate::plan::ns(self.core.cfg.delay_threshold);
         let c = &mut self.conns[i];
         if c.recvd + n as u64 > c.sent {
             let extra = c.recvd + n as u64 - c.sent;
-            return Err(format!("{extra} more bytes echoed than sent"));
+            return Err((format!("{extra} more bytes echoed than sent"), c.sent));
         }
+        c.health.progress(now);
         let mut data = &self.rbuf[..n];
         while !data.is_empty() {
             let (m, off) = (c.recvd / size, (c.recvd % size) as usize);
             let len = (self.core.cfg.size - off).min(data.len());
             if !pattern::matches(pattern::seed(c.id, m), off, &data[..len], &mut self.scratch) {
                 let end = off + len;
-                return Err(format!(
-                    "message {m}: echoed bytes {off}..{end} differ from those sent"
+                let expected = &mut self.scratch[..len];
+                pattern::fill(pattern::seed(c.id, m), off, expected);
+                let first = expected.iter().zip(data).position(|(a, b)| a != b);
+                let at = c.recvd + first.unwrap_or(0) as u64;
+                return Err((
+                    format!("message {m}: echoed bytes {off}..{end} differ from those sent (first at stream offset {at})"),
+                    at,
                 ));
             }
             c.recvd += len as u64;
@@ -373,6 +400,8 @@ impl Streams<'_> {
             if off + len == self.core.cfg.size {
                 let slot = (m % c.starts.len() as u64) as usize;
                 let (due, sent) = (c.starts[slot], c.sent_at[slot]);
+                c.health
+                    .message(now.saturating_sub(sent), m * size, threshold);
                 self.core.complete(c.id, now, due, sent);
             }
         }
@@ -384,17 +413,72 @@ impl Streams<'_> {
     fn fail(&mut self, i: usize, why: Failure, msg: String) {
         let id = self.conns[i].id;
         let addr = self.core.cfg.targets[self.core.cfg.target_of(id)].clone();
+        let recvd = self.conns[i].recvd;
         let stats = self.core.stats_of(id);
         match why {
-            Failure::Closed => stats.errors.closed += 1,
+            Failure::Closed => {
+                stats.errors.closed += 1;
+                stats.faults.event(Kind::Closed, id, recvd, None, true);
+            }
             Failure::Io => stats.errors.io += 1,
-            Failure::Mismatch => {}
+            Failure::Reset => {
+                stats.errors.io += 1;
+                stats.faults.event(Kind::Reset, id, recvd, None, true);
+            }
+            Failure::Mismatch(at) => {
+                stats.mismatches += 1;
+                stats.faults.event(Kind::Corrupted, id, at, None, true);
+            }
         }
         stats.note(|| format!("connection {id} to {addr}: {msg}"));
-        if why == Failure::Mismatch {
+        if matches!(why, Failure::Mismatch(_)) {
             self.conns[i].served = true;
         }
         self.close(i);
+    }
+
+    /// A read or write failed with `e`. A reset is a fault of its own: the
+    /// bytes the server echoed before it are read first, so that its
+    /// offset is where the echo stopped.
+    fn io_failure(&mut self, i: usize, e: &io::Error, what: &str) {
+        let msg = format!("{what}: {}", describe(e));
+        let reset = matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+        );
+        if !reset {
+            return self.fail(i, Failure::Io, msg);
+        }
+        for _ in 0..64 {
+            let Link::Open(stream) = &mut self.conns[i].link else {
+                return;
+            };
+            match stream.read(&mut self.rbuf) {
+                Ok(n) if n > 0 => {
+                    if let Err((m, at)) = self.consume(i, n) {
+                        return self.fail(i, Failure::Mismatch(at), m);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
+        self.fail(i, Failure::Reset, msg)
+    }
+
+    /// Report connections whose echo has not moved for `--stall-after`
+    /// while bytes are owed (once per stall).
+    fn stalls(&mut self, now: u64) {
+        let after = crate::plan::ns(self.core.cfg.stall_after);
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            let owed = matches!(c.link, Link::Open(_)) && c.recvd < c.sent;
+            if c.health.stall_begins(now, owed, after) {
+                let (id, at) = (c.id, c.recvd);
+                let stats = self.core.stats_of(id);
+                stats.faults.event(Kind::Stalled, id, at, None, false);
+            }
+        }
     }
 
     fn close(&mut self, i: usize) {
@@ -419,7 +503,13 @@ impl Streams<'_> {
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
             let open = matches!(c.link, Link::Open(_));
-            let id = c.id;
+            let (id, health) = (c.id, c.health);
+            if let Some((at, delay)) = health.delayed() {
+                let us = (delay as f64 / 100.0).round() / 10.0;
+                let faults = &mut self.core.stats_of(id).faults;
+                faults.event(Kind::Delayed, id, at, Some(us), false);
+            }
+            let c = &self.conns[i];
             let addr = &self.core.cfg.targets[self.core.cfg.target_of(id)];
             if open && c.recvd < c.sent {
                 let owed = c.sent - c.recvd;
@@ -427,29 +517,20 @@ impl Streams<'_> {
                 let msg = format!("connection {id} to {addr}: {owed} echoed bytes still missing {secs} s after the run (short read)");
                 let stats = self.core.stats_of(id);
                 stats.errors.short += 1;
+                stats
+                    .faults
+                    .count(Kind::Stalled, 0, u64::from(health.stalled));
                 stats.note(|| msg);
             } else if open && c.expecting && !c.served {
                 let msg = format!("connection {id} to {addr}: no echo during the measured window");
                 let stats = self.core.stats_of(id);
                 stats.errors.unserved += 1;
+                stats
+                    .faults
+                    .count(Kind::Stalled, 0, u64::from(health.stalled));
                 stats.note(|| msg);
             }
             self.close(i);
         }
-    }
-}
-
-/// The stream bytes at `offset..offset + out.len()` of a connection whose
-/// messages are `size` bytes each.
-fn fill(id: u64, offset: u64, size: u64, out: &mut [u8]) {
-    let mut pos = offset;
-    let mut rest = out;
-    while !rest.is_empty() {
-        let (m, off) = (pos / size, pos % size);
-        let len = ((size - off) as usize).min(rest.len());
-        let (head, tail) = rest.split_at_mut(len);
-        pattern::fill(pattern::seed(id, m), off as usize, head);
-        pos += len as u64;
-        rest = tail;
     }
 }

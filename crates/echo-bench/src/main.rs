@@ -21,6 +21,7 @@ mod check;
 mod cli;
 mod client;
 mod exit;
+mod fault;
 mod mode;
 mod net;
 mod output;

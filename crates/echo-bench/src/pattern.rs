@@ -57,6 +57,21 @@ pub fn matches(seed: u64, offset: usize, data: &[u8], scratch: &mut [u8]) -> boo
     expected == data
 }
 
+/// The stream bytes at `offset..offset + out.len()` of connection `id`,
+/// whose messages are `size` bytes each.
+pub fn fill_stream(id: u64, offset: u64, size: u64, out: &mut [u8]) {
+    let mut pos = offset;
+    let mut rest = out;
+    while !rest.is_empty() {
+        let (m, off) = (pos / size, pos % size);
+        let len = ((size - off) as usize).min(rest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        fill(seed(id, m), off as usize, head);
+        pos += len as u64;
+        rest = tail;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 /// How long, after the window, workers wait for echoes still owed.
 pub const DRAIN: Duration = Duration::from_secs(3);
 
+/// `--stall-after`'s default.
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// `--delay-threshold`'s default.
+pub const DELAY_THRESHOLD: Duration = Duration::from_millis(20);
+
 /// How messages travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -80,6 +86,10 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// When the load starts (`--start-at`), connections made before.
     pub start_at: Option<std::time::SystemTime>,
+    /// No echoed byte for this long while bytes are owed: a stall.
+    pub stall_after: Duration,
+    /// Messages slower than this (from their send): delayed.
+    pub delay_threshold: Duration,
 }
 
 impl Config {
@@ -337,6 +347,8 @@ mod tests {
             first_id: 0,
             shard: None,
             start_at: None,
+            stall_after: crate::plan::STALL_AFTER,
+            delay_threshold: crate::plan::DELAY_THRESHOLD,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The result of a point as people read it (a table) and as scripts read it
 //! (JSON with fixed keys, documented field by field in docs/echo-bench-json.md).
 
+use crate::fault::{Faults, Kind};
 use crate::plan::{Config, Outcome};
 use crate::shard::Shard;
 use crate::stats::{encode_histogram, thousands, Percentiles, Stats};
@@ -90,6 +91,9 @@ pub struct Report {
     /// threads): how close the load generator itself is to saturation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bench_cpu_us_per_msg: Option<f64>,
+    /// Faults seen: per kind, and where on which connection.
+    #[serde(default)]
+    pub faults: Faults,
     /// The shard this report is of (`--shard`, `--shards`), if sharded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
@@ -126,6 +130,17 @@ pub struct TargetRow {
 pub fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
+}
+
+/// The faults of `s`, with the UDP counts kept apart (`lost` counts the
+/// window only) added.
+fn faults(s: &Stats, udp: bool) -> Faults {
+    let mut f = s.faults.clone();
+    if udp {
+        f.count(Kind::Lost, s.lost, 0);
+        f.count(Kind::Duplicated, s.duplicated, s.duplicated);
+    }
+    f
 }
 
 impl TargetRow {
@@ -194,6 +209,7 @@ impl Report {
             bench_cpu_us_per_msg: o
                 .own_cpu_us
                 .map(|us| round(us as f64 / s.messages.max(1) as f64, 3)),
+            faults: faults(s, udp),
             shard: cfg.shard,
             start_at: cfg.start_at.map(crate::shard::unix_secs),
             first_error: s.first_error.clone(),
@@ -277,6 +293,7 @@ impl Report {
                 "  lost          {lost} datagrams (late {late}; {silent} sockets got no echo)"
             );
         }
+        self.faults_table(&mut t);
         if let Some(cpu) = self.server_cpu_us_per_msg {
             let _ = writeln!(
                 t,
@@ -310,6 +327,36 @@ impl Report {
             let _ = writeln!(t, "  first error   {e}");
         }
         t
+    }
+
+    /// The faults seen, if any: counts, then the first few events.
+    fn faults_table(&self, t: &mut String) {
+        let seen: Vec<String> = self
+            .faults
+            .seen
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if seen.is_empty() {
+            return;
+        }
+        let _ = writeln!(t, "  faults        {}", seen.join(", "));
+        for e in self.faults.events.iter().take(5) {
+            let delay = e
+                .delay_us
+                .map(|d| format!(" by {d} us"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                t,
+                "    connection {} {} at offset {}{delay}",
+                e.connection, e.kind, e.offset
+            );
+        }
+        let more = self.faults.events.len().saturating_sub(5) as u64 + self.faults.events_dropped;
+        if more > 0 {
+            let _ = writeln!(t, "    ... and {more} more");
+        }
     }
 
     /// One table for a sweep, a row per point.

@@ -1,6 +1,7 @@
 //! What a worker counts during the measured window, and how workers' counts
 //! add up.
 
+use crate::fault::Faults;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -74,6 +75,8 @@ pub struct Stats {
     pub silent: u64,
     /// UDP echoes of a datagram already echoed (a fault, like a mismatch).
     pub duplicated: u64,
+    /// Faults seen, with where (TCP) and how many.
+    pub faults: Faults,
     /// The first failure seen, to print.
     pub first_error: Option<String>,
 }
@@ -93,6 +96,7 @@ impl Stats {
             late: 0,
             silent: 0,
             duplicated: 0,
+            faults: Faults::new(),
             first_error: None,
         }
     }
@@ -157,6 +161,7 @@ impl Stats {
         self.late += o.late;
         self.silent += o.silent;
         self.duplicated += o.duplicated;
+        self.faults.merge(&o.faults);
         if self.first_error.is_none() {
             self.first_error.clone_from(&o.first_error);
         }

@@ -19,6 +19,7 @@
 
 mod history;
 
+use crate::fault::Kind;
 use crate::net::{self, describe};
 use crate::pattern;
 use crate::plan::{ns, Config, Handshake, Share};
@@ -49,6 +50,8 @@ struct Sock {
     slots: Box<[Slot]>,
     /// What became of recent datagrams no longer in flight.
     history: History,
+    /// One past the highest sequence number echoed (for reordering).
+    echoed_top: u64,
     inflight: usize,
     writable: bool,
     expecting: bool,
@@ -124,6 +127,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
             due: if share.rate.is_none() { u64::MAX } else { 0 },
             slots: vec![Slot::default(); cfg.pipeline].into_boxed_slice(),
             history: History::new(cfg.pipeline),
+            echoed_top: 0,
             inflight: 0,
             writable: false,
             expecting: false,
@@ -337,6 +341,7 @@ impl Datagrams<'_> {
             &mut self.scratch,
         ) {
             stats.mismatches += 1;
+            stats.faults.count(Kind::Corrupted, 1, 1);
             if let Some(k) = found {
                 c.slots[k].busy = false;
                 c.inflight -= 1;
@@ -370,6 +375,10 @@ impl Datagrams<'_> {
         c.served = true;
         c.answered = true;
         c.history.mark(seq, Fate::Echoed);
+        if seq < c.echoed_top {
+            stats.faults.count(Kind::Reordered, 1, 0);
+        }
+        c.echoed_top = c.echoed_top.max(seq + 1);
         let (due, sent) = (slot.start, slot.sent_at);
         self.core.complete(id, now, due, sent);
     }

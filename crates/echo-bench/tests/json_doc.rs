@@ -44,6 +44,10 @@ fn observe(seen: &mut BTreeMap<String, BTreeSet<String>>, section: &str, v: &Val
             }
             ("rounds", Value::Array(rows)) => rows.iter().for_each(|r| observe(seen, "round", r)),
             ("report", Value::Object(_)) => observe(seen, "report", val),
+            ("faults", Value::Object(_)) => observe(seen, "faults", val),
+            ("events", Value::Array(rows)) => {
+                rows.iter().for_each(|e| observe(seen, "fault event", e))
+            }
             ("kinds", Value::Object(kinds)) => {
                 kinds.values().for_each(|k| observe(seen, "chaos kind", k))
             }

@@ -162,6 +162,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         m.lost = sum_opt(m.lost, r.lost);
         m.late = sum_opt(m.late, r.late);
         m.duplicated = sum_opt(m.duplicated, r.duplicated);
+        m.faults.merge(&r.faults);
         m.unserved = sum_opt(m.unserved, r.unserved);
         m.interrupted |= r.interrupted;
         m.rate = m.rate.map(|x| round(x, 6));

@@ -2,16 +2,19 @@
 
 use crate::check;
 use crate::cli::{
-    self, FormatArgs, LoadArgs, PaceArgs, PointArgs, ShardArgs, StreamArgs, VerdictArgs,
+    self, FaultArgs, FormatArgs, LoadArgs, PaceArgs, PointArgs, ShardArgs, StreamArgs, VerdictArgs,
 };
 use crate::exit::{status, Signals};
+use crate::fault::Kind;
 use crate::net;
 use crate::output::Outputs;
 use crate::plan::Config;
+use crate::report::Report;
 use crate::run::measure;
 use anyhow::Result;
 use clap::Args;
 use netaddr::Target;
+use std::time::Duration;
 
 /// The flags of a single run.
 #[derive(Debug, Args)]
@@ -26,6 +29,8 @@ pub struct SingleArgs {
     pub streams: StreamArgs,
     #[command(flatten)]
     pub shard: ShardArgs,
+    #[command(flatten)]
+    pub faults: FaultArgs,
     #[command(flatten)]
     pub format: FormatArgs,
     #[command(flatten)]
@@ -54,6 +59,8 @@ pub fn run(args: &SingleArgs, signals: &Signals) -> Result<u8> {
         take_share(&mut cfg, sh);
     }
     cfg.start_at = args.shard.start_at;
+    cfg.stall_after = Duration::from_secs_f64(args.faults.stall_after);
+    cfg.delay_threshold = Duration::from_millis(args.faults.delay_threshold);
     let mut outputs = args.streams.outputs()?;
     cfg.interval = outputs.as_ref().map(Outputs::interval);
     net::ensure_fd_limit(cfg.connections, cfg.threads)?;
@@ -66,7 +73,8 @@ pub fn run(args: &SingleArgs, signals: &Signals) -> Result<u8> {
         json: args.format.json || args.streams.json_stream,
     };
     format.print(&report, || report.table())?;
-    if let Some(e) = report.first_error.as_deref().filter(|_| report.failed()) {
+    let failed = judge(&report, &args.faults.expected());
+    if let Some(e) = report.first_error.as_deref().filter(|_| failed) {
         eprintln!("echo-bench: {e}");
     }
     let held = check::violations(&args.verdict.fail_if, &report);
@@ -76,7 +84,32 @@ pub fn run(args: &SingleArgs, signals: &Signals) -> Result<u8> {
     if report.interrupted {
         eprintln!("echo-bench: interrupted: reporting the window up to the signal");
     }
-    Ok(status(report.failed(), signals, !held.is_empty()))
+    Ok(status(failed, signals, !held.is_empty()))
+}
+
+/// Whether the run failed: without `--expect-fault`, on any error,
+/// mismatch or duplicate; with it, on any the expected faults do not
+/// account for, or on an expected fault never seen (said on stderr).
+fn judge(report: &Report, expected: &[Kind]) -> bool {
+    if expected.is_empty() {
+        return report.failed();
+    }
+    let failures = report.errors + report.mismatches + report.duplicated.unwrap_or(0);
+    let excused = report.faults.excused(expected);
+    let mut failed = failures > excused;
+    if failed {
+        eprintln!(
+            "echo-bench: {} failures beyond the expected faults",
+            failures - excused
+        );
+    }
+    for k in expected {
+        if report.faults.seen(*k) == 0 {
+            eprintln!("echo-bench: expected fault {k} never seen");
+            failed = true;
+        }
+    }
+    failed
 }
 
 /// Narrow `cfg`, the whole run, to shard `sh`'s share of the connections

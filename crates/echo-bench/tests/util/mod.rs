@@ -26,6 +26,10 @@ pub enum Behaviour {
     /// The first this many connections as `Corrupt(64)` (their second
     /// 64-byte message), then `Echo`.
     CorruptFirst(usize),
+    /// Echo this many bytes, then reset the connection (RST).
+    ResetAfter(u64),
+    /// Echo everything, each read's bytes this many milliseconds late.
+    DelayMs(u64),
 }
 
 /// Limits that keep a forgotten server from running forever.
@@ -68,6 +72,22 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
         let chunk = &mut buf[..n];
         match behaviour {
             Behaviour::Echo | Behaviour::CorruptFirst(_) => {}
+            Behaviour::DelayMs(ms) => thread::sleep(Duration::from_millis(ms)),
+            Behaviour::ResetAfter(limit) => {
+                let keep = limit.saturating_sub(offset).min(n as u64) as usize;
+                if stream.write_all(&chunk[..keep]).is_err() {
+                    return;
+                }
+                offset += n as u64;
+                if offset >= limit {
+                    // On loopback the bytes written are in the client's
+                    // receive queue when write returns; a zero linger then
+                    // closes with RST instead of FIN.
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    return;
+                }
+                continue;
+            }
             Behaviour::Twice => {
                 if stream.write_all(chunk).is_err() {
                     return;
@@ -114,6 +134,35 @@ pub fn udp_server(corrupt: bool) -> SocketAddr {
                 buf[n - 1] ^= 1;
             }
             let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+/// A UDP echo server on 127.0.0.1:0 that drops every `nth` datagram and
+/// echoes the rest; with `reorder`, it holds each odd-numbered datagram it
+/// keeps and echoes it after the next one.
+pub fn udp_faulty_server(nth: usize, reorder: bool) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(IDLE)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        let mut held: Option<(Vec<u8>, SocketAddr)> = None;
+        let mut k = 0usize;
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            k += 1;
+            if nth > 0 && k % nth == 0 {
+                continue;
+            }
+            if reorder && held.is_none() && k % 2 == 1 {
+                held = Some((buf[..n].to_vec(), peer));
+                continue;
+            }
+            let _ = socket.send_to(&buf[..n], peer);
+            if let Some((data, to)) = held.take() {
+                let _ = socket.send_to(&data, to);
+            }
         }
     });
     addr

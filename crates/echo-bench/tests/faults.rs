@@ -1,0 +1,181 @@
+//! echo-bench reports what each misbehaving peer did, exactly (issue 18
+//! section 3): kind, connection and stream offset; `--expect-fault` turns
+//! the expected ones from failures into requirements.
+
+mod util;
+
+use serde_json::Value;
+use util::{bench, json, stderr, tcp_server, udp_duplicating_server, udp_faulty_server, Behaviour};
+
+/// The fault events of kind `kind` in report `r`.
+fn events<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
+    r["faults"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+fn seen(r: &Value, kind: &str) -> u64 {
+    r["faults"]["seen"][kind].as_u64().unwrap()
+}
+
+/// One connection of 1 KiB messages for 0.3 s against `b`, with `extra`.
+fn run(b: Behaviour, extra: &[&str]) -> std::process::Output {
+    let (addr, _) = tcp_server(b);
+    let addr = addr.to_string();
+    let mut args = vec![
+        "-c", "1", "-s", "1024", "-d", "0.3", "--warmup", "0", "--json",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&addr);
+    bench(&args)
+}
+
+#[test]
+fn corruption_is_reported_at_its_exact_offset() {
+    let out = run(Behaviour::Corrupt(5000), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = json(&out);
+    let e = events(&r, "corrupted");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(
+        (e[0]["connection"].as_u64(), e[0]["offset"].as_u64()),
+        (Some(0), Some(5000))
+    );
+    assert_eq!(r["mismatches"], 1);
+    // Expected: exit 0, the same report.
+    let out = run(Behaviour::Corrupt(5000), &["--expect-fault", "corrupted"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(events(&json(&out), "corrupted")[0]["offset"], 5000);
+}
+
+#[test]
+fn an_early_close_is_reported_where_the_echo_stopped() {
+    let out = run(Behaviour::CloseAfter(10_000), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = json(&out);
+    let e = events(&r, "closed");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 10_000, "{r}");
+    let out = run(Behaviour::CloseAfter(10_000), &["--expect-fault", "closed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_reset_after_64_kib_is_reported_within_one_read_of_it() {
+    const AFTER: u64 = 64 * 1024;
+    let out = run(Behaviour::ResetAfter(AFTER), &["--expect-fault", "reset"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let e = events(&r, "reset");
+    assert_eq!(e.len(), 1, "{r}");
+    let at = e[0]["offset"].as_u64().unwrap();
+    // echo-bench reads at most 64 KiB at a time.
+    assert!(
+        (AFTER..=AFTER + 64 * 1024).contains(&at),
+        "reset at {at}: {r}"
+    );
+    assert_eq!(seen(&r, "closed"), 0, "a reset is not a close: {r}");
+}
+
+#[test]
+fn a_stall_is_reported_where_the_echo_stopped_moving() {
+    let out = run(Behaviour::SilentAfter(3000), &["--stall-after", "0.3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = json(&out);
+    let e = events(&r, "stalled");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 3000, "{r}");
+    // Expected, the short read it ends in is accounted for.
+    let out = run(
+        Behaviour::SilentAfter(3000),
+        &["--stall-after", "0.3", "--expect-fault", "stalled"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_delay_is_reported_with_its_measured_size() {
+    let out = run(Behaviour::DelayMs(40), &["--delay-threshold", "20"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a delay fails nothing: {}",
+        stderr(&out)
+    );
+    let r = json(&out);
+    let e = events(&r, "delayed");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 0, "{r}");
+    let delay = e[0]["delay_us"].as_f64().unwrap();
+    assert!((40_000.0..1_000_000.0).contains(&delay), "{delay} us: {r}");
+    // A clean server shows no delay at the same threshold.
+    let out = run(Behaviour::Echo, &["--delay-threshold", "20"]);
+    assert_eq!(seen(&json(&out), "delayed"), 0);
+}
+
+#[test]
+fn expected_faults_must_be_seen_and_others_still_fail() {
+    let out = run(Behaviour::Echo, &["--expect-fault", "reset"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected fault reset never seen"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(Behaviour::Corrupt(5000), &["--expect-fault", "reset,closed"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("beyond the expected faults"),
+        "{}",
+        stderr(&out)
+    );
+    let out = bench(&["--expect-fault", "flaky", "127.0.0.1:7"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown fault \"flaky\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn udp_losses_duplicates_and_reordering_are_counted() {
+    let udp = |addr: String, extra: &[&str]| {
+        let mut args = vec!["--udp", "-c", "1", "-p", "4", "-d", "0.3", "--warmup", "0"];
+        args.extend_from_slice(&["--udp-timeout-ms", "100", "--json"]);
+        args.extend_from_slice(extra);
+        args.push(&addr);
+        bench(&args)
+    };
+    let out = udp(
+        udp_faulty_server(5, false).to_string(),
+        &["--expect-fault", "lost"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    assert!(
+        seen(&r, "lost") > 0 && seen(&r, "lost") == r["lost"].as_u64().unwrap(),
+        "{r}"
+    );
+    let out = udp(
+        udp_faulty_server(0, true).to_string(),
+        &["--expect-fault", "reordered"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(seen(&json(&out), "reordered") > 0);
+    let out = udp(
+        udp_duplicating_server().to_string(),
+        &["--expect-fault", "duplicated"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "expected duplicates: {}",
+        stderr(&out)
+    );
+    let r = json(&out);
+    assert_eq!(seen(&r, "duplicated"), r["duplicated"].as_u64().unwrap());
+}
