@@ -125,7 +125,10 @@ fn expected_faults_must_be_seen_and_others_still_fail() {
         "{}",
         stderr(&out)
     );
-    let out = run(Behaviour::Corrupt(5000), &["--expect-fault", "reset,closed"]);
+    let out = run(
+        Behaviour::Corrupt(5000),
+        &["--expect-fault", "reset,closed"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("beyond the expected faults"),
