@@ -42,7 +42,9 @@ class Point:
         return f"c={self.conns} s={self.size} p={self.pipeline}{rate}"
 
 
-def matrix(quick):
+def matrix(quick, smoke=False):
+    if smoke:
+        return [Point(1, 64, 1), Point(100, 64, 1)]
     if quick:
         pts = [Point(1, 64, 1), Point(100, 64, 1), Point(1000, 64, 1),
                Point(100, 16384, 1), Point(100, 64, 8)]
@@ -142,6 +144,10 @@ def run_one(server, point, args, logdir, tag):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="reduced matrix, 1 repeat, 1 s points")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the harness end to end in seconds: two points, 1 repeat, 1 s runs, "
+                         "100 idle connections; exits 1 unless every run passed and the summary "
+                         "and both plots were written (CI runs it with two servers)")
     ap.add_argument("--repeats", type=int, help="runs per server and point (default 3, quick 1)")
     ap.add_argument("--duration", type=int, help="measured seconds per run (default 2, quick 1)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up seconds per run (default 1)")
@@ -149,24 +155,33 @@ def main():
     ap.add_argument("--bench", default=str(harness.RELEASE / "echo-bench"),
                     help="load generator (default target/release/echo-bench)")
     ap.add_argument("--no-idle", action="store_true", help="skip the idle-memory measurement")
+    ap.add_argument("--settle", type=float, default=0.5,
+                    help="idle measurement: seconds between the last accept and the second RSS "
+                         "reading (see bench/idle_rss.py --settle) [default: 0.5]")
     ap.add_argument("--hold", type=int, help="connections held by echo-server with every byte "
                     "verified (default 19000, quick 0 = skip)")
     ap.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     args = ap.parse_args()
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.duration = args.duration or (1 if args.quick else 2)
+    short = args.quick or args.smoke
+    args.repeats = args.repeats or (1 if short else 3)
+    args.duration = args.duration or (1 if short else 2)
     if args.hold is None:
-        args.hold = 0 if args.quick else 19000
+        args.hold = 0 if short else 19000
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda n, _: sys.exit(128 + n))
     try:
-        run_all(args)
+        failures = run_all(args)
     finally:
         harness.cleanup()
+    if args.smoke and failures:
+        for why in failures:
+            print(f"compare --smoke: {why}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_all(args):
-
+    """Runs the matrix and writes the results; returns what failed (runs, missing outputs)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -178,7 +193,7 @@ def run_all(args):
     if args.servers:
         want = set(args.servers.split(","))
         servers = [s for s in servers if s.name in want or s.label in want or s.backend in want]
-    points = matrix(args.quick)
+    points = matrix(args.quick, args.smoke)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": harness.machine(),
         "command": "bench/compare.sh " + " ".join(sys.argv[1:]),
@@ -218,8 +233,9 @@ def run_all(args):
 
     idle = None
     if not args.no_idle:
-        n = 1000 if args.quick else 10000
-        idle = idle_rss.measure_all([s for s in servers if not s.skip_reason], n, logdir)
+        n = 100 if args.smoke else 1000 if args.quick else 10000
+        idle = idle_rss.measure_all([s for s in servers if not s.skip_reason], n, logdir,
+                                    args.settle)
         with open(out / "idle.json", "w") as f:
             json.dump(idle, f, indent=1)
     held = None
@@ -232,7 +248,15 @@ def run_all(args):
     (out / "summary.md").write_text(summary)
     shutil.copyfile(out / "summary.md", harness.ROOT / "bench" / "results" / "latest.md")
     print(f"wrote {out / 'summary.md'} and bench/results/latest.md", file=sys.stderr)
+    failures = [f"{r['server']} ({r['backend']}) {r['conns']} x {r['size']} B: {r['error']}"
+                for r in records if not r["ok"]]
+    failures += [f"idle {r['server']}: {r['error']}" for r in idle or [] if r["error"]]
+    failures += [f"{name} not written" for name in ("cpu_per_msg.svg", "msgs_per_sec.svg")
+                 if not (out / name).is_file()]
+    if not records:
+        failures.append("no server ran (see --servers)")
+    return failures
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

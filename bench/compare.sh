@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
 # Side-by-side echo server comparison. Builds the servers and echo-bench, sets up the Python
 # venv (uvloop when it installs), raises the descriptor limit, then runs bench/compare.py.
-#   bench/compare.sh [--quick] [--repeats R] [--duration SECS] [--servers a,b] [--no-idle] ...
+#   bench/compare.sh [--quick | --smoke] [--repeats R] [--duration SECS] [--servers a,b] ...
 # Results: bench/results/<timestamp>/ and bench/results/latest.md. See bench/README.md.
+# --smoke (CI) builds only echo-server, echo-bench and the C reference, and sets up no venv:
+# name the servers it runs with --servers (e.g. epoll,c-epoll).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ulimit -n "$(ulimit -Hn)"
 
+smoke=0
+for arg in "$@"; do
+    [[ "$arg" == --smoke ]] && smoke=1
+done
+
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p echo-server -p echo-bench -p echo-peers
+    if ((smoke)); then
+        cargo build --release -p echo-server -p echo-bench
+    else
+        cargo build --release -p echo-server -p echo-bench -p echo-peers
+    fi
     cc -O2 -o target/release/c-epoll-echo bench/peers/c/epoll_echo.c
 fi
 
 venv=bench/.venv
-if [[ ! -x "$venv/bin/python" ]]; then
+if ((smoke)); then
+    :  # the Python peers are not in the smoke
+elif [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv" || echo "compare: no venv; Python peers use python3" >&2
 fi
-if [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c 'import uvloop' 2>/dev/null; then
+if ((!smoke)) && [[ -x "$venv/bin/python" ]] && ! "$venv/bin/python" -c 'import uvloop' 2>/dev/null; then
     "$venv/bin/pip" install --quiet uvloop \
         || echo "compare: uvloop did not install; its rows are skipped" >&2
 fi

@@ -1,22 +1,69 @@
 """Line plots as hand-written SVG: log-scale x and y, one line per series, a legend.
 No dependencies, so the harness needs nothing but Python's standard library.
 
-Each series has its own colour (Paul Tol's colour-blind-safe "muted" scheme) and its own
-marker shape, so overlapping lines stay apart in grey-scale too; interpreted servers (names
-starting with "python") are dashed. A point is (x, y) or (x, y, failed): a failed point (some
+Each series has its own colour (Paul Tol's colour-blind-safe "muted" scheme, and three more
+from his "bright" one) and its own marker shape, twelve of each, so overlapping lines stay apart
+in grey-scale too; past twelve series the pairs still differ (see `_style`). Interpreted servers
+(names starting with "python") are dashed. The legend is as wide as its longest label: the
+picture grows to fit it, so no label is cut. A point is (x, y) or (x, y, failed): a failed point (some
 of its runs failed) gets a hollow marker, and a point with no figure at all (y None, failed)
 an × on the x axis; a note under the plot says so whenever either appears.
 """
 import math
 from html import escape
 
-# Paul Tol's "muted" scheme: nine colours told apart with any colour vision, and on white.
+# Paul Tol's "muted" scheme (nine colours told apart with any colour vision, and on white),
+# then black and two of his "bright" scheme that none of the nine is near.
 COLORS = ["#CC6677", "#332288", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933",
-          "#AA4499", "#DDCC77"]
+          "#AA4499", "#DDCC77", "#000000", "#EE7733", "#0077BB"]
 SHAPES = ["circle", "square", "triangle", "diamond", "triangle-down", "pentagon",
-          "triangle-left", "triangle-right", "star"]
-W, H = 760, 500
-LEFT, RIGHT, TOP, BOTTOM = 80, 210, 48, 98
+          "triangle-left", "triangle-right", "star", "hexagon", "plus", "cross"]
+W, H = 760, 500  # the least size; a long legend widens it, many series lengthen it
+LEFT, TOP, BOTTOM = 80, 48, 98
+PLOT_W = 470  # the plot area's width; the legend starts right of it
+LEGEND_ROW = 20
+CHAR_W = 7.5  # an upper bound on a 12 px sans-serif character's width (wide: "m", "w" ~ 10)
+
+
+def _style(i):
+    """Series i's (colour, shape): no two of the first 144 series share both.
+
+    >>> len({_style(i) for i in range(144)})
+    144
+    >>> _style(0) != _style(9) and _style(1) != _style(10)
+    True
+    >>> len({_style(i)[0] for i in range(12)}), len({_style(i)[1] for i in range(12)})
+    (12, 12)
+    """
+    n = len(COLORS)
+    return COLORS[i % n], SHAPES[(i + i // n) % len(SHAPES)]
+
+
+def _text_width(text):
+    """Pixels a label may take at 12 px: an overestimate, so the legend never cuts it.
+
+    >>> _text_width("echo-server (epoll, zero-copy off)") > 200
+    True
+    """
+    return CHAR_W * len(text) + (CHAR_W if any(c in "mwMW" for c in text) else 0)
+
+
+def _size(names):
+    """The picture's (width, height) for these legend labels: the legend column is as wide
+    as the longest label and the picture as tall as the legend.
+
+    >>> _size(["mio"])
+    (760, 500)
+    >>> w, h = _size(["echo-server (epoll, zero-copy off)"])
+    >>> w >= LEFT + PLOT_W + 50 + _text_width("echo-server (epoll, zero-copy off)")
+    True
+    >>> _size([f"s{i}" for i in range(30)])[1] > 500
+    True
+    """
+    widest = max((_text_width(n) for n in names), default=0)
+    w = max(W, math.ceil(LEFT + PLOT_W + 50 + widest + 10))
+    h = max(H, TOP + 10 + LEGEND_ROW * len(names) + 10)
+    return w, h
 
 
 def _nice_ticks():
@@ -92,7 +139,18 @@ def _marker(shape, x, y, color, hollow, r=4.5):
         "triangle": [90, 210, 330], "triangle-down": [270, 30, 150],
         "triangle-left": [180, 300, 60], "triangle-right": [0, 120, 240],
         "diamond": [90, 180, 270, 0], "pentagon": [90, 162, 234, 306, 18],
+        "hexagon": [0, 60, 120, 180, 240, 300],
     }
+    if shape in ("plus", "cross"):  # a thick plus sign, turned 45 degrees for the cross
+        a, b = r * 1.2, r * 0.4
+        arm = [(b, a), (b, b), (a, b), (a, -b), (b, -b), (b, -a), (-b, -a), (-b, -b), (-a, -b),
+               (-a, b), (-b, b), (-b, a)]
+        turn = math.radians(45 if shape == "cross" else 0)
+        pts = [(x + px * math.cos(turn) - py * math.sin(turn),
+                y - (px * math.sin(turn) + py * math.cos(turn))) for px, py in arm]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
+        return f'<polygon points="{path}" {style}/>'
+
     if shape == "star":
         pts = [(x + (r * 1.3 if i % 2 == 0 else r * 0.55) * math.cos(math.radians(90 + 36 * i)),
                 y - (r * 1.3 if i % 2 == 0 else r * 0.55) * math.sin(math.radians(90 + 36 * i)))
@@ -127,7 +185,8 @@ def line_plot(path, title, xlabel, ylabel, series, subtitle=""):
     xlo, xhi = xs[0], xs[-1]
     xlo, xhi = (xlo / 2, xhi * 2) if xlo == xhi else (xlo, xhi)
     ylo, yhi = _bounds(min(p[1] for p in pts), max(p[1] for p in pts))
-    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+    width, height = _size(list(series))
+    pw, ph = PLOT_W, H - TOP - BOTTOM
 
     def sx(x):
         return LEFT + pw * (math.log10(x) - math.log10(xlo)) / (math.log10(xhi) - math.log10(xlo))
@@ -135,9 +194,9 @@ def line_plot(path, title, xlabel, ylabel, series, subtitle=""):
     def sy(y):
         return TOP + ph * (1 - (math.log10(y) - math.log10(ylo)) / (math.log10(yhi) - math.log10(ylo)))
 
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
          f'font-family="sans-serif" font-size="12">',
-         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<rect width="{width}" height="{height}" fill="white"/>',
          f'<text x="{LEFT + pw / 2}" y="20" text-anchor="middle" font-size="15">{escape(title)}</text>']
     if subtitle:
         o.append(f'<text x="{LEFT + pw / 2}" y="38" text-anchor="middle" fill="#444">'
@@ -156,7 +215,7 @@ def line_plot(path, title, xlabel, ylabel, series, subtitle=""):
              f'text-anchor="middle">{escape(ylabel)}</text>')
     hollow_seen = cross_seen = False
     for i, (name, s) in enumerate(series.items()):
-        color, shape = COLORS[i % len(COLORS)], SHAPES[i % len(SHAPES)]
+        color, shape = _style(i)
         good = [(sx(x), sy(y), failed) for x, y, failed in s if y]
         if len(good) > 1:
             path_pts = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in good)
@@ -169,7 +228,7 @@ def line_plot(path, title, xlabel, ylabel, series, subtitle=""):
             if not y and failed:
                 o.append(_cross(sx(x), TOP + ph, color))
                 cross_seen = True
-        ly = TOP + 10 + 20 * i
+        ly = TOP + 10 + LEGEND_ROW * i
         o.append(f'<line x1="{LEFT + pw + 12}" x2="{LEFT + pw + 44}" y1="{ly}" y2="{ly}" '
                  f'stroke="{color}" stroke-width="2"{_dash(name)}/>')
         o.append(_marker(shape, LEFT + pw + 28, ly, color, False))
@@ -180,7 +239,7 @@ def line_plot(path, title, xlabel, ylabel, series, subtitle=""):
     if cross_seen:
         notes.append("× on the x axis: no run at that point gave a figure.")
     for i, note in enumerate(notes):
-        o.append(f'<text x="{LEFT}" y="{H - 10 - 16 * (len(notes) - 1 - i)}" '
+        o.append(f'<text x="{LEFT}" y="{TOP + ph + BOTTOM - 10 - 16 * (len(notes) - 1 - i)}" '
                  f'fill="#444">{escape(note)}</text>')
     o.append("</svg>")
     with open(path, "w") as f:

@@ -234,7 +234,8 @@ pub fn summary(total: &Counters) -> String {
 }
 
 /// `1234567` as `1,234,567`: the rule echo-bench's report uses for numbers
-/// people read (the two binaries share no crate, so the rule is repeated).
+/// people read (repeated there: the crates both binaries use, fdselector and netaddr, are
+/// about sockets and addresses, not about printing numbers).
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

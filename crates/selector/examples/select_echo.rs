@@ -4,8 +4,8 @@
 //! loops handle readable, writable and exceptional sockets the same way.
 //!
 //! ```text
-//! cargo run -p selector --example select_echo            # localhost:10000
-//! cargo run -p selector --example select_echo 127.0.0.1:0
+//! cargo run -p fdselector --example select_echo            # localhost:10000
+//! cargo run -p fdselector --example select_echo 127.0.0.1:0
 //! nc localhost 10000                                     # in another terminal
 //! ```
 //!

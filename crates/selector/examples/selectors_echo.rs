@@ -4,8 +4,8 @@
 //! with `select_echo.rs`, the `select.select()` version.
 //!
 //! ```text
-//! cargo run -p selector --example selectors_echo            # localhost:10000
-//! cargo run -p selector --example selectors_echo 127.0.0.1:0
+//! cargo run -p fdselector --example selectors_echo            # localhost:10000
+//! cargo run -p fdselector --example selectors_echo 127.0.0.1:0
 //! nc localhost 10000                                        # in another terminal
 //! ```
 //!
