@@ -31,12 +31,12 @@ pub fn rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A fraction strictly between 0 and 1.
+/// A fraction above 0, at most 1.
 pub fn fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
         _ => Err(format!(
-            "{s:?} is not a fraction between 0 and 1 (e.g. 0.02)"
+            "{s:?} is not a fraction above 0, at most 1 (e.g. 0.02)"
         )),
     }
 }
@@ -66,7 +66,8 @@ mod tests {
         assert_eq!(rate("2.5"), Ok(2.5));
         assert!(rate("0").is_err() && rate("inf").is_err());
         assert_eq!(fraction("0.02"), Ok(0.02));
-        assert!(fraction("1").is_err() && fraction("0").is_err());
+        assert!(fraction("1.5").is_err() && fraction("0").is_err());
+        assert_eq!(fraction("1"), Ok(1.0));
         assert_eq!(count::<u64>("3"), Ok(3));
         assert!(count::<usize>("0").is_err() && count::<usize>("1.5").is_err());
     }
