@@ -46,8 +46,9 @@ impl Budget {
         self.used.load(Relaxed)
     }
 
-    /// Whether a holder that has `held` bytes may take `more`.
-    pub fn may_grow(&self, held: usize, more: usize) -> bool {
+    /// Whether a holder that has `held()` bytes may take `more` (asked
+    /// only in the last eighth).
+    pub fn may_grow(&self, held: impl FnOnce() -> usize, more: usize) -> bool {
         let after = self.used().saturating_add(more);
         if after <= self.limit - self.limit / 8 {
             return true;
@@ -56,7 +57,7 @@ impl Budget {
             return false;
         }
         let share = self.limit / self.holders.load(Relaxed).max(1);
-        held.saturating_add(more) <= share
+        held().saturating_add(more) <= share
     }
 
     /// Count `n` bytes already taken: data in hand is never refused.
@@ -114,17 +115,17 @@ mod tests {
         let budget = Budget::new(800);
         budget.join(0); // heavy
         budget.join(0); // light
-        assert!(budget.may_grow(0, 700));
+        assert!(budget.may_grow(|| 0, 700));
         budget.charge(700);
         // In the last eighth (701..=800): the even share is 400.
         assert!(
-            !budget.may_grow(700, 50),
+            !budget.may_grow(|| 700, 50),
             "the heavy one holds more than its share"
         );
-        assert!(budget.may_grow(0, 50), "the light one may still grow");
-        assert!(!budget.may_grow(0, 101), "nobody passes the limit");
+        assert!(budget.may_grow(|| 0, 50), "the light one may still grow");
+        assert!(!budget.may_grow(|| 0, 101), "nobody passes the limit");
         budget.release(600);
-        assert!(budget.may_grow(100, 50), "it drained: it may read again");
+        assert!(budget.may_grow(|| 100, 50), "it drained: it may read again");
         budget.leave(100);
         budget.leave(0);
         assert_eq!(budget.used(), 0);

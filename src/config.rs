@@ -88,7 +88,9 @@ pub struct Cli {
 
     /// TCP keepalive: probe a connection silent for this long, so a peer
     /// that vanished (power loss, dropped link) is found and its slot freed
-    /// about twice this long after it last spoke; 0 = off. The default, 60,
+    /// SECS + 6 x max(SECS/6, 1 s) after it last spoke (twice SECS from 6 s
+    /// up; 8 s for 2, since probes are at least a second apart); 0 = off.
+    /// The default, 60,
     /// finds dead peers within about 2 minutes for one small probe a minute
     /// per idle connection; the kernel's own default waits over 2 hours.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds,

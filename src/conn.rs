@@ -1,25 +1,44 @@
-//! One client connection as a state machine: it reads, echoes, queues what
-//! the peer cannot take yet, handles EOF and the shutdown drain, and tells
-//! the loop what to do next ([`Step`]). The loop only registers and closes.
-
-use std::io::{self, Read};
-use std::time::Instant;
+//! One echoing client connection as a state machine: it reads, echoes,
+//! queues what the peer cannot take yet, handles EOF and the shutdown
+//! drain, and tells the loop what to do next ([`Step`]). The loop only
+//! registers and closes.
+//!
+//! A connection starts here once it echoes: a pre-echo phase (the PROXY
+//! header, [`crate::proxy::Greeting`]) is a type of its own that the loop
+//! promotes into a [`Connection`]. Where its bytes are held and which path
+//! they take (copy or splice) is [`Outbox`]'s business; the budget and the
+//! gauges are told what changed once per turn ([`Connection::handle`]).
+//!
+//! # Where a per-connection behaviour plugs in
+//! Something that shapes one connection's echo (injected faults) keeps its
+//! state in a module of its own, in a boxed field (`Option<Box<_>>`, so
+//! the connection stays within 64 bytes), and takes these hooks:
+//! - [`Connection::read_limit`]: may it read, how much (slow read: `No`);
+//! - `send`: every copied byte going back passes there once, in order; the
+//!   behaviour counts its own offset (delay, rate, corruption, an end after
+//!   N bytes). Such a behaviour keeps the connection off the splice path
+//!   (`switch_path`). Bytes it holds back count in `pending` and the
+//!   outbox's footprint, so the budget and `--max-pending` see them;
+//! - [`Connection::settle`]: what to wait for and when it ends (a stall
+//!   drops writability; FIN is `finish`; RST is a zero linger, then
+//!   [`Step::Close`]);
+//! - a timed behaviour gets a [`Turn`] of its own (as `Recheck` is), from a
+//!   per-worker timer structure in `server/timers.rs`.
 
 use selector::Interest;
 use tracing::{debug, info};
 
-use crate::budget::Budget;
-use crate::proxy;
-use crate::queue::OutQueue;
-use crate::splice::{self, Pipe, PipePool, ZeroCopy, BULK_READ, BULK_STREAK, QUIET_STREAK};
-use crate::stats::Counters;
-use crate::stream::{would_block, Peer, Stream};
+use crate::splice::{Outbox, Streak, ZeroCopy};
+use crate::stats::{Counters, Gauges};
+use crate::stream::{preview, would_block, Peer, Stream};
+
+mod turn;
+
+pub use turn::{Io, Outcome, Step, Turn};
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// `--listen-proxy`: reading the PROXY header, echoing nothing yet.
-    Header,
     /// Reading and echoing.
     Open,
     /// The peer shut down its write side: send what is held, then close.
@@ -32,59 +51,17 @@ enum Phase {
     Lingering,
 }
 
-/// Where the bytes waiting to go back to the peer are held. Only one place
-/// holds bytes at a time, so switching paths never reorders them: a
-/// connection moves to a pipe only with its queue empty, and back only with
-/// its pipe empty.
-/// Boxed, and absent while nothing is held on the copy path, so an idle
-/// connection carries one pointer for it.
-#[derive(Debug)]
-enum Held {
-    /// Copied into user space: what the peer could not take yet.
-    Queue(OutQueue),
-    /// Spliced into a kernel pipe (the zero-copy path), empty or not.
-    Pipe(Pipe),
-    /// The start of a PROXY header that arrived cut short (nothing to send
-    /// back: these bytes are never echoed).
-    Header(Vec<u8>),
-}
-
-/// What the loop must do with a connection after it has handled an event.
+/// Whether it may read now, and how much.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Leave the registration as it is.
-    Keep,
-    /// Register this interest instead (register again, if it was parked),
-    /// then call [`Connection::watching`].
-    Watch(Interest),
-    /// Unregister but keep it: the memory budget stops its reading and it
-    /// holds nothing to send, so there is no event to wait for. The loop
-    /// calls [`Connection::recheck`] now and then.
-    Park,
-    /// Unregister and drop it.
-    Close,
-    /// The PROXY header is in: admit the client it names (now
-    /// [`Connection::peer`]) under `--max-per-ip`, or close it.
-    Admit,
-}
-
-/// What a connection borrows from its loop while it handles one event.
-#[derive(Debug)]
-pub struct Io<'a> {
-    /// The loop's read buffer, shared by all its connections.
-    pub buf: &'a mut [u8],
-    pub counters: &'a mut Counters,
-    /// The loop's pipes for the zero-copy path.
-    pub pipes: &'a mut PipePool,
-    pub zero_copy: ZeroCopy,
-    /// `--max-pending`: bytes a connection may hold before it stops reading.
-    pub max_pending: usize,
-    /// Narrate in the tutorial's words (`--trace`).
-    pub trace: bool,
-    /// When the loop woke up.
-    pub now: Instant,
-    /// `--max-memory`, shared by every worker.
-    pub budget: &'a Budget,
+pub enum ReadLimit {
+    /// Its phase reads no more.
+    No,
+    /// It holds `--max-pending` bytes: backpressure.
+    Full,
+    /// The memory budget could not hold what the read might bring.
+    Starved,
+    /// Up to this many bytes.
+    Bytes(usize),
 }
 
 /// The peer reset or the socket failed: the connection must be closed.
@@ -97,7 +74,7 @@ struct Closed;
 pub struct Connection {
     stream: Stream,
     peer: Peer,
-    held: Option<Box<Held>>,
+    outbox: Outbox,
     phase: Phase,
     /// The interest registered in the selector.
     interest: Interest,
@@ -108,9 +85,8 @@ pub struct Connection {
     starved: bool,
     /// Unregistered by [`Step::Park`].
     parked: bool,
-    /// Consecutive reads that argue for the other path (bulk reads while
-    /// copying, small ones while splicing).
-    streak: u8,
+    /// Reads that argue for the other path.
+    streak: Streak,
 }
 
 /// Memory a connection holds besides what it holds for its peer: itself,
@@ -121,37 +97,24 @@ impl Connection {
     /// The interest a new connection is registered with.
     pub const FIRST_INTEREST: Interest = Interest::READABLE;
 
-    /// A connection just accepted and registered for reading; its state is
-    /// counted in the memory budget.
-    pub fn new(stream: Stream, peer: Peer, budget: &Budget, counters: &mut Counters) -> Connection {
-        budget.join(STATE_BYTES);
-        counters.held += STATE_BYTES as u64;
-        Connection {
+    /// A connection just registered for reading; its state is counted in
+    /// the memory budget.
+    pub fn new(stream: Stream, peer: Peer, io: &mut Io) -> Connection {
+        let conn = Connection {
             stream,
             peer,
-            held: None,
+            outbox: Outbox::default(),
             phase: Phase::Open,
             interest: Self::FIRST_INTEREST,
             paused: false,
             starved: false,
             parked: false,
-            streak: 0,
-        }
-    }
-
-    /// A connection on a `--listen-proxy` listener: it must send a PROXY
-    /// header first, and stands for the client the header names.
-    pub fn behind_proxy(self) -> Connection {
-        Connection {
-            phase: Phase::Header,
-            ..self
-        }
-    }
-
-    /// Whether it still waits for its PROXY header (and so is not counted
-    /// under `--max-per-ip` yet).
-    pub fn awaiting_header(&self) -> bool {
-        self.phase == Phase::Header
+            streak: Streak::default(),
+        };
+        io.budget.join(0);
+        conn.gauges()
+            .account(Gauges::default(), io.counters, io.budget);
+        conn
     }
 
     pub fn stream(&self) -> &Stream {
@@ -164,12 +127,7 @@ impl Connection {
 
     /// Bytes received and not yet sent back, in a queue or a pipe.
     pub fn pending(&self) -> usize {
-        match self.held.as_deref() {
-            None => 0,
-            Some(Held::Queue(queue)) => queue.len(),
-            Some(Held::Pipe(pipe)) => pipe.pending(),
-            Some(Held::Header(_)) => 0,
-        }
+        self.outbox.pending()
     }
 
     /// The loop registered what [`Step::Watch`] asked for.
@@ -188,63 +146,47 @@ impl Connection {
         self.starved
     }
 
-    /// The budget may have room again: what the registration must become.
-    pub fn recheck(&mut self, io: &mut Io) -> Step {
-        if !self.starved {
-            return Step::Keep;
-        }
-        let before = self.footprint();
-        let step = self.settle(io);
-        self.account(before, io);
-        step
-    }
-
-    /// Memory it holds for its peer and for itself, as the budget counts
-    /// it: its state, and the queue's buffer or the pipe's bytes.
-    fn footprint(&self) -> usize {
-        STATE_BYTES
-            + match self.held.as_deref() {
-                None => 0,
-                Some(Held::Queue(queue)) => size_of::<Held>() + queue.capacity(),
-                Some(Held::Pipe(pipe)) => {
-                    size_of::<Held>() + pipe.held() + pipe.overflow.capacity()
-                }
-                Some(Held::Header(bytes)) => size_of::<Held>() + bytes.capacity(),
-            }
-    }
-
-    /// Tell the budget and the statistics how the footprint changed.
-    fn account(&self, before: usize, io: &mut Io) {
-        let now = self.footprint();
-        if now > before {
-            io.budget.charge(now - before);
-            io.counters.held += (now - before) as u64;
-        } else if now < before {
-            io.budget.release(before - now);
-            io.counters.held -= (before - now) as u64;
+    fn gauges(&self) -> Gauges {
+        Gauges {
+            footprint: STATE_BYTES + self.outbox.footprint(),
+            pending: self.pending(),
+            paused: self.paused,
+            starved: self.starved,
+            spliced: self.outbox.is_splicing(),
         }
     }
 
-    /// Handle one readiness event: read and echo, send what is held, then
-    /// say what the registration must become. Also returns whether bytes
-    /// moved either way (for the idle timer: a slow reader still draining
-    /// its echo is not idle, even while its reads are paused).
-    pub fn on_ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
-        let before = self.footprint();
+    /// Handle one turn, then tell the budget and the statistics what
+    /// changed, and the loop what the registration must become.
+    pub fn handle(&mut self, turn: Turn, io: &mut Io) -> Outcome {
+        let before = self.gauges();
         let sent_before = io.counters.bytes_out;
-        let (step, received) = self.ready(readable, writable, io);
-        self.account(before, io);
-        (step, received || io.counters.bytes_out != sent_before)
+        let (step, received) = match turn {
+            Turn::Ready { readable, writable } => self.ready(readable, writable, io),
+            Turn::Recheck if !self.starved => (Step::Keep, false),
+            Turn::Recheck => (self.settle(io), false),
+            Turn::Drain => (self.drain(io), false),
+        };
+        let after = self.gauges();
+        after.account(before, io.counters, io.budget);
+        Outcome {
+            step,
+            moved: received || io.counters.bytes_out != sent_before,
+            starved: after.starved && !before.starved,
+        }
     }
 
+    /// The connection is going: give back its pipe and what the budget and
+    /// the statistics count for it.
+    pub fn release(mut self, io: &mut Io) {
+        Gauges::default().account(self.gauges(), io.counters, io.budget);
+        io.budget.leave(0);
+        self.outbox.release(io.pipes, io.now);
+    }
+
+    /// Read and echo, send what is held, then settle. Also returns whether
+    /// bytes came in.
     fn ready(&mut self, readable: bool, writable: bool, io: &mut Io) -> (Step, bool) {
-        if self.phase == Phase::Header {
-            let step = match readable {
-                true => self.read_header(io).unwrap_or(Step::Close),
-                false => Step::Keep,
-            };
-            return (step, false);
-        }
         let held_over_a_wait = self.pending() > 0;
         let mut received = false;
         if readable {
@@ -256,78 +198,40 @@ impl Connection {
         if writable && self.flush(io).is_err() {
             return (Step::Close, received);
         }
-        if io.trace && held_over_a_wait && self.pending() == 0 {
+        if io.cfg.trace && held_over_a_wait && self.pending() == 0 {
             info!(target: "trace", peer = %self.peer, "output queue empty for {}", self.peer);
         }
         (self.settle(io), received)
     }
 
-    /// Server shutdown: echo what the kernel has already received, then
-    /// finish.
-    pub fn begin_drain(&mut self, io: &mut Io) -> Step {
-        if self.phase == Phase::Header {
-            return Step::Close; // nothing received that could be echoed
-        }
+    /// Server shutdown: read no more than the kernel holds now.
+    fn drain(&mut self, io: &mut Io) -> Step {
         if self.phase == Phase::Open {
             let budget = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
             self.phase = Phase::Draining {
                 budget: u32::try_from(budget).unwrap_or(u32::MAX),
             };
         }
-        let before = self.footprint();
-        let step = self.settle(io);
-        self.account(before, io);
-        step
-    }
-
-    /// The connection is going: give back its pipe and what the statistics
-    /// count for it.
-    pub fn release(self, io: &mut Io) {
-        io.counters.queue_shrank(self.pending());
-        io.counters.paused -= u64::from(self.paused);
-        io.counters.budget_paused -= u64::from(self.starved);
-        let footprint = self.footprint();
-        io.budget.leave(footprint);
-        io.counters.held -= footprint as u64;
-        if let Some(Held::Pipe(pipe)) = self.held.map(|held| *held) {
-            io.counters.spliced -= 1;
-            io.pipes.give(pipe, io.now);
-        }
+        self.settle(io)
     }
 
     /// One read (level-triggered, so no second one just to see EAGAIN),
     /// then straight back out; only what the peer cannot take now stays
     /// held. `Ok(None)`: the peer is done and nothing is left to send.
     fn receive(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        if io.zero_copy == ZeroCopy::Always && self.held.is_none() {
-            self.start_splicing(io);
+        if io.cfg.zero_copy == ZeroCopy::Always && self.phase != Phase::Lingering {
+            self.switch_path(true, io);
         }
-        let want = self.read_size(io);
-        if want == 0 || !self.may_read(want, io) {
+        let ReadLimit::Bytes(want) = self.read_limit(io) else {
             return Ok(Some(0));
-        }
-        let mut spliced = false;
-        let got = match self.held.as_deref_mut() {
-            Some(Held::Pipe(pipe)) if pipe.takes_splice() && self.phase != Phase::Lingering => {
-                spliced = true;
-                match pipe.fill(&self.stream, want.min(pipe.room())) {
-                    // The pipe ran out of slots: copy this read behind it.
-                    Err(e) if would_block(&e) && !pipe.takes_splice() => return Ok(Some(0)),
-                    Err(e) if splice::refused(&e) && pipe.pending() == 0 => {
-                        self.stop_splicing(io);
-                        return Ok(Some(0)); // still readable: copied next round
-                    }
-                    got => got,
-                }
-            }
-            _ => {
-                let want = want.min(io.buf.len());
-                self.stream.read(&mut io.buf[..want])
-            }
         };
-        let n = match got {
-            Ok(n) => n,
+        let (n, spliced) = match self.outbox.read(&mut self.stream, io.buf, want) {
+            Ok(got) => got,
             Err(e) if would_block(&e) => return Ok(Some(0)),
+            Err(e) if crate::splice::refused(&e) && self.pending() == 0 => {
+                self.switch_path(false, io);
+                return Ok(Some(0)); // still readable: copied next round
+            }
             Err(e) => {
                 debug!(peer = %self.peer, error = %e, "read failed");
                 return Err(Closed);
@@ -335,7 +239,7 @@ impl Connection {
         };
         if n == 0 {
             if self.phase == Phase::Lingering || self.pending() == 0 {
-                if io.trace {
+                if io.cfg.trace {
                     info!(target: "trace", peer = %self.peer, "closing {} after reading no data", self.peer);
                 }
                 return Ok(None);
@@ -351,10 +255,9 @@ impl Connection {
         io.counters.bytes_in += n as u64;
         io.counters.messages += 1;
         if spliced {
-            if io.trace {
+            if io.cfg.trace {
                 info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {} (spliced)", self.peer);
             }
-            io.counters.queue_grew(n);
             self.flush(io)?;
         } else {
             self.echo_copied(n, io)?;
@@ -368,285 +271,117 @@ impl Connection {
     /// is held already.
     fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
         let data = &io.buf[..n];
-        if io.trace {
+        if io.cfg.trace {
             info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {}: {}", self.peer, preview(data));
         }
         let sent = match self.pending() {
-            0 => send(&mut self.stream, self.peer, data, io.counters, io.trace)?,
+            0 => send(&mut self.stream, self.peer, data, io.counters, io.cfg.trace)?,
             _ => 0,
         };
-        if sent == n {
-            return Ok(());
+        if sent < n {
+            self.outbox.push(&data[sent..], io.cfg.max_pending);
         }
-        let held = self
-            .held
-            .get_or_insert_with(|| Box::new(Held::Queue(OutQueue::default())));
-        let queue = match held.as_mut() {
-            Held::Pipe(pipe) => &mut pipe.overflow,
-            Held::Queue(queue) => queue,
-            Held::Header(_) => return Err(Closed), // no echo before the header
-        };
-        queue.push(&data[sent..], io.max_pending);
-        io.counters.queue_grew(n - sent);
         Ok(())
     }
 
-    /// Send what is held: from the queue (dropping it once empty, the
-    /// tutorial's "output queue is empty"), or from the pipe and then what
-    /// was copied behind it.
+    /// Send what is held, in the order [`Outbox`] keeps: the pipe's bytes,
+    /// then the copied ones.
     fn flush(&mut self, io: &mut Io) -> Result<(), Closed> {
-        let before = self.pending();
-        if before == 0 {
-            return Ok(());
-        }
-        match self.held.as_deref_mut() {
-            None | Some(Held::Header(_)) => {}
-            Some(Held::Queue(queue)) => {
-                let n = send(
-                    &mut self.stream,
-                    self.peer,
-                    queue.front(),
-                    io.counters,
-                    io.trace,
-                )?;
-                queue.consume(n);
-                if queue.is_empty() {
-                    self.held = None;
+        match self.outbox.drain_pipe(&self.stream) {
+            Ok(0) => {}
+            Ok(n) => {
+                io.counters.bytes_out += n as u64;
+                if io.cfg.trace {
+                    info!(target: "trace", peer = %self.peer, bytes = n, "sending {n} bytes to {} (spliced)", self.peer);
                 }
             }
-            Some(Held::Pipe(pipe)) => {
-                match pipe.drain(&self.stream) {
-                    Ok(n) => {
-                        io.counters.bytes_out += n as u64;
-                        if io.trace && n > 0 {
-                            info!(target: "trace", peer = %self.peer, bytes = n, "sending {n} bytes to {} (spliced)", self.peer);
-                        }
-                    }
-                    Err(e) if would_block(&e) => {}
-                    Err(e) => {
-                        debug!(peer = %self.peer, error = %e, "splice to the socket failed");
-                        return Err(Closed);
-                    }
-                }
-                if pipe.held() == 0 && !pipe.overflow.is_empty() {
-                    let front = pipe.overflow.front();
-                    let n = send(&mut self.stream, self.peer, front, io.counters, io.trace)?;
-                    pipe.overflow.consume(n);
-                }
-            }
-        }
-        io.counters.queue_shrank(before - self.pending());
-        Ok(())
-    }
-
-    /// `--listen-proxy`: take the PROXY header off the stream and nothing
-    /// after it. The bytes are peeked and only the header's are read, so
-    /// what follows stays in the kernel for the echo path; the start of a
-    /// header that is cut short is read and kept, so a level-triggered
-    /// selector does not report the same bytes again. A malformed, oversized
-    /// or missing header closes the connection (counted), nothing echoed.
-    fn read_header(&mut self, io: &mut Io) -> Result<Step, Closed> {
-        let Stream::Tcp(tcp) = &mut self.stream else {
-            return Err(Closed); // proxy listeners are TCP
-        };
-        let kept = match self.held.as_deref() {
-            Some(Held::Header(bytes)) => bytes.len(),
-            _ => 0,
-        };
-        if let Some(Held::Header(bytes)) = self.held.as_deref() {
-            io.buf[..kept].copy_from_slice(bytes);
-        }
-        let refuse = |why: &str, io: &mut Io| {
-            io.counters.refused_proxy += 1;
-            debug!(peer = %self.peer, "closing: {why}");
-            if io.trace {
-                info!(target: "trace", peer = %self.peer, "closing {}: {why}", self.peer);
-            }
-            Err(Closed)
-        };
-        let peeked = match tcp.peek(&mut io.buf[kept..proxy::MAX_HEADER]) {
-            Ok(0) => return refuse("closed before sending a PROXY header", io),
-            Ok(n) => n,
-            Err(e) if would_block(&e) => return Ok(Step::Keep),
             Err(e) => {
-                debug!(peer = %self.peer, error = %e, "read failed");
+                debug!(peer = %self.peer, error = %e, "splice to the socket failed");
                 return Err(Closed);
             }
-        };
-        let header = match proxy::parse(&io.buf[..kept + peeked]) {
-            Ok(header) => header,
-            Err(why) => return refuse(why.as_str(), io),
-        };
-        // Take exactly the header's bytes (or, cut short, all that came).
-        let take = header.map_or(peeked, |h| h.len - kept);
-        let start = kept + peeked;
-        let mut got = 0;
-        while got < take {
-            match tcp.read(&mut io.buf[start + got..start + take]) {
-                Ok(0) => return refuse("closed before sending a PROXY header", io),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!(peer = %self.peer, error = %e, "read failed");
-                    return Err(Closed);
-                }
-            }
         }
-        let Some(header) = header else {
-            let taken = &io.buf[start..start + take];
-            match self.held.as_deref_mut() {
-                Some(Held::Header(bytes)) => bytes.extend_from_slice(taken),
-                _ => self.held = Some(Box::new(Held::Header(taken.to_vec()))),
-            }
-            return Ok(Step::Keep);
-        };
-        self.held = None;
-        self.phase = Phase::Open;
-        let proxy = self.peer;
-        if let Some(client) = header.client {
-            self.peer = Peer::Ip(client);
+        if let Some(front) = self.outbox.copied() {
+            let n = send(
+                &mut self.stream,
+                self.peer,
+                front,
+                io.counters,
+                io.cfg.trace,
+            )?;
+            self.outbox.sent(n);
         }
-        if io.trace {
-            info!(target: "trace", peer = %self.peer, "PROXY header from {proxy}: client {}", self.peer);
-        }
-        Ok(Step::Admit)
+        Ok(())
     }
 
-    /// `--zero-copy auto`: splice once reads show a bulk flow, copy again
-    /// once the flow goes quiet. Paths change only with nothing held.
+    /// `--zero-copy auto`: change path once the reads argue for it.
     fn adapt(&mut self, n: usize, io: &mut Io) {
-        if io.zero_copy != ZeroCopy::Auto {
-            return;
+        let splicing = self.outbox.is_splicing();
+        let argues = self.streak.argues_after(n, splicing);
+        if io.cfg.zero_copy == ZeroCopy::Auto && argues && self.pending() == 0 {
+            self.switch_path(!splicing, io);
         }
-        let splicing = matches!(self.held.as_deref(), Some(Held::Pipe(_)));
-        let argues_for_switch = (n >= BULK_READ) != splicing;
-        self.streak = if argues_for_switch {
-            self.streak.saturating_add(1)
-        } else {
-            0
+    }
+
+    /// Move to the zero-copy path (if a pipe can be had) or back to the
+    /// copy path; [`Outbox`] says when a move may happen.
+    fn switch_path(&mut self, splice: bool, io: &mut Io) {
+        self.streak = Streak::default();
+        let moved = match splice {
+            true => self.outbox.splice(io.pipes),
+            false => self.outbox.unsplice(io.pipes, io.now),
         };
-        if splicing && self.streak >= QUIET_STREAK && self.pending() == 0 {
-            self.stop_splicing(io);
-        } else if !splicing && self.streak >= BULK_STREAK && self.pending() == 0 {
-            self.start_splicing(io);
+        if moved && io.cfg.trace {
+            let path = if splice {
+                "to zero-copy (splice)"
+            } else {
+                "back to copying"
+            };
+            info!(target: "trace", peer = %self.peer, "{} moves {path}", self.peer);
         }
     }
 
-    /// Move to the zero-copy path, if a pipe can be had.
-    fn start_splicing(&mut self, io: &mut Io) {
-        self.streak = 0;
-        if let Some(pipe) = io.pipes.take() {
-            self.held = Some(Box::new(Held::Pipe(pipe)));
-            io.counters.spliced += 1;
-            if io.trace {
-                info!(target: "trace", peer = %self.peer, "{} moves to zero-copy (splice)", self.peer);
-            }
-        }
-    }
-
-    /// Back to the copy path; the pipe (empty) goes back to the pool.
-    fn stop_splicing(&mut self, io: &mut Io) {
-        self.streak = 0;
-        if !matches!(self.held.as_deref(), Some(Held::Pipe(_))) {
-            return;
-        }
-        if let Some(Held::Pipe(pipe)) = self.held.take().map(|held| *held) {
-            io.counters.spliced -= 1;
-            io.pipes.give(pipe, io.now);
-            if io.trace {
-                info!(target: "trace", peer = %self.peer, "{} moves back to copying", self.peer);
-            }
-        }
-    }
-
-    /// The most the next read may take: what the phase allows and the
-    /// room left under `--max-pending`.
-    fn read_size(&self, io: &Io) -> usize {
-        let room = io.max_pending.saturating_sub(self.pending());
-        match self.phase {
-            Phase::Lingering => io.buf.len(),
+    /// Whether it may read now, and how much: what its phase allows, the
+    /// room left under `--max-pending`, and whether the memory budget could
+    /// hold all of it should the peer take none of the echo.
+    pub fn read_limit(&self, io: &Io) -> ReadLimit {
+        let room = io.cfg.max_pending.saturating_sub(self.pending());
+        let want = match self.phase {
+            Phase::Lingering => return ReadLimit::Bytes(io.buf.len()), // discarded
+            Phase::ReadClosed | Phase::Draining { budget: 0 } => return ReadLimit::No,
             Phase::Draining { budget } => (budget as usize).min(room),
             Phase::Open => room,
-            Phase::ReadClosed | Phase::Header => 0,
+        };
+        if want == 0 {
+            return ReadLimit::Full;
+        }
+        let growth = self
+            .outbox
+            .growth_for(want, io.buf.len(), io.cfg.max_pending);
+        let held = || STATE_BYTES + self.outbox.footprint();
+        match io.budget.may_grow(held, growth) {
+            true => ReadLimit::Bytes(want),
+            false => ReadLimit::Starved,
         }
     }
 
-    /// Whether the memory budget lets it read `want` bytes now: enough to
-    /// hold all of them, should the peer take none of the echo.
-    fn may_read(&self, want: usize, io: &Io) -> bool {
-        let growth = match self.held.as_deref() {
-            _ if self.phase == Phase::Lingering => return true, // discarded
-            None => {
-                size_of::<Held>()
-                    + OutQueue::default().growth_for(want.min(io.buf.len()), io.max_pending)
-            }
-            Some(Held::Queue(queue)) => queue.growth_for(want.min(io.buf.len()), io.max_pending),
-            Some(Held::Pipe(pipe)) if pipe.takes_splice() => want.min(pipe.room()),
-            Some(Held::Pipe(pipe)) => pipe
-                .overflow
-                .growth_for(want.min(io.buf.len()), io.max_pending),
-            // A PROXY header is at most a small fixed size.
-            Some(Held::Header(_)) => 0,
-        };
-        io.budget.may_grow(self.footprint(), growth)
-    }
-
-    /// What the selector should watch this connection for, given what it
-    /// holds, its phase and whether the budget stops its reading; `None`
-    /// when it has nothing left to do.
-    fn wanted(&self, max_pending: usize, starved: bool) -> Option<Interest> {
-        let pending = self.pending();
-        let room = pending < max_pending && !starved;
-        let read = match self.phase {
-            Phase::Open => room,
-            Phase::Draining { budget } => budget > 0 && room,
-            Phase::ReadClosed => false,
-            Phase::Lingering | Phase::Header => true,
-        };
-        match (read, pending > 0) {
-            (true, true) => Some(Interest::BOTH),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
-        }
-    }
-
-    /// Bring the backpressure gauge and the registration in line with the
-    /// state, or finish when nothing is left to do.
-    fn settle(&mut self, io: &mut Io) -> Step {
-        let reading = match self.phase {
-            Phase::Open => true,
-            Phase::Draining { budget } => budget > 0,
-            Phase::ReadClosed | Phase::Lingering | Phase::Header => false,
-        };
-        let full = self.pending() >= io.max_pending;
-        let starved = reading && !full && !self.may_read(self.read_size(io), io);
-        if starved != self.starved {
-            self.starved = starved;
-            if starved {
-                io.counters.budget_paused += 1;
-            } else {
-                io.counters.budget_paused -= 1;
-            }
-        }
-        let paused = self.phase == Phase::Open && full;
-        if paused != self.paused {
-            self.paused = paused;
-            if paused {
-                io.counters.paused += 1;
-            } else {
-                io.counters.paused -= 1;
-            }
-        }
-        let wanted = match self.wanted(io.max_pending, starved) {
-            Some(interest) => interest,
-            None if starved && self.parked => return Step::Keep,
-            None if starved => {
+    /// Bring the pause flags and the registration in line with the state,
+    /// or finish when nothing is left to do.
+    pub fn settle(&mut self, io: &mut Io) -> Step {
+        let limit = self.read_limit(io);
+        self.starved = limit == ReadLimit::Starved;
+        self.paused = limit == ReadLimit::Full && self.phase == Phase::Open;
+        let read = matches!(limit, ReadLimit::Bytes(_));
+        let wanted = match (read, self.pending() > 0) {
+            (true, true) => Interest::BOTH,
+            (true, false) => Interest::READABLE,
+            (false, true) => Interest::WRITABLE,
+            (false, false) if self.starved && self.parked => return Step::Keep,
+            (false, false) if self.starved => {
                 self.parked = true;
                 return Step::Park;
             }
-            None if self.finish(io) => Interest::READABLE,
-            None => return Step::Close,
+            (false, false) if self.finish(io) => Interest::READABLE,
+            (false, false) => return Step::Close,
         };
         if wanted == self.interest && !self.parked {
             Step::Keep
@@ -665,7 +400,7 @@ impl Connection {
         if self.phase == Phase::ReadClosed || unread == 0 || self.stream.shutdown_write().is_err() {
             return false;
         }
-        self.stop_splicing(io);
+        self.switch_path(false, io);
         self.phase = Phase::Lingering;
         true
     }
@@ -675,8 +410,8 @@ impl Connection {
 /// cache line (docs/BENCHMARKS.md has the measured RSS per connection).
 const _: () = assert!(size_of::<Connection>() <= 64);
 
-/// The one send path, after a read and on writability: how much the kernel
-/// took (0 when it would block).
+/// The one send path for copied bytes, after a read and on writability:
+/// how much the kernel took (0 when it would block).
 fn send(
     stream: &mut Stream,
     peer: Peer,
@@ -684,40 +419,13 @@ fn send(
     counters: &mut Counters,
     trace: bool,
 ) -> Result<usize, Closed> {
-    match stream.write(data) {
-        Ok(n) => {
-            counters.bytes_out += n as u64;
-            if trace {
-                info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
-            }
-            Ok(n)
-        }
-        Err(e) if would_block(&e) => Ok(0),
-        Err(e) => {
-            debug!(%peer, error = %e, "send failed");
-            Err(Closed)
-        }
+    let n = stream.send(data).map_err(|e| {
+        debug!(%peer, error = %e, "send failed");
+        Closed
+    })?;
+    counters.bytes_out += n as u64;
+    if trace && n > 0 {
+        info!(target: "trace", %peer, bytes = n, "sending {n} bytes to {peer}");
     }
-}
-
-/// The start of the data as the tutorial's prints show it: quoted, with
-/// control and non-ASCII bytes escaped, cut at 32 bytes.
-pub fn preview(data: &[u8]) -> String {
-    const SHOWN: usize = 32;
-    let shown = &data[..data.len().min(SHOWN)];
-    let more = if data.len() > SHOWN { "..." } else { "" };
-    format!("\"{}\"{more}", shown.escape_ascii())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::preview;
-
-    #[test]
-    fn preview_escapes_and_cuts() {
-        assert_eq!(preview(b"hi\n"), r#""hi\n""#);
-        assert_eq!(preview(&[0xff, b'"']), r#""\xff\"""#);
-        let long = [b'a'; 40];
-        assert_eq!(preview(&long), format!("\"{}\"...", "a".repeat(32)));
-    }
+    Ok(n)
 }

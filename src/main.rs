@@ -201,9 +201,7 @@ fn join(started: Started) -> Result<Option<Counters>> {
     let first_result = first.run();
     if first_result.is_err() {
         shared.shutdown.store(true, Relaxed);
-        for w in shared.wakers.get().into_iter().flatten() {
-            let _ = w.wake();
-        }
+        shared.wake_all();
     }
     let mut failure = first_result
         .as_ref()

@@ -5,10 +5,13 @@
 //! stores its counters into relaxed atomics after every round, see
 //! [`crate::stats::Published`]); it takes no lock a loop takes and sends
 //! nothing to a loop, so a slow or hostile scraper can never stall the echo
-//! traffic. Requests are parsed by `httparse` and served one at a time with
-//! strict limits: 8 KiB of request head, 32 headers, 2 seconds to send it;
+//! traffic. Requests are parsed by `httparse` and served by a small event
+//! loop of the endpoint's own ([`http`]), every connection at once, with
+//! strict limits: 8 KiB of request head, 32 headers, 2 seconds to send it
+//! (then 400), at most 128 connections open (a new one closes the oldest);
 //! anything malformed gets 400 and the connection is closed, as is every
-//! connection after its one response.
+//! connection after its one response. `/metrics` is rendered at most every
+//! 100 ms; `/healthz` is live.
 //!
 //! | path       | answer                                                   |
 //! |------------|----------------------------------------------------------|
@@ -16,11 +19,8 @@
 //! | `/healthz` | 200 `serving`, or 503 `draining` once shutdown began     |
 //! | other      | 404; a method other than GET or HEAD gets 405            |
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::Ordering::Relaxed;
+use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use prometheus_client::encoding::text::encode;
@@ -28,17 +28,18 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tracing::{debug, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::warn;
 
 use crate::listen;
 use crate::server::Shared;
 use crate::stats::Counters;
 
-/// Bytes of request line and headers read at most.
-const MAX_HEAD: usize = 8 * 1024;
-const MAX_HEADERS: usize = 32;
-/// How long a client has to send its request, and to take the answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+mod http;
+
+/// The listener's accept queue: a burst of connections waits there while
+/// the loop takes them.
+const BACKLOG: i32 = 1024;
 
 type Labels = Vec<(&'static str, String)>;
 type Field = fn(&Counters) -> u64;
@@ -112,124 +113,34 @@ const BY_REASON: [ByReason; 2] = [
     ),
 ];
 
-/// Bind the endpoint's listener (blocking: it has a thread of its own).
+/// Bind the endpoint's listener, with room in its accept queue for a crowd
+/// (the loop takes them as fast as they come, see [`http`]).
 pub fn bind(spec: &str) -> Result<TcpListener> {
     let addr = *listen::resolve(spec)?
         .first()
         .with_context(|| format!("bad --metrics address {spec:?}"))?;
-    TcpListener::bind(addr).with_context(|| format!("cannot listen on metrics {addr}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        Ok(socket.into())
+    };
+    listen().with_context(|| format!("cannot listen on metrics {addr}"))
 }
 
 /// Serve the endpoint on a thread of its own until the process exits.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+    let endpoint =
+        http::Endpoint::new(listener, shared).context("cannot start the metrics endpoint")?;
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                match stream {
-                    Ok(stream) => answer(stream, &shared),
-                    Err(e) => {
-                        warn!(error = %e, "metrics: accept failed");
-                        // EMFILE and the like: do not spin on them.
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            }
-        })
+        .spawn(move || endpoint.run())
         .context("cannot start the metrics thread")?;
     Ok(())
-}
-
-/// One request, one response, then close.
-fn answer(mut stream: TcpStream, shared: &Shared) {
-    let response = match read_request(&mut stream) {
-        Ok(Some((method, path))) => respond(&method, &path, shared),
-        Ok(None) => (400, "text/plain", "bad request\n".into()),
-        Err(e) => {
-            debug!(error = %e, "metrics: request not read");
-            return;
-        }
-    };
-    let (status, content_type, body) = response;
-    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        reason(status),
-        body.len()
-    );
-    let written = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()));
-    if let Err(e) = written {
-        debug!(error = %e, "metrics: response not sent");
-    }
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-/// Read a request head within the limits: `Some((method, path))`, or
-/// `None` when it is malformed or too large. An error: the client left or
-/// took too long.
-fn read_request(stream: &mut TcpStream) -> io::Result<Option<(String, String)>> {
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    let mut buf = vec![0u8; MAX_HEAD];
-    let mut len = 0;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(left))?;
-        let n = stream.read(&mut buf[len..])?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        len += n;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
-                let method = request.method.unwrap_or_default().to_string();
-                let path = request.path.unwrap_or_default().to_string();
-                return Ok(Some((method, path)));
-            }
-            Ok(httparse::Status::Partial) if len < buf.len() => continue,
-            Ok(httparse::Status::Partial) | Err(_) => return Ok(None),
-        }
-    }
-}
-
-fn respond(method: &str, target: &str, shared: &Shared) -> (u16, &'static str, String) {
-    let path = target.split('?').next().unwrap_or_default();
-    let known = matches!(path, "/metrics" | "/healthz");
-    if known && !matches!(method, "GET" | "HEAD") {
-        return (405, "text/plain", "only GET and HEAD\n".into());
-    }
-    let mut answer = match path {
-        "/metrics" => (
-            200,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            exposition(shared),
-        ),
-        "/healthz" if shared.shutdown.load(Relaxed) => (503, "text/plain", "draining\n".into()),
-        "/healthz" => (200, "text/plain", "serving\n".into()),
-        _ => (404, "text/plain", "not found\n".into()),
-    };
-    if method == "HEAD" {
-        answer.2.clear();
-    }
-    answer
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "",
-    }
 }
 
 /// The metrics text: every worker's last published counters, labelled by

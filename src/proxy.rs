@@ -3,15 +3,25 @@
 //! proxy accepted, and that address stands for the connection from then on.
 //!
 //! The parsing is `ppp`'s; this module decides what a stream's first bytes
-//! amount to (a complete header, not yet, or never) and bounds them. The
-//! connection peeks, so bytes after the header stay in the kernel for the
-//! echo path and are never taken for header bytes (see
-//! [`crate::conn::Connection`]).
+//! amount to (a complete header, not yet, or never) and bounds them. A
+//! connection still reading its header is a [`Greeting`], which echoes
+//! nothing; once the header is in, the loop promotes it to an echoing
+//! [`crate::conn::Connection`]. It peeks, so bytes after the header stay in
+//! the kernel for the echo path and are never taken for header bytes.
+//!
+//! A pre-echo phase is a type of its own with its own table and timeout in
+//! the loop (`server/opening.rs`); another one (a TLS handshake) would be
+//! another such type, and the table would then hold either.
 
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use ppp::{v1, v2, PartialResult};
+use tracing::{debug, info};
+
+use crate::stats::Counters;
+use crate::stream::{would_block, Peer, Stream};
 
 /// The most header bytes accepted. A v1 header is at most 107 bytes; a v2
 /// header is 16 bytes, the addresses (at most 216) and TLVs, which proxies
@@ -42,6 +52,125 @@ impl Refused {
             Refused::Malformed => "malformed PROXY header",
             Refused::Oversized => "PROXY header too long",
         }
+    }
+}
+
+/// What a [`Greeting`] came to after a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The header is not complete yet.
+    Wait,
+    /// The header is in: admit the client it names (under `--max-per-ip`)
+    /// and echo from now on.
+    Admit(Peer),
+    /// No header can come (malformed, oversized, closed) or the socket
+    /// failed: close it.
+    Close,
+}
+
+/// A connection on a `--listen-proxy` listener that is still reading its
+/// PROXY header: it echoes nothing and is not counted under
+/// `--max-per-ip` yet.
+#[derive(Debug)]
+pub struct Greeting {
+    stream: Stream,
+    /// The proxy, until the header names the client.
+    peer: Peer,
+    /// The start of a header that arrived cut short (read, so that a
+    /// level-triggered selector does not report the same bytes again).
+    kept: Vec<u8>,
+}
+
+impl Greeting {
+    pub fn new(stream: Stream, peer: Peer) -> Greeting {
+        Greeting {
+            stream,
+            peer,
+            kept: Vec::new(),
+        }
+    }
+
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
+    /// Memory it holds, as the budget counts it.
+    pub fn footprint(&self) -> usize {
+        size_of::<Greeting>() + self.kept.capacity()
+    }
+
+    /// The stream, to echo on once [`Step::Admit`] said so.
+    pub fn into_stream(self) -> Stream {
+        self.stream
+    }
+
+    /// Take the PROXY header off the stream and nothing after it: the
+    /// bytes are peeked and only the header's are read. A malformed,
+    /// oversized or missing header is counted in `refused_proxy`.
+    pub fn read(&mut self, buf: &mut [u8], counters: &mut Counters, trace: bool) -> Step {
+        let peer = self.peer;
+        match self.take_header(buf) {
+            Ok(Some(header)) => {
+                let client = header.client.map_or(peer, Peer::Ip);
+                if trace {
+                    info!(target: "trace", peer = %client, "PROXY header from {peer}: client {client}");
+                }
+                Step::Admit(client)
+            }
+            Ok(None) => Step::Wait,
+            Err(Some(why)) => {
+                counters.refused_proxy += 1;
+                debug!(%peer, "closing: {why}");
+                if trace {
+                    info!(target: "trace", %peer, "closing {peer}: {why}");
+                }
+                Step::Close
+            }
+            Err(None) => Step::Close,
+        }
+    }
+
+    /// `Ok(Some(header))` once it is in, `Ok(None)` while it is not; `Err`
+    /// with the reason a header can never come, or `Err(None)` when the
+    /// socket failed.
+    fn take_header(&mut self, buf: &mut [u8]) -> Result<Option<Header>, Option<&'static str>> {
+        const CLOSED: &str = "closed before sending a PROXY header";
+        let Stream::Tcp(tcp) = &mut self.stream else {
+            return Err(None); // proxy listeners are TCP
+        };
+        let kept = self.kept.len();
+        buf[..kept].copy_from_slice(&self.kept);
+        let failed = |e: io::Error| {
+            debug!(peer = %self.peer, error = %e, "read failed");
+            None
+        };
+        let peeked = match tcp.peek(&mut buf[kept..MAX_HEADER]) {
+            Ok(0) => return Err(Some(CLOSED)),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        let header = parse(&buf[..kept + peeked]).map_err(|why| Some(why.as_str()))?;
+        // Take exactly the header's bytes (or, cut short, all that came).
+        let take = header.map_or(peeked, |h| h.len - kept);
+        let start = kept + peeked;
+        let mut got = 0;
+        while got < take {
+            match tcp.read(&mut buf[start + got..start + take]) {
+                Ok(0) => return Err(Some(CLOSED)),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        if header.is_none() {
+            self.kept.extend_from_slice(&buf[start..start + take]);
+        }
+        Ok(header)
     }
 }
 

@@ -8,9 +8,9 @@
 //! | `outputs`                        | registrations with [`Interest::WRITABLE`]     |
 //! | `message_queues[s]`              | the connection's queue ([`crate::queue`])     |
 //! | readable server socket: accept   | [`Worker::accept`]                            |
-//! | readable client: recv, queue     | [`Connection::on_ready`]                      |
-//! | empty recv: client left          | [`Step::Close`] from `on_ready`               |
-//! | writable: send from the queue    | [`Connection::on_ready`]                      |
+//! | readable client: recv, queue     | [`Connection::handle`]                        |
+//! | empty recv: client left          | [`Step::Close`] from `handle`                 |
+//! | writable: send from the queue    | [`Connection::handle`]                        |
 //! | exceptional: close and forget    | [`Worker::close`]                             |
 //!
 //! The loop decodes a token, hands the event to its owner, and applies the
@@ -24,7 +24,7 @@
 //! data still queued finishes sending first (half-close); accept failures
 //! pause the listeners instead of spinning; a signal drains and stops.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -35,44 +35,38 @@ use slab::Slab;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::conn::{Connection, Step};
+use crate::conn::{Connection, Io, Outcome, Step, Turn};
 use crate::idle::IdleList;
-use crate::listen::{Listener, Origin};
+use crate::listen::Listener;
+use crate::proxy::Greeting;
 use crate::signals::SignalPipes;
 use crate::splice::PipePool;
 use crate::stats::Counters;
-use crate::udp::{RateLimited, UdpEcho};
-
-/// What a connection borrows from its worker for one step: the fields are
-/// borrowed one by one, so the worker's other fields stay usable.
-macro_rules! io {
-    ($worker:ident) => {
-        $crate::conn::Io {
-            buf: &mut $worker.buf,
-            counters: &mut $worker.counters,
-            pipes: &mut $worker.pipes,
-            zero_copy: $worker.cfg.zero_copy,
-            max_pending: $worker.cfg.max_pending,
-            trace: $worker.cfg.trace,
-            now: $worker.now,
-            budget: &$worker.shared.budget,
-        }
-    };
-}
+use crate::udp::UdpEcho;
 
 mod accept;
+mod opening;
+mod shared;
+mod shutdown;
 mod timers;
 
-pub use accept::Shared;
+pub use shared::Shared;
+
+use accept::Intake;
+use shutdown::Signals;
+use timers::Timers;
 
 /// Token ranges, fixed at startup: decoding a token never depends on a
-/// list that shutdown empties.
+/// list that shutdown empties. Connections still in a pre-echo phase have
+/// a table and a range of their own, below the echoing ones (tokens stay
+/// under 2^60, which the selector packs without a lookup).
 const WAKER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const HANGUP: Token = Token(2);
 const FIRST_LISTENER: usize = 1 << 8;
 const FIRST_UDP: usize = 1 << 16;
-const FIRST_CONN: usize = 1 << 24;
+const FIRST_OPENING: usize = 1 << 24;
+const FIRST_CONN: usize = 1 << 40;
 
 /// Who an event is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +76,7 @@ enum Source {
     Hangup,
     Listener(usize),
     Udp(usize),
+    Opening(usize),
     Conn(usize),
 }
 
@@ -92,6 +87,7 @@ impl Source {
             SIGNALS => Source::Signals,
             HANGUP => Source::Hangup,
             Token(t) if t >= FIRST_CONN => Source::Conn(t - FIRST_CONN),
+            Token(t) if t >= FIRST_OPENING => Source::Opening(t - FIRST_OPENING),
             Token(t) if t >= FIRST_UDP => Source::Udp(t - FIRST_UDP),
             Token(t) if t >= FIRST_LISTENER => Source::Listener(t - FIRST_LISTENER),
             Token(_) => return None,
@@ -116,6 +112,45 @@ const RESERVED_SLOTS: usize = 1 << 16;
 const READ_BUFFER: usize = 64 * 1024;
 const _: () = assert!(READ_BUFFER >= 65_507);
 
+/// What a worker lends its connections, one at a time.
+#[derive(Debug)]
+struct Resources {
+    /// The read buffer, shared by all the worker's sockets.
+    buf: Box<[u8]>,
+    /// Pipes for the zero-copy path.
+    pipes: PipePool,
+    counters: Counters,
+}
+
+impl Resources {
+    /// What a connection borrows for one turn.
+    fn lend<'a>(&'a mut self, cfg: &'a Config, shared: &'a Shared, now: Instant) -> Io<'a> {
+        Io {
+            buf: &mut self.buf,
+            counters: &mut self.counters,
+            pipes: &mut self.pipes,
+            cfg,
+            now,
+            budget: &shared.budget,
+        }
+    }
+}
+
+/// The worker's clients, by slab key, and the lists that order them.
+#[derive(Debug)]
+struct Tables {
+    conns: Slab<Connection>,
+    /// Connections on proxy listeners still reading their PROXY header.
+    openings: Slab<Greeting>,
+    /// `--idle-timeout`: echoing connections, least recently active first.
+    idle: IdleList,
+    /// Openings, oldest first (closed after [`crate::proxy::HEADER_TIMEOUT`]).
+    headers: IdleList,
+    /// Connections the memory budget stopped (and a few that recovered
+    /// since the last look): what the budget recheck walks.
+    starved: std::collections::BTreeSet<usize>,
+}
+
 /// One event loop: a selector, its sockets, and its connections.
 #[derive(Debug)]
 pub struct Worker {
@@ -124,32 +159,12 @@ pub struct Worker {
     shared: Arc<Shared>,
     selector: Selector,
     events: Events,
-    listeners: Vec<Listener>,
-    listening: bool,
-    resume_at: Option<Instant>,
+    intake: Intake,
     udp: UdpEcho,
-    conns: Slab<Connection>,
-    buf: Box<[u8]>,
-    pipes: PipePool,
-    /// Worker 0 only: the signal self-pipes.
-    signals: Option<SignalPipes>,
-    signals_seen: usize,
-    idle: IdleList,
-    /// Connections on proxy listeners still waiting for their PROXY header,
-    /// oldest first (closed after [`crate::proxy::HEADER_TIMEOUT`]).
-    headers: IdleList,
-    /// When the connections the memory budget stopped are next looked at,
-    /// and whether any were stopped at the last look (for the log).
-    budget_check_at: Instant,
-    budget_limited: bool,
-    deadline: Option<Instant>,
-    counters: Counters,
-    stats_due: Option<Instant>,
-    /// Worker 0 only, with `WATCHDOG_USEC`: the next watchdog ping.
-    watchdog_due: Option<Instant>,
-    stats_before: (Counters, Instant),
-    accept_log: RateLimited,
-    started: Instant,
+    tables: Tables,
+    res: Resources,
+    timers: Timers,
+    signals: Option<Signals>,
     now: Instant,
 }
 
@@ -171,42 +186,33 @@ impl Worker {
         }
         for (i, l) in listeners.iter().enumerate() {
             l.set_keepalive(cfg.tcp_keepalive)?;
-            selector.register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+            accept::register_listener(&mut selector, l, Token(FIRST_LISTENER + i))?;
         }
         for (j, socket) in udp.iter().enumerate() {
             selector.register(socket, Token(FIRST_UDP + j), Interest::READABLE)?;
         }
         let udp = UdpEcho::new(udp, cfg.udp_rate)?;
         let now = Instant::now();
-        let stats_due = (id == 0)
-            .then_some(())
-            .and(cfg.stats_interval)
-            .map(|i| now + i);
-        let watchdog_due = (id == 0).then_some(()).and(cfg.watchdog).map(|_| now);
         let worker = Worker {
             id,
             selector,
             events: Events::with_capacity(FIRST_EVENTS),
-            listeners,
-            listening: true,
-            resume_at: None,
+            intake: Intake::new(listeners),
             udp,
-            conns: Slab::with_capacity(cfg.max_connections.min(RESERVED_SLOTS)),
-            buf: vec![0; READ_BUFFER].into_boxed_slice(),
-            pipes: PipePool::new(cfg.pipes_per_worker, cfg.pipe_size),
-            signals,
-            signals_seen: 0,
-            idle: IdleList::default(),
-            headers: IdleList::default(),
-            budget_check_at: now,
-            budget_limited: false,
-            deadline: None,
-            counters: Counters::default(),
-            stats_due,
-            watchdog_due,
-            stats_before: (Counters::default(), now),
-            accept_log: RateLimited::default(),
-            started: now,
+            tables: Tables {
+                conns: Slab::with_capacity(cfg.max_connections.min(RESERVED_SLOTS)),
+                openings: Slab::new(),
+                idle: IdleList::default(),
+                headers: IdleList::default(),
+                starved: Default::default(),
+            },
+            res: Resources {
+                buf: vec![0; READ_BUFFER].into_boxed_slice(),
+                pipes: PipePool::new(cfg.pipes_per_worker, cfg.pipe_size),
+                counters: Counters::default(),
+            },
+            timers: Timers::new(id, &cfg, now),
+            signals: signals.map(|pipes| Signals { pipes, seen: 0 }),
             now,
             cfg,
             shared,
@@ -222,9 +228,7 @@ impl Worker {
         let trace = self.cfg.trace;
         let measure = self.cfg.stats_interval.is_some();
         loop {
-            if self.shared.abort.load(Relaxed)
-                || (self.deadline.is_some() && self.conns.is_empty() && self.others_done())
-            {
+            if self.shared.abort.load(Relaxed) || (self.drained() && self.others_done()) {
                 break;
             }
             let timeout = self.next_timeout();
@@ -235,16 +239,17 @@ impl Worker {
             let mut events = std::mem::take(&mut self.events);
             let result = self.selector.select(&mut events, timeout);
             self.now = Instant::now();
+            let counters = &mut self.res.counters;
             if measure {
-                self.counters.wait_ns += nanos(self.now.duration_since(before));
-                self.counters.loop_ns = nanos(self.now.duration_since(self.started));
+                counters.wait_ns += nanos(self.now.duration_since(before));
+                counters.loop_ns = nanos(self.now.duration_since(self.timers.started));
             }
             if let Err(e) = result {
                 self.events = events;
                 return Err(e);
             }
-            self.counters.wakeups += 1;
-            self.counters.events += events.len() as u64;
+            counters.wakeups += 1;
+            counters.events += events.len() as u64;
             for event in &events {
                 self.dispatch(&event);
             }
@@ -260,16 +265,21 @@ impl Worker {
             self.events = events;
             self.on_timers();
             if self.cfg.publish {
-                self.counters.idle_tracked = self.idle.len() as u64;
-                self.shared.published[self.id].store(&self.counters);
+                self.res.counters.idle_tracked = self.tables.idle.len() as u64;
+                self.shared.published[self.id].store(&self.res.counters);
             }
         }
         self.close_listeners();
         self.shared.running.fetch_sub(1, Relaxed);
-        if let Some(first) = self.shared.wakers.get().and_then(|w| w.first()) {
-            let _ = first.wake(); // worker 0 may be waiting for the last of us
-        }
-        Ok(self.counters)
+        self.shared.wake(0); // worker 0 may be waiting for the last of us
+        Ok(self.res.counters)
+    }
+
+    /// Shutting down, with no client left.
+    fn drained(&self) -> bool {
+        self.timers.deadline.is_some()
+            && self.tables.conns.is_empty()
+            && self.tables.openings.is_empty()
     }
 
     /// Worker 0 outlives the others; the others need not wait.
@@ -280,16 +290,18 @@ impl Worker {
     fn dispatch(&mut self, event: &Event) {
         match Source::of(event.token()) {
             Some(Source::Conn(key)) => self.on_connection(key, event),
-            Some(Source::Listener(i)) if i < self.listeners.len() => self.accept(i),
+            Some(Source::Opening(key)) => self.on_opening(key, event),
+            Some(Source::Listener(i)) if i < self.intake.listeners.len() => self.accept(i),
             Some(Source::Udp(j)) => {
+                let res = &mut self.res;
                 let trace = self.cfg.trace;
-                let buf = &mut self.buf;
-                self.udp.echo(j, buf, self.now, &mut self.counters, trace);
+                self.udp
+                    .echo(j, &mut res.buf, self.now, &mut res.counters, trace);
             }
             Some(Source::Signals) => self.on_signal(),
             Some(Source::Hangup) => self.on_hangup(),
             Some(Source::Waker) => {
-                if self.shared.shutdown.load(Relaxed) && self.deadline.is_none() {
+                if self.shared.shutdown.load(Relaxed) && self.timers.deadline.is_none() {
                     self.begin_shutdown();
                 }
             }
@@ -301,29 +313,36 @@ impl Worker {
     /// A client's event: the connection does the work, the loop applies
     /// what it says.
     fn on_connection(&mut self, key: usize, event: &Event) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some(conn) = self.tables.conns.get_mut(key) else {
             return; // closed earlier in this round
         };
-        let (step, moved) = conn.on_ready(event.is_readable(), event.is_writable(), &mut io!(self));
-        if moved && self.cfg.idle_timeout.is_some() {
-            self.idle.touch(key, self.now);
+        let turn = Turn::Ready {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+        };
+        let outcome = conn.handle(turn, &mut self.res.lend(&self.cfg, &self.shared, self.now));
+        if outcome.moved && self.cfg.idle_timeout.is_some() {
+            self.tables.idle.touch(key, self.now);
         }
-        if step != Step::Close && event.is_error_or_hangup() {
+        if outcome.step != Step::Close && event.is_error_or_hangup() {
             if self.cfg.trace {
                 info!(target: "trace", peer = %conn.peer(), "exceptional condition on {}", conn.peer());
             }
             self.close(key);
             return;
         }
-        self.apply(key, step);
+        self.apply(key, outcome);
     }
 
     /// Carry out what a connection asked for.
-    fn apply(&mut self, key: usize, step: Step) {
-        match step {
+    fn apply(&mut self, key: usize, outcome: Outcome) {
+        if outcome.starved {
+            self.tables.starved.insert(key);
+        }
+        match outcome.step {
             Step::Keep => {}
             Step::Watch(interest) => {
-                let conn = &mut self.conns[key];
+                let conn = &mut self.tables.conns[key];
                 let token = Token(FIRST_CONN + key);
                 let result = if conn.is_parked() {
                     self.selector.register(conn.stream(), token, interest)
@@ -339,34 +358,19 @@ impl Worker {
                 }
             }
             Step::Park => {
-                let conn = &self.conns[key];
+                let conn = &self.tables.conns[key];
                 if let Err(e) = self.selector.unregister(conn.stream()) {
                     warn!(peer = %conn.peer(), error = %e, "cannot park a connection");
                     self.close(key);
                 }
             }
             Step::Close => self.close(key),
-            Step::Admit => {
-                self.headers.remove(key);
-                let peer = self.conns[key].peer();
-                if !self.admit(peer) {
-                    self.counters.refused_per_ip += 1;
-                    self.discard(key, false);
-                }
-            }
         }
     }
 
     /// Unregister, then drop: one place, so the two never drift apart.
     fn close(&mut self, key: usize) {
-        let counted = self.conns.get(key).is_some_and(|c| !c.awaiting_header());
-        self.discard(key, counted);
-    }
-
-    /// [`Worker::close`], giving its place under `--max-per-ip` back only if
-    /// it was `counted` there.
-    fn discard(&mut self, key: usize, counted: bool) {
-        let Some(conn) = self.conns.try_remove(key) else {
+        let Some(conn) = self.tables.conns.try_remove(key) else {
             return;
         };
         if !conn.is_parked() {
@@ -375,87 +379,27 @@ impl Worker {
             }
         }
         let peer = conn.peer();
-        conn.release(&mut io!(self));
-        self.idle.remove(key);
-        self.headers.remove(key);
-        if self.conns.is_empty() {
+        conn.release(&mut self.res.lend(&self.cfg, &self.shared, self.now));
+        let tables = &mut self.tables;
+        tables.idle.remove(key);
+        tables.starved.remove(&key);
+        if tables.conns.is_empty() {
             // The high-water mark of a burst goes back to the allocator.
-            self.conns.shrink_to_fit();
-            self.idle.shrink();
+            tables.conns.shrink_to_fit();
+            tables.idle.shrink();
         }
-        self.counters.closed += 1;
-        if counted {
-            self.release_ip(peer);
-        }
+        self.release_ip(peer);
+        self.closed();
+    }
+
+    /// A client is gone, echoing or not: count it, and give its place under
+    /// `--max-connections` back.
+    fn closed(&mut self) {
+        self.res.counters.closed += 1;
         self.shared.open.fetch_sub(1, Relaxed);
-        if !self.listening && self.deadline.is_none() {
-            self.resume_at = Some(self.now);
+        if !self.intake.listening && self.timers.deadline.is_none() {
+            self.intake.resume_at = Some(self.now);
         }
-    }
-
-    /// The self-pipe says a signal came: the first starts the drain, the
-    /// second stops every loop at once.
-    fn on_signal(&mut self) {
-        let mut buf = [0u8; 16];
-        let n = match self.signals.as_mut().map(|s| s.stop.read(&mut buf)) {
-            Some(Ok(n)) => n,
-            _ => return,
-        };
-        self.signals_seen += n;
-        if self.signals_seen >= 2 {
-            self.shared.abort.store(true, Relaxed);
-            self.shared.wake_all();
-            return;
-        }
-        if n > 0 {
-            info!("signal received: finishing open connections, then exiting");
-            crate::notify::stopping();
-            self.shared.shutdown.store(true, Relaxed);
-            self.shared.wake_all();
-            self.begin_shutdown();
-        }
-    }
-
-    /// SIGHUP: there is no configuration to reload, so it is only logged.
-    fn on_hangup(&mut self) {
-        let mut buf = [0u8; 16];
-        if let Some(Ok(n @ 1..)) = self.signals.as_mut().map(|s| s.hangup.read(&mut buf)) {
-            info!(
-                signals = n,
-                "SIGHUP received: ignored (echo-server has no configuration to reload)"
-            );
-        }
-    }
-
-    /// Stop accepting; let each connection echo what it has already
-    /// received (read or still in the kernel's buffer), then close.
-    fn begin_shutdown(&mut self) {
-        self.deadline = Some(self.now + self.cfg.shutdown_timeout);
-        self.close_listeners();
-        for socket in self.udp.close() {
-            let _ = self.selector.unregister(&socket);
-        }
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let step = self.conns[key].begin_drain(&mut io!(self));
-            self.apply(key, step);
-        }
-    }
-
-    /// Close the listeners (new clients are refused, not left waiting) and
-    /// remove the Unix socket paths we created (never inherited ones: the
-    /// service manager owns those, and may hand them to our successor).
-    fn close_listeners(&mut self) {
-        for l in self.listeners.drain(..) {
-            if self.listening {
-                let _ = self.selector.unregister(&l);
-            }
-            if let Listener::Unix(_, path, Origin::Bound) = &l {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        self.listening = false;
-        self.resume_at = None;
     }
 }
 

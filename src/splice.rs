@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::queue::OutQueue;
+use crate::stream::Stream;
 
 /// `--zero-copy`: when connections move their bytes with splice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -33,14 +34,29 @@ pub const BULK_STREAK: u8 = 2;
 /// Consecutive small reads, with the pipe empty, before it switches back.
 pub const QUIET_STREAK: u8 = 4;
 
+/// Consecutive reads that argue for the other path: bulk reads while
+/// copying, small ones while splicing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Streak(u8);
+
+impl Streak {
+    /// Count a read of `n` bytes: whether the reads now argue for leaving
+    /// the path the connection is on (`splicing` or not).
+    pub fn argues_after(&mut self, n: usize, splicing: bool) -> bool {
+        self.0 = match (n >= BULK_READ) != splicing {
+            true => self.0.saturating_add(1),
+            false => 0,
+        };
+        self.0 >= if splicing { QUIET_STREAK } else { BULK_STREAK }
+    }
+}
+
 /// A pipe between a connection's socket and itself, and what it holds.
 ///
 /// A connection may hold up to `--max-pending` bytes, and a pipe can hold
 /// less (its size is capped by the kernel, and each socket buffer fragment
-/// takes a slot). When the pipe is full, further reads are copied into
-/// `overflow`, behind the pipe's bytes: the pipe is sent first, then the
-/// overflow, and the pipe is filled again only once the overflow is empty,
-/// so bytes never overtake each other.
+/// takes a slot), so a pipe has an `overflow` queue behind it ([`Outbox`]
+/// states the order rule).
 #[derive(Debug)]
 pub struct Pipe {
     read: OwnedFd,
@@ -53,18 +69,13 @@ pub struct Pipe {
     /// out of slots before bytes.
     full: bool,
     /// Bytes read while the pipe was full, sent after the pipe's.
-    pub overflow: OutQueue,
+    overflow: OutQueue,
 }
 
 impl Pipe {
     /// Bytes held, in the pipe and behind it.
     pub fn pending(&self) -> usize {
         self.held + self.overflow.len()
-    }
-
-    /// Bytes in the pipe itself.
-    pub fn held(&self) -> usize {
-        self.held
     }
 
     /// Whether the next read may go into the pipe: it has room, and no
@@ -236,4 +247,168 @@ pub fn pipe_max_size() -> usize {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(1 << 20)
+}
+
+/// Where the bytes a connection owes its peer are held, on either path.
+///
+/// The byte-order rule of the zero-copy path, stated here only:
+/// - Only one place holds bytes at a time. A connection moves to a pipe
+///   ([`Outbox::splice`]) only while it holds nothing, and back to copying
+///   ([`Outbox::unsplice`]) only while its pipe and overflow are empty, so
+///   changing path never reorders bytes.
+/// - On the pipe path, a read that finds the pipe full (out of bytes or of
+///   slots) is copied into the pipe's overflow, behind the pipe's bytes.
+///   The pipe is sent first, then the overflow ([`Outbox::copied`]), and
+///   the pipe is filled again only once the overflow is empty
+///   ([`Pipe::takes_splice`]).
+///
+/// Boxed, and absent while nothing is held on the copy path, so an idle
+/// connection carries one pointer for it.
+#[derive(Debug, Default)]
+pub struct Outbox(Option<Box<Held>>);
+
+#[derive(Debug)]
+enum Held {
+    /// Copied into user space: what the peer could not take yet.
+    Queue(OutQueue),
+    /// Spliced into a kernel pipe (the zero-copy path), empty or not.
+    Pipe(Pipe),
+}
+
+impl Outbox {
+    /// Bytes received and not yet sent back, in a queue or a pipe.
+    pub fn pending(&self) -> usize {
+        match self.0.as_deref() {
+            None => 0,
+            Some(Held::Queue(queue)) => queue.len(),
+            Some(Held::Pipe(pipe)) => pipe.pending(),
+        }
+    }
+
+    /// Whether it is on the zero-copy path.
+    pub fn is_splicing(&self) -> bool {
+        matches!(self.0.as_deref(), Some(Held::Pipe(_)))
+    }
+
+    /// Memory held, as the budget counts it: the queue's buffer, or the
+    /// pipe's bytes and its overflow's buffer.
+    pub fn footprint(&self) -> usize {
+        match self.0.as_deref() {
+            None => 0,
+            Some(Held::Queue(queue)) => size_of::<Held>() + queue.capacity(),
+            Some(Held::Pipe(pipe)) => size_of::<Held>() + pipe.held + pipe.overflow.capacity(),
+        }
+    }
+
+    /// How much memory a read of `want` bytes could add, should the peer
+    /// take none of the echo: copied reads are cut to `buf_len`.
+    pub fn growth_for(&self, want: usize, buf_len: usize, max_pending: usize) -> usize {
+        let copied = want.min(buf_len);
+        match self.0.as_deref() {
+            // A new queue's buffer takes just what it holds.
+            None => size_of::<Held>() + copied,
+            Some(Held::Queue(queue)) => queue.growth_for(copied, max_pending),
+            Some(Held::Pipe(pipe)) if pipe.takes_splice() => want.min(pipe.room()),
+            Some(Held::Pipe(pipe)) => pipe.overflow.growth_for(copied, max_pending),
+        }
+    }
+
+    /// Move to the zero-copy path, if nothing is held and a pipe can be
+    /// had; returns whether it moved.
+    pub fn splice(&mut self, pipes: &mut PipePool) -> bool {
+        if self.0.is_some() {
+            return false;
+        }
+        let Some(pipe) = pipes.take() else {
+            return false;
+        };
+        self.0 = Some(Box::new(Held::Pipe(pipe)));
+        true
+    }
+
+    /// Back to the copy path, if the pipe is empty; the pipe goes back to
+    /// the pool. Returns whether it moved.
+    pub fn unsplice(&mut self, pipes: &mut PipePool, now: Instant) -> bool {
+        if !self.is_splicing() || self.pending() > 0 {
+            return false;
+        }
+        self.release(pipes, now);
+        true
+    }
+
+    /// One read from `stream` of at most `want` bytes: into the pipe when
+    /// it takes splice (then `true`), else into `buf`. `Ok((0, _))` is EOF.
+    pub fn read(
+        &mut self,
+        stream: &mut Stream,
+        buf: &mut [u8],
+        want: usize,
+    ) -> io::Result<(usize, bool)> {
+        match self.0.as_deref_mut() {
+            Some(Held::Pipe(pipe)) if pipe.takes_splice() => {
+                let max = want.min(pipe.room());
+                pipe.fill(&*stream, max).map(|n| (n, true))
+            }
+            _ => {
+                let want = want.min(buf.len());
+                stream.read(&mut buf[..want]).map(|n| (n, false))
+            }
+        }
+    }
+
+    /// Hold copied bytes the peer could not take, behind all held bytes.
+    pub fn push(&mut self, data: &[u8], max_pending: usize) {
+        let held = self
+            .0
+            .get_or_insert_with(|| Box::new(Held::Queue(OutQueue::default())));
+        match held.as_mut() {
+            Held::Pipe(pipe) => pipe.overflow.push(data, max_pending),
+            Held::Queue(queue) => queue.push(data, max_pending),
+        }
+    }
+
+    /// Splice what the pipe holds back out to `socket`: how much went (0
+    /// when it would block or nothing is in a pipe).
+    pub fn drain_pipe(&mut self, socket: impl AsFd) -> io::Result<usize> {
+        match self.0.as_deref_mut() {
+            Some(Held::Pipe(pipe)) => match pipe.drain(socket) {
+                Err(e) if crate::stream::would_block(&e) => Ok(0),
+                drained => drained,
+            },
+            _ => Ok(0),
+        }
+    }
+
+    /// The copied bytes that may be sent now, oldest first: the queue, or
+    /// the overflow once its pipe is empty. `None` when there are none.
+    pub fn copied(&self) -> Option<&[u8]> {
+        let queue = match self.0.as_deref()? {
+            Held::Queue(queue) => queue,
+            Held::Pipe(pipe) if pipe.held == 0 => &pipe.overflow,
+            Held::Pipe(_) => return None,
+        };
+        Some(queue.front()).filter(|front| !front.is_empty())
+    }
+
+    /// `n` bytes of [`Outbox::copied`] were sent; an emptied queue is
+    /// dropped (the tutorial's "output queue is empty").
+    pub fn sent(&mut self, n: usize) {
+        match self.0.as_deref_mut() {
+            Some(Held::Queue(queue)) => {
+                queue.consume(n);
+                if queue.is_empty() {
+                    self.0 = None;
+                }
+            }
+            Some(Held::Pipe(pipe)) => pipe.overflow.consume(n),
+            None => {}
+        }
+    }
+
+    /// Drop what is held; a pipe goes back to the pool.
+    pub fn release(&mut self, pipes: &mut PipePool, now: Instant) {
+        if let Some(Held::Pipe(pipe)) = self.0.take().map(|held| *held) {
+            pipes.give(pipe, now);
+        }
+    }
 }

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::budget::Budget;
+
 /// Declares the counter set once: the `Counters` struct, its field names in
 /// order, adding, and the atomic mirror other threads read. Adding a counter
 /// is one line here.
@@ -93,6 +95,54 @@ impl Counters {
 
     pub fn queue_shrank(&mut self, n: usize) {
         self.queued = self.queued.saturating_sub(n as u64);
+    }
+}
+
+/// What the memory budget and the gauges count for one connection. Taken
+/// before a turn and compared after it, so each is changed in one place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Bytes held, as the memory budget counts them (`held`).
+    pub footprint: usize,
+    /// Bytes received and not yet sent back (`queued`).
+    pub pending: usize,
+    /// Paused by backpressure (`paused`).
+    pub paused: bool,
+    /// Stopped by the memory budget (`budget_paused`).
+    pub starved: bool,
+    /// On the zero-copy path (`spliced`).
+    pub spliced: bool,
+}
+
+impl Gauges {
+    /// A holder that only holds `bytes` of memory.
+    pub fn holding(bytes: usize) -> Gauges {
+        Gauges {
+            footprint: bytes,
+            ..Gauges::default()
+        }
+    }
+
+    /// Tell the budget and the statistics what changed since `before`.
+    #[inline]
+    pub fn account(self, before: Gauges, c: &mut Counters, budget: &Budget) {
+        if self == before {
+            return; // the common turn: all echoed at once
+        }
+        if self.footprint > before.footprint {
+            budget.charge(self.footprint - before.footprint);
+        } else if self.footprint < before.footprint {
+            budget.release(before.footprint - self.footprint);
+        }
+        c.held = c.held + self.footprint as u64 - before.footprint as u64;
+        if self.pending > before.pending {
+            c.queue_grew(self.pending - before.pending);
+        } else if self.pending < before.pending {
+            c.queue_shrank(before.pending - self.pending);
+        }
+        c.paused = c.paused + u64::from(self.paused) - u64::from(before.paused);
+        c.budget_paused = c.budget_paused + u64::from(self.starved) - u64::from(before.starved);
+        c.spliced = c.spliced + u64::from(self.spliced) - u64::from(before.spliced);
     }
 }
 

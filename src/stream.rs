@@ -28,6 +28,14 @@ impl Stream {
         }
     }
 
+    /// Write what the kernel takes now: `Ok(0)` when it would block.
+    pub fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.write(buf) {
+            Err(e) if would_block(&e) => Ok(0),
+            sent => sent,
+        }
+    }
+
     pub fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
@@ -74,4 +82,26 @@ pub fn would_block(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
+}
+
+/// The start of the data as the tutorial's prints show it: quoted, with
+/// control and non-ASCII bytes escaped, cut at 32 bytes.
+pub fn preview(data: &[u8]) -> String {
+    const SHOWN: usize = 32;
+    let shown = &data[..data.len().min(SHOWN)];
+    let more = if data.len() > SHOWN { "..." } else { "" };
+    format!("\"{}\"{more}", shown.escape_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn preview_escapes_and_cuts() {
+        assert_eq!(preview(b"hi\n"), r#""hi\n""#);
+        assert_eq!(preview(&[0xff, b'"']), r#""\xff\"""#);
+        let long = [b'a'; 40];
+        assert_eq!(preview(&long), format!("\"{}\"...", "a".repeat(32)));
+    }
 }

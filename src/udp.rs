@@ -1,8 +1,9 @@
 //! UDP echo (RFC 862): each datagram goes back to its sender unchanged,
-//! except where echoing would make the server a reflector.
+//! except where echoing would make the server a reflector or start a loop.
 
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
@@ -10,8 +11,9 @@ use tracing::{debug, info, warn};
 use crate::stats::Counters;
 
 mod rate;
+mod shared;
 
-use rate::RateTable;
+use shared::UdpShared;
 
 /// Source ports never echoed to: echo, daytime, qotd, chargen, time (and 0,
 /// which no real sender uses). Echoing to another small service could start
@@ -19,9 +21,28 @@ use rate::RateTable;
 /// ping-pong); careful inetd implementations refuse them too.
 const REFUSED_PORTS: [u16; 6] = [0, 7, 13, 17, 19, 37];
 
-/// Source addresses `--udp-rate` remembers per worker; past this the least
-/// recently seen is forgotten. About 80 bytes each, so at most about 5 MiB.
-const MAX_TRACKED_SOURCES: usize = 65_536;
+/// Why a datagram is dropped.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// From one of [`REFUSED_PORTS`].
+    SmallService,
+    /// From the port of one of the server's own UDP sockets.
+    OwnPort,
+    /// Over `--udp-rate`.
+    Rate,
+}
+
+impl Refusal {
+    fn why(self) -> &'static str {
+        match self {
+            Refusal::SmallService => {
+                "its source port belongs to a small service (reflection guard)"
+            }
+            Refusal::OwnPort => "its source port is one of this server's UDP ports (loop guard)",
+            Refusal::Rate => "over --udp-rate",
+        }
+    }
+}
 
 /// Messages logged at most once per second, with a count of the rest.
 #[derive(Debug, Default)]
@@ -45,35 +66,45 @@ impl RateLimited {
     }
 }
 
-/// One worker's UDP sockets and what it remembers about their senders.
+/// One worker's UDP sockets and what it knows about the server's others.
 #[derive(Debug)]
 pub struct UdpEcho {
-    /// Each socket with its own port (never echoed to).
-    sockets: Vec<(UdpSocket, u16)>,
-    /// `--udp-rate`, when set.
-    rates: Option<RateTable>,
+    sockets: Vec<UdpSocket>,
+    /// Every worker's ports and the `--udp-rate` buckets.
+    shared: Arc<UdpShared>,
+    /// A copy of every port the server serves (never echoed to), and the
+    /// shared list's generation it was copied at.
+    ports: (Vec<u16>, usize),
     log: RateLimited,
 }
 
 impl UdpEcho {
     pub fn new(sockets: Vec<UdpSocket>, rate: Option<u64>) -> io::Result<UdpEcho> {
-        let sockets = sockets
-            .into_iter()
-            .map(|s| {
-                let port = s.local_addr()?.port();
-                Ok((s, port))
-            })
-            .collect::<io::Result<_>>()?;
+        let own = sockets
+            .iter()
+            .map(|s| Ok(s.local_addr()?.port()))
+            .collect::<io::Result<Vec<u16>>>()?;
+        let shared = UdpShared::join(&own, rate);
         Ok(UdpEcho {
             sockets,
-            rates: rate.map(|r| RateTable::new(r, MAX_TRACKED_SOURCES)),
+            ports: (shared.ports(), shared.generation()),
+            shared,
             log: RateLimited::default(),
         })
     }
 
+    /// Whether `port` is one of the server's UDP ports, on any worker.
+    fn is_ours(&mut self, port: u16) -> bool {
+        let generation = self.shared.generation();
+        if generation != self.ports.1 {
+            self.ports = (self.shared.ports(), generation);
+        }
+        self.ports.0.contains(&port)
+    }
+
     /// Take the sockets out, to unregister and close them.
     pub fn close(&mut self) -> impl Iterator<Item = UdpSocket> + '_ {
-        self.sockets.drain(..).map(|(s, _)| s)
+        self.sockets.drain(..)
     }
 
     /// A readable socket: one datagram in, the same datagram back out.
@@ -85,7 +116,7 @@ impl UdpEcho {
         counters: &mut Counters,
         trace: bool,
     ) {
-        let Some((socket, own_port)) = self.sockets.get(index) else {
+        let Some(socket) = self.sockets.get(index) else {
             return;
         };
         let (n, from) = match socket.recv_from(buf) {
@@ -96,25 +127,47 @@ impl UdpEcho {
                 return;
             }
         };
-        let refused = REFUSED_PORTS.contains(&from.port()) || from.port() == *own_port;
-        if refused || !self.within_rate(from, n, now) {
-            if refused {
-                counters.dropped_reflection += 1;
-            } else {
-                counters.dropped_rate += 1;
+        match self.refusal(from.port(), from.ip(), n, now) {
+            None => self.send(index, &buf[..n], from, counters, trace),
+            Some(refusal) => {
+                match refusal {
+                    Refusal::Rate => counters.dropped_rate += 1,
+                    Refusal::SmallService | Refusal::OwnPort => counters.dropped_reflection += 1,
+                }
+                if let Some(more) = self.log.ready(now) {
+                    let why = refusal.why();
+                    warn!(peer = %from, suppressed = more, "dropping a datagram: {why}");
+                }
             }
-            if let Some(more) = self.log.ready(now) {
-                let why = if refused {
-                    "its source port belongs to a small service (reflection guard)"
-                } else {
-                    "over --udp-rate"
-                };
-                warn!(peer = %from, suppressed = more, "dropping a datagram: {why}");
-            }
-            return;
         }
-        let socket = &self.sockets[index].0;
-        match socket.send_to(&buf[..n], from) {
+    }
+
+    /// Why a datagram of `bytes` from `ip:port` is not echoed, if it is not.
+    fn refusal(&mut self, port: u16, ip: IpAddr, bytes: usize, now: Instant) -> Option<Refusal> {
+        if REFUSED_PORTS.contains(&port) {
+            Some(Refusal::SmallService)
+        } else if self.is_ours(port) {
+            Some(Refusal::OwnPort)
+        } else if !self.shared.admit(ip, bytes, now) {
+            Some(Refusal::Rate)
+        } else {
+            None
+        }
+    }
+
+    fn send(
+        &self,
+        index: usize,
+        data: &[u8],
+        from: SocketAddr,
+        counters: &mut Counters,
+        trace: bool,
+    ) {
+        let n = data.len();
+        let Some(socket) = self.sockets.get(index) else {
+            return;
+        };
+        match socket.send_to(data, from) {
             Ok(m) => {
                 counters.datagrams += 1;
                 counters.bytes_in += n as u64;
@@ -129,12 +182,6 @@ impl UdpEcho {
                 debug!(peer = %from, error = %e, "udp send failed");
             }
         }
-    }
-
-    fn within_rate(&mut self, from: SocketAddr, bytes: usize, now: Instant) -> bool {
-        self.rates
-            .as_mut()
-            .map_or(true, |table| table.admit(from.ip(), bytes, now))
     }
 }
 

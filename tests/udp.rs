@@ -1,6 +1,6 @@
 //! UDP echo (RFC 862): each datagram goes back to its sender unchanged, up to 65,507 bytes;
-//! datagrams from small-service ports and from the server's own port are dropped (no
-//! echo-to-echo loops); `--udp-rate` caps reflected bytes per source.
+//! datagrams from small-service ports and from the server's own ports are dropped (no
+//! echo-to-echo loops; across sockets: udp_loops.rs); `--udp-rate` caps reflected bytes per source.
 
 mod util;
 

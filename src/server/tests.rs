@@ -41,6 +41,15 @@ struct Running {
 
 impl Running {
     fn start(plan: FaultPlan, cfg: Config) -> Running {
+        Running::start_on(plan, cfg, Listener::Tcp)
+    }
+
+    /// [`Running::start`] on a listener of the given kind.
+    fn start_on(
+        plan: FaultPlan,
+        cfg: Config,
+        kind: fn(std::net::TcpListener) -> Listener,
+    ) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::new(1, None, cfg.max_memory));
@@ -50,7 +59,7 @@ impl Running {
             Arc::new(cfg),
             Arc::clone(&shared),
             selector,
-            vec![Listener::Tcp(listener)],
+            vec![kind(listener)],
             Vec::new(),
             None,
         )
@@ -166,6 +175,37 @@ fn every_byte_comes_back(zero_copy: ZeroCopy) {
     assert_eq!(totals.bytes_in, 6 * 300_000);
     assert_eq!(totals.bytes_out, 6 * 300_000);
     assert_eq!(totals.queued, 0);
+}
+
+/// A PROXY header cut into pieces, then data: the opening is promoted to
+/// an echoing connection under a token of the other range, and every byte
+/// after the header comes back, on every path.
+#[test]
+fn proxied_connections_are_promoted_under_benign_faults() {
+    for zero_copy in [ZeroCopy::Off, ZeroCopy::Always] {
+        let cfg = Config {
+            zero_copy,
+            ..config()
+        };
+        let server = Running::start_on(FaultPlan::random(5, 3, &BENIGN), cfg, Listener::Proxy);
+        for i in 0..4 {
+            let mut stream = server.connect();
+            let header = format!("PROXY TCP4 192.0.2.{i} 198.51.100.2 5000 80\r\n");
+            for piece in header.as_bytes().chunks(7) {
+                stream.write_all(piece).unwrap();
+                // Pacing only, so the pieces tend to arrive in separate
+                // reads; the test holds however they arrive.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let data = pattern(i, 100_000);
+            assert!(echo(&mut stream, &data, 1500) == data, "client {i}");
+        }
+        let totals = server.stop();
+        assert_eq!((totals.accepted, totals.closed), (4, 4));
+        assert_eq!(totals.refused_proxy, 0);
+        assert_eq!(totals.bytes_out, 4 * 100_000);
+        assert_eq!(totals.held, 0, "the budget got back all it counted");
+    }
 }
 
 #[test]
@@ -325,5 +365,9 @@ fn tokens_decode_from_fixed_ranges() {
     assert_eq!(Source::of(Token(3)), None);
     assert_eq!(Source::of(Token(FIRST_LISTENER)), Some(Source::Listener(0)));
     assert_eq!(Source::of(Token(FIRST_UDP + 3)), Some(Source::Udp(3)));
+    assert_eq!(
+        Source::of(Token(FIRST_OPENING + 5)),
+        Some(Source::Opening(5))
+    );
     assert_eq!(Source::of(Token(FIRST_CONN + 7)), Some(Source::Conn(7)));
 }

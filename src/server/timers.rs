@@ -1,31 +1,68 @@
-//! The loop's timers: idle connections, resuming the listeners, the
-//! shutdown deadline, the periodic stats line and the watchdog ping.
+//! The loop's timers: idle connections, late PROXY headers, the memory
+//! budget recheck, resuming the listeners, the shutdown deadline, the
+//! periodic stats line and the watchdog ping.
 
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use super::Worker;
-use crate::proxy;
+use crate::config::Config;
+use crate::conn::Turn;
 use crate::stats::{self, Counters};
+
+/// The loop's own deadlines and the state of its periodic work.
+#[derive(Debug)]
+pub(super) struct Timers {
+    /// Shutdown: when the connections that have not finished are closed.
+    pub(super) deadline: Option<Instant>,
+    /// When the connections the memory budget stopped are next looked at,
+    /// and whether any were stopped at the last look (for the log).
+    budget_check_at: Instant,
+    budget_limited: bool,
+    stats_due: Option<Instant>,
+    /// The counters and the time of the last stats line.
+    stats_before: (Counters, Instant),
+    /// Worker 0 only, with `WATCHDOG_USEC`: the next watchdog ping.
+    watchdog_due: Option<Instant>,
+    pub(super) started: Instant,
+}
+
+impl Timers {
+    pub(super) fn new(id: usize, cfg: &Config, now: Instant) -> Timers {
+        let first = id == 0;
+        Timers {
+            deadline: None,
+            budget_check_at: now,
+            budget_limited: false,
+            stats_due: cfg.stats_interval.filter(|_| first).map(|i| now + i),
+            stats_before: (Counters::default(), now),
+            watchdog_due: cfg.watchdog.filter(|_| first).map(|_| now),
+            started: now,
+        }
+    }
+}
 
 impl Worker {
     pub(super) fn next_timeout(&self) -> Option<Duration> {
+        let tables = &self.tables;
+        let timers = &self.timers;
         let idle_due = self
             .cfg
             .idle_timeout
-            .and_then(|idle| Some(self.idle.oldest()?.1 + idle));
+            .and_then(|idle| Some(tables.idle.oldest()?.1 + idle));
         let due = [
             idle_due,
-            self.resume_at,
-            self.deadline.filter(|_| !self.conns.is_empty()),
-            self.stats_due,
-            self.pipes.trim_due(),
-            self.watchdog_due,
-            self.headers
+            self.intake.resume_at,
+            timers.deadline.filter(|_| !tables.conns.is_empty()),
+            timers.stats_due,
+            self.res.pipes.trim_due(),
+            timers.watchdog_due,
+            tables
+                .headers
                 .oldest()
-                .map(|(_, at)| at + proxy::HEADER_TIMEOUT),
-            (self.counters.budget_paused > 0).then_some(self.budget_check_at),
+                .map(|(_, at)| at + self.opening_timeout()),
+            (self.res.counters.budget_paused > 0).then_some(timers.budget_check_at),
         ];
         due.into_iter()
             .flatten()
@@ -36,57 +73,49 @@ impl Worker {
     pub(super) fn on_timers(&mut self) {
         let now = self.now;
         if let Some(idle) = self.cfg.idle_timeout {
-            while let Some((key, at)) = self.idle.oldest() {
+            while let Some((key, at)) = self.tables.idle.oldest() {
                 if at + idle > now {
                     break;
                 }
                 if self.cfg.trace {
-                    if let Some(conn) = self.conns.get(key) {
+                    if let Some(conn) = self.tables.conns.get(key) {
                         let peer = conn.peer();
                         info!(target: "trace", %peer, "closing {peer} after {}s idle", idle.as_secs_f64());
                     }
                 }
-                self.idle.remove(key);
+                self.tables.idle.remove(key);
                 self.close(key);
             }
         }
-        self.pipes.trim(now);
-        while let Some((key, at)) = self.headers.oldest() {
-            if at + proxy::HEADER_TIMEOUT > now {
-                break;
-            }
-            if let Some(conn) = self.conns.get(key) {
-                let peer = conn.peer();
-                debug!(%peer, "closing: no PROXY header within {:?}", proxy::HEADER_TIMEOUT);
-            }
-            self.counters.refused_proxy += 1;
-            self.close(key);
-        }
+        self.res.pipes.trim(now);
+        self.expire_openings();
         self.recheck_budget();
-        if self.resume_at.is_some_and(|at| at <= now) && self.deadline.is_none() {
+        if self.intake.resume_at.is_some_and(|at| at <= now) && self.timers.deadline.is_none() {
             self.resume_accepting();
         }
-        if self.deadline.is_some_and(|at| at <= now) && !self.conns.is_empty() {
-            let queued = self.conns.iter().filter(|(_, c)| c.pending() > 0).count();
+        if self.timers.deadline.is_some_and(|at| at <= now) && !self.tables.conns.is_empty() {
+            let conns = &self.tables.conns;
+            let queued = conns.iter().filter(|(_, c)| c.pending() > 0).count();
             warn!(
-                open = self.conns.len(),
+                open = conns.len(),
                 queued, "shutdown timeout: closing connections that have not finished"
             );
-            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
             for key in keys {
                 self.close(key);
             }
         }
-        if let (Some(due), Some(interval)) = (self.watchdog_due, self.cfg.watchdog) {
+        let timers = &mut self.timers;
+        if let (Some(due), Some(interval)) = (timers.watchdog_due, self.cfg.watchdog) {
             if due <= now {
                 crate::notify::watchdog();
-                self.watchdog_due = Some(now + interval);
+                timers.watchdog_due = Some(now + interval);
             }
         }
-        if let (Some(due), Some(interval)) = (self.stats_due, self.cfg.stats_interval) {
+        if let (Some(due), Some(interval)) = (timers.stats_due, self.cfg.stats_interval) {
             if due <= now {
                 self.print_stats(now);
-                self.stats_due = Some(now + interval);
+                self.timers.stats_due = Some(now + interval);
             }
         }
     }
@@ -97,28 +126,31 @@ impl Worker {
     /// the budget starts and stops being the reason reads wait.
     fn recheck_budget(&mut self) {
         const BUDGET_RECHECK: Duration = Duration::from_millis(10);
-        let limited = self.counters.budget_paused > 0;
-        if limited && self.budget_check_at <= self.now {
-            self.budget_check_at = self.now + BUDGET_RECHECK;
-            let starved: Vec<usize> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.is_starved())
-                .map(|(k, _)| k)
-                .collect();
-            for key in starved {
-                let step = self.conns[key].recheck(&mut io!(self));
-                self.apply(key, step);
+        let limited = self.res.counters.budget_paused > 0;
+        if !limited {
+            self.tables.starved.clear(); // only recovered ones were left
+        } else if self.timers.budget_check_at <= self.now {
+            self.timers.budget_check_at = self.now + BUDGET_RECHECK;
+            for key in std::mem::take(&mut self.tables.starved) {
+                let Some(conn) = self.tables.conns.get_mut(key) else {
+                    continue;
+                };
+                let io = &mut self.res.lend(&self.cfg, &self.shared, self.now);
+                let outcome = conn.handle(Turn::Recheck, io);
+                if conn.is_starved() {
+                    self.tables.starved.insert(key);
+                }
+                self.apply(key, outcome);
             }
         }
-        let limited = self.counters.budget_paused > 0;
-        if limited != self.budget_limited {
-            self.budget_limited = limited;
+        let limited = self.res.counters.budget_paused > 0;
+        if limited != self.timers.budget_limited {
+            self.timers.budget_limited = limited;
             let budget = &self.shared.budget;
             if limited {
                 debug!(
                     worker = self.id,
-                    connections = self.counters.budget_paused,
+                    connections = self.res.counters.budget_paused,
                     held = budget.used(),
                     max_memory = budget.limit(),
                     "memory budget reached (--max-memory): not reading from the connections holding the most until they drain"
@@ -139,12 +171,12 @@ impl Worker {
         let mut total = Counters::default();
         for (i, p) in self.shared.published.iter().enumerate() {
             if i == self.id {
-                total.add(&self.counters);
+                total.add(&self.res.counters);
             } else {
                 total.add(&p.load());
             }
         }
-        let (before, at) = self.stats_before;
+        let (before, at) = self.timers.stats_before;
         let line = stats::line(&total, &before, now.duration_since(at));
         if self.cfg.log_json {
             info!(target: "stats", "{line}");
@@ -152,6 +184,6 @@ impl Worker {
             crate::console::err(format_args!("{line}"));
         }
         crate::notify::status(&line);
-        self.stats_before = (total, now);
+        self.timers.stats_before = (total, now);
     }
 }

@@ -5,25 +5,20 @@
 //! sources that have been silent longer than every other one in the table;
 //! a source that keeps sending stays near the front and keeps its bucket, so
 //! the flood cannot reset its cap. Lookup, refresh and eviction are O(1): a
-//! map from address to slot, and a doubly-linked recency list threaded
-//! through the slots.
+//! map from address to slot, and the slots in a [`Recency`] list.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-const NIL: u32 = u32::MAX;
+use crate::idle::Recency;
 
 #[derive(Debug, Clone, Copy)]
-struct Slot {
+struct Bucket {
     ip: IpAddr,
     /// Bytes that may be sent now: up to one second's worth.
     tokens: f64,
     at: Instant,
-    /// Toward the most recently seen.
-    prev: u32,
-    /// Toward the least recently seen.
-    next: u32,
 }
 
 /// Buckets for at most `cap` sources.
@@ -31,25 +26,19 @@ struct Slot {
 pub struct RateTable {
     rate: f64,
     cap: usize,
-    index: HashMap<IpAddr, u32>,
-    slots: Vec<Slot>,
-    /// Most recently seen.
-    head: u32,
-    /// Least recently seen: the next to go.
-    tail: u32,
+    index: HashMap<IpAddr, usize>,
+    /// Slots `0..len`, least recently seen first: the next to go.
+    slots: Recency<Bucket>,
 }
 
 impl RateTable {
     /// `rate` bytes per second per source, for at most `cap` sources.
     pub fn new(rate: u64, cap: usize) -> RateTable {
-        let cap = cap.clamp(1, NIL as usize);
         RateTable {
             rate: rate as f64,
-            cap,
+            cap: cap.clamp(1, u32::MAX as usize - 1),
             index: HashMap::new(),
-            slots: Vec::new(),
-            head: NIL,
-            tail: NIL,
+            slots: Recency::default(),
         }
     }
 
@@ -64,13 +53,14 @@ impl RateTable {
     pub fn admit(&mut self, ip: IpAddr, bytes: usize, now: Instant) -> bool {
         let k = match self.index.get(&ip) {
             Some(&k) => {
-                self.unlink(k);
+                self.slots.touch(k);
                 k
             }
             None => self.take_slot(ip, now),
         };
-        self.push_front(k);
-        let slot = &mut self.slots[k as usize];
+        let Some(slot) = self.slots.get_mut(k) else {
+            return true; // every slot in the index is in the list
+        };
         let refill = now.saturating_duration_since(slot.at).as_secs_f64() * self.rate;
         slot.tokens = (slot.tokens + refill).min(self.rate);
         slot.at = now;
@@ -81,54 +71,25 @@ impl RateTable {
         true
     }
 
-    /// A slot for a source not in the table, full bucket: a new one while
-    /// there is room, else the least recently seen source's. Unlinked.
-    fn take_slot(&mut self, ip: IpAddr, now: Instant) -> u32 {
-        let fresh = Slot {
+    /// A slot for a source not in the table, full bucket, most recently
+    /// seen: a new one while there is room, else the least recently seen
+    /// source's.
+    fn take_slot(&mut self, ip: IpAddr, now: Instant) -> usize {
+        let fresh = Bucket {
             ip,
             tokens: self.rate,
             at: now,
-            prev: NIL,
-            next: NIL,
         };
-        let k = if self.slots.len() < self.cap {
-            self.slots.push(fresh);
-            (self.slots.len() - 1) as u32
-        } else {
-            let k = self.tail;
-            self.unlink(k);
-            self.index.remove(&self.slots[k as usize].ip);
-            self.slots[k as usize] = fresh;
-            k
+        let k = match self.slots.oldest() {
+            Some((k, old)) if self.slots.len() >= self.cap => {
+                self.index.remove(&old.ip);
+                k
+            }
+            _ => self.slots.len(),
         };
+        self.slots.insert(k, fresh);
         self.index.insert(ip, k);
         k
-    }
-
-    fn unlink(&mut self, k: u32) {
-        let Slot { prev, next, .. } = self.slots[k as usize];
-        match prev {
-            NIL => self.head = next,
-            p => self.slots[p as usize].next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.slots[n as usize].prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, k: u32) {
-        let old = self.head;
-        {
-            let slot = &mut self.slots[k as usize];
-            slot.prev = NIL;
-            slot.next = old;
-        }
-        match old {
-            NIL => self.tail = k,
-            h => self.slots[h as usize].prev = k,
-        }
-        self.head = k;
     }
 }
 

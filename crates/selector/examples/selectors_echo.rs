@@ -19,9 +19,10 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 /// A key's data: the listening socket, or a connection with its queue.
-enum Socket {
+pub(crate) enum Socket {
     Server(TcpListener),
     Connection {
         stream: TcpStream,
@@ -59,49 +60,65 @@ fn main() -> io::Result<()> {
 /// The event loop: `inputs = [server]`, then select until nothing is left.
 fn serve(server: TcpListener) -> io::Result<()> {
     let mut selector: KeySelector<Socket> = KeySelector::new()?;
+    listen(&mut selector, server)?;
+    while !selector.is_empty() {
+        eprintln!("\nwaiting for the next event");
+        round(&mut selector, None)?;
+    }
+    Ok(())
+}
+
+/// Registers the listening socket (also what a test calls, on a selector of
+/// its own).
+pub(crate) fn listen(selector: &mut KeySelector<Socket>, server: TcpListener) -> io::Result<()> {
     // The key's data owns the socket; the key is found by its number.
     selector.register(
         &server.as_raw_fd(),
         Interest::READABLE,
         Socket::Server(server),
     )?;
-    while !selector.is_empty() {
-        eprintln!("\nwaiting for the next event");
-        // Copy the ready (fd, event) pairs out: handling them changes the
-        // registrations, which the select result borrows.
-        let ready: Vec<(RawFd, Event)> = selector
-            .select(None)?
-            .map(|(key, event)| (key.fd(), event))
-            .collect();
-        for (fd, event) in ready {
-            // Closed by an earlier event of this round: nothing left to do.
-            let Some(key) = selector.get_key_mut(&fd) else {
-                continue;
-            };
-            match handle(key.data_mut(), event) {
-                Next::Same => {}
-                Next::Watch(interest) => {
-                    if selector.get_key(&fd).map(|k| k.interest()) != Some(interest) {
-                        selector.modify(&fd, interest)?;
-                    }
+    Ok(())
+}
+
+/// One select and the handling of what it reported.
+pub(crate) fn round(
+    selector: &mut KeySelector<Socket>,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    // Copy the ready (fd, event) pairs out: handling them changes the
+    // registrations, which the select result borrows.
+    let ready: Vec<(RawFd, Event)> = selector
+        .select(timeout)?
+        .map(|(key, event)| (key.fd(), event))
+        .collect();
+    for (fd, event) in ready {
+        // Closed by an earlier event of this round: nothing left to do.
+        let Some(key) = selector.get_key_mut(&fd) else {
+            continue;
+        };
+        match handle(key.data_mut(), event) {
+            Next::Same => {}
+            Next::Watch(interest) => {
+                if selector.get_key(&fd).map(|k| k.interest()) != Some(interest) {
+                    selector.modify(&fd, interest)?;
                 }
-                Next::Accepted(stream, peer) => {
-                    eprintln!("new connection from {peer}");
-                    stream.set_nonblocking(true)?;
-                    let conn = Socket::Connection {
-                        stream,
-                        peer,
-                        queue: VecDeque::new(),
-                    };
-                    let fd = conn_fd(&conn);
-                    selector.register(&fd, Interest::READABLE, conn)?;
-                }
-                Next::Close => {
-                    // Unregister before close: the data owns the socket,
-                    // and dropping it closes the descriptor.
-                    let socket = selector.unregister(&fd)?;
-                    drop(socket);
-                }
+            }
+            Next::Accepted(stream, peer) => {
+                eprintln!("new connection from {peer}");
+                stream.set_nonblocking(true)?;
+                let conn = Socket::Connection {
+                    stream,
+                    peer,
+                    queue: VecDeque::new(),
+                };
+                let fd = conn_fd(&conn);
+                selector.register(&fd, Interest::READABLE, conn)?;
+            }
+            Next::Close => {
+                // Unregister before close: the data owns the socket,
+                // and dropping it closes the descriptor.
+                let socket = selector.unregister(&fd)?;
+                drop(socket);
             }
         }
     }

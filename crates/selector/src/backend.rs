@@ -61,9 +61,26 @@ const fn names() -> [&'static str; available()] {
     names
 }
 
+const fn concrete() -> [BackendKind; available() - 1] {
+    let mut kinds = [BackendKind::Poll; available() - 1];
+    let (mut i, mut n) = (0, 0);
+    while i < ALL.len() {
+        if ALL[i].2 && !matches!(ALL[i].0, BackendKind::Auto) {
+            kinds[n] = ALL[i].0;
+            n += 1;
+        }
+        i += 1;
+    }
+    kinds
+}
+
 impl BackendKind {
     /// Every name [`FromStr`] accepts on this OS, for help texts.
     pub const NAMES: [&'static str; available()] = names();
+
+    /// Every concrete backend this OS has (all but `Auto`), best first:
+    /// what a test or benchmark runs on each backend.
+    pub const CONCRETE: [BackendKind; available() - 1] = concrete();
 
     /// The concrete backend `Auto` stands for on this OS; others are themselves.
     pub fn resolve(self) -> BackendKind {
@@ -90,6 +107,12 @@ impl BackendKind {
     /// [`Interest::PRIORITY`].
     pub fn supports_interest(self, interest: Interest) -> bool {
         !(interest.is_priority() && self.resolve() == BackendKind::Kqueue)
+    }
+
+    /// Whether this backend can register with exclusive wakeups (`Auto` as
+    /// resolved): epoll only (`EPOLLEXCLUSIVE`, Linux 4.5+).
+    pub fn supports_exclusive(self) -> bool {
+        self.resolve() == BackendKind::Epoll
     }
 
     /// `Ok` when [`supports`](Self::supports) and

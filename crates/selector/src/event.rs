@@ -1,60 +1,8 @@
 //! Readiness reported by [`Selector::select`](crate::Selector::select).
 
-use crate::{Interest, Token};
-#[cfg(has_epoll)]
-use rustix::event::epoll;
+use crate::sys::{Ready, Records, RecordsIter};
+use crate::Token;
 use std::fmt;
-
-/// Readiness bits shared by the backends and the events they produce.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Ready(u8);
-
-impl Ready {
-    pub(crate) const READABLE: Ready = Ready(0b0001);
-    pub(crate) const WRITABLE: Ready = Ready(0b0010);
-    pub(crate) const ERROR: Ready = Ready(0b0100);
-    pub(crate) const HANGUP: Ready = Ready(0b1000);
-    pub(crate) const PRIORITY: Ready = Ready(0b1_0000);
-    pub(crate) const READ_CLOSED: Ready = Ready(0b10_0000);
-    pub(crate) const WRITE_CLOSED: Ready = Ready(0b100_0000);
-
-    pub(crate) const fn contains(self, other: Ready) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    pub(crate) fn insert(&mut self, other: Ready) {
-        self.0 |= other.0;
-    }
-
-    /// The one place readiness gets its meaning (see [`Event`]): an error makes
-    /// a descriptor readable and writable, a hangup readable (the read or write
-    /// then reports it, as select(2) does); readable, writable and priority only
-    /// as asked. A hangup closes both directions; an error, writing.
-    #[inline]
-    pub(crate) fn filter(self, interest: Interest) -> Ready {
-        self.filter_bits(interest.to_bits())
-    }
-
-    /// [`filter`](Ready::filter) with the interest as its bits (read 1,
-    /// write 2, priority 4), as a packed registration carries them. Bit
-    /// arithmetic, with no branch on the interest: it runs once per event.
-    #[inline]
-    pub(crate) fn filter_bits(self, interest: u8) -> Ready {
-        let mut ready = self.0;
-        if ready & Ready::ERROR.0 != 0 {
-            ready |= Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::WRITE_CLOSED.0;
-        }
-        if ready & Ready::HANGUP.0 != 0 {
-            ready |= Ready::READABLE.0 | Ready::READ_CLOSED.0 | Ready::WRITE_CLOSED.0;
-        }
-        // Interest's bits moved to readiness's (readable 1, writable 2,
-        // priority 16).
-        let asked = (interest & 0b011) | ((interest & 0b100) << 2);
-        let always =
-            Ready::ERROR.0 | Ready::HANGUP.0 | Ready::READ_CLOSED.0 | Ready::WRITE_CLOSED.0;
-        Ready(ready & (asked | always))
-    }
-}
 
 /// One ready registration: the caller's [`Token`] and what the descriptor is
 /// ready for.
@@ -172,20 +120,11 @@ pub struct Events {
     /// Events the facade built (poll, select, kqueue, and epoll waits that
     /// needed its table or drained a waker).
     list: Vec<Event>,
-    /// epoll's records, each carrying a packed registration (the selector
-    /// checks that before it leaves them here). Empty when `list` is used.
-    #[cfg(has_epoll)]
-    raw: Vec<epoll::Event>,
+    /// A backend's own records, each naming a packed registration (the
+    /// selector checks that before it leaves them here). Empty when `list`
+    /// is used.
+    records: Records,
 }
-
-// SAFETY: `epoll::Event` is neither `Send` nor `Sync` only because its data
-// field may hold a pointer. The selector stores packed registrations there
-// (plain integers), never a pointer, so the records are plain data.
-#[cfg(has_epoll)]
-unsafe impl Send for Events {}
-// SAFETY: as for `Send`: plain data, read through shared references only.
-#[cfg(has_epoll)]
-unsafe impl Sync for Events {}
 
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -198,9 +137,8 @@ impl Events {
     pub fn with_capacity(capacity: usize) -> Events {
         Events {
             list: Vec::with_capacity(capacity.max(1)),
-            // Sized by the first epoll wait, so other backends never pay.
-            #[cfg(has_epoll)]
-            raw: Vec::new(),
+            // Sized by the first wait into it, so other backends never pay.
+            records: Records::default(),
         }
     }
 
@@ -208,17 +146,13 @@ impl Events {
     pub fn iter(&self) -> EventsIter<'_> {
         EventsIter {
             list: self.list.iter(),
-            #[cfg(has_epoll)]
-            raw: self.raw.iter(),
+            records: self.records.iter(),
         }
     }
 
     /// How many events the last `select` reported.
     pub fn len(&self) -> usize {
-        #[cfg(has_epoll)]
-        return self.list.len() + self.raw.len();
-        #[cfg(not(has_epoll))]
-        return self.list.len();
+        self.list.len() + self.records.len()
     }
 
     /// Whether the last `select` timed out (or was woken with nothing ready).
@@ -234,18 +168,16 @@ impl Events {
     /// Forget the events (capacity stays).
     pub fn clear(&mut self) {
         self.list.clear();
-        #[cfg(has_epoll)]
-        self.raw.clear();
+        self.records.clear();
     }
 
     pub(crate) fn push(&mut self, event: Event) {
         self.list.push(event);
     }
 
-    /// The buffer epoll's records are waited into.
-    #[cfg(has_epoll)]
-    pub(crate) fn raw_mut(&mut self) -> &mut Vec<epoll::Event> {
-        &mut self.raw
+    /// The buffer a backend waits its own records into.
+    pub(crate) fn records_mut(&mut self) -> &mut Records {
+        &mut self.records
     }
 }
 
@@ -262,8 +194,7 @@ impl<'a> IntoIterator for &'a Events {
 #[derive(Clone)]
 pub struct EventsIter<'a> {
     list: std::slice::Iter<'a, Event>,
-    #[cfg(has_epoll)]
-    raw: std::slice::Iter<'a, epoll::Event>,
+    records: RecordsIter<'a>,
 }
 
 impl fmt::Debug for EventsIter<'_> {
@@ -277,10 +208,10 @@ impl Iterator for EventsIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<Event> {
-        // One of the two is empty: epoll's records or the facade's events.
-        #[cfg(has_epoll)]
-        if let Some(record) = self.raw.next() {
-            return Some(crate::sys::epoll::decode(record));
+        // One of the two is empty: a backend's records or the facade's events.
+        if let Some((tag, ready)) = self.records.next() {
+            let (token, interest) = tag.registration();
+            return Some(Event::new(token, ready.filter_bits(interest)));
         }
         self.list.next().copied()
     }
@@ -293,61 +224,8 @@ impl Iterator for EventsIter<'_> {
 
 impl ExactSizeIterator for EventsIter<'_> {
     fn len(&self) -> usize {
-        #[cfg(has_epoll)]
-        return self.list.len() + self.raw.len();
-        #[cfg(not(has_epoll))]
-        return self.list.len();
+        self.list.len() + self.records.len()
     }
 }
 
 impl std::iter::FusedIterator for EventsIter<'_> {}
-
-#[cfg(test)]
-mod tests {
-    use super::Ready;
-    use crate::Interest;
-
-    /// The rule of [`Ready::filter`] written out flag by flag.
-    fn filter_by_rule(ready: Ready, interest: Interest) -> Ready {
-        let mut ready = ready;
-        if ready.contains(Ready::ERROR) {
-            ready.insert(Ready::READABLE);
-            ready.insert(Ready::WRITABLE);
-            ready.insert(Ready::WRITE_CLOSED);
-        }
-        if ready.contains(Ready::HANGUP) {
-            ready.insert(Ready::READABLE);
-            ready.insert(Ready::READ_CLOSED);
-            ready.insert(Ready::WRITE_CLOSED);
-        }
-        let mut out = Ready::default();
-        for (asked, bit) in [
-            (interest.is_readable(), Ready::READABLE),
-            (interest.is_writable(), Ready::WRITABLE),
-            (interest.is_priority(), Ready::PRIORITY),
-            (true, Ready::ERROR),
-            (true, Ready::HANGUP),
-            (true, Ready::READ_CLOSED),
-            (true, Ready::WRITE_CLOSED),
-        ] {
-            if asked && ready.contains(bit) {
-                out.insert(bit);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn filter_follows_the_rule_for_every_readiness_and_interest() {
-        for bits in 0..=0x7f_u8 {
-            for interest in (1..=7).filter_map(Interest::from_bits) {
-                let ready = Ready(bits);
-                assert_eq!(
-                    ready.filter(interest),
-                    filter_by_rule(ready, interest),
-                    "readiness {bits:#09b}, {interest:?}"
-                );
-            }
-        }
-    }
-}

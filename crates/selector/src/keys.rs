@@ -109,8 +109,25 @@ impl<T> KeySelector<T> {
     ///
     /// As [`Selector::with_backend`].
     pub fn with_backend(kind: BackendKind) -> io::Result<KeySelector<T>> {
+        KeySelector::from_selector(Selector::with_backend(kind)?)
+    }
+
+    /// A key selector over `selector` (one made with
+    /// `Selector::with_faults`, say), which must have no registrations yet.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `selector` already has registrations, which would
+    /// have no keys.
+    pub fn from_selector(selector: Selector) -> io::Result<KeySelector<T>> {
+        if !selector.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a KeySelector needs a selector with no registrations",
+            ));
+        }
         Ok(KeySelector {
-            selector: Selector::with_backend(kind)?,
+            selector,
             keys: Vec::new(),
             events: Events::with_capacity(256),
         })

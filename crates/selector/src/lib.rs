@@ -117,23 +117,31 @@ mod mode;
 mod registry;
 pub mod select;
 mod selector;
+#[cfg(feature = "faults")]
+mod sim;
 mod sys;
+mod table;
 mod token;
+mod unsupported;
 mod waker;
 
 pub use backend::BackendKind;
 pub use event::{Event, Events, EventsIter};
 pub use interest::Interest;
 pub use keys::{KeySelector, Selected, SelectorKey};
-pub use mode::{Mode, Unsupported};
-pub use registry::{Registration, Registry};
+pub use mode::Mode;
+pub use registry::Registry;
 pub use select::select;
 pub use selector::Selector;
+pub use table::Registration;
 pub use token::Token;
+pub use unsupported::Unsupported;
 pub use waker::Waker;
 
 #[cfg(feature = "faults")]
-pub use sys::faults::{Fault, FaultPlan};
+pub use sim::ShortIo;
+#[cfg(feature = "faults")]
+pub use sys::faults::{Fault, FaultPlan, Rng};
 
 /// The crate README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,7 +1,5 @@
-//! How a registration reports readiness over time, and the error for a mode
-//! (or interest) a backend cannot honour.
+//! How a registration reports readiness over time.
 
-use crate::BackendKind;
 use std::fmt;
 
 /// When a registration is reported, chosen per registration with
@@ -13,7 +11,7 @@ use std::fmt;
 /// | `Oneshot` | once, then disarmed until `modify` | `EPOLLONESHOT` | `EV_ONESHOT` | emulated by the backend |
 /// | `Edge` | when readiness changes (new data, new space) | `EPOLLET` | `EV_CLEAR` | `Unsupported` |
 ///
-/// A mode a backend lacks is refused with an [`Unsupported`] error, never
+/// A mode a backend lacks is refused with an [`Unsupported`](crate::Unsupported) error, never
 /// replaced by another; ask first with
 /// [`Selector::supports`](crate::Selector::supports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -41,54 +39,5 @@ impl fmt::Display for Mode {
             Mode::Oneshot => "oneshot",
             Mode::Edge => "edge-triggered",
         })
-    }
-}
-
-/// What a backend was asked for and cannot do; the error inside an
-/// [`std::io::Error`] of kind `Unsupported`.
-///
-/// # Examples
-///
-/// ```
-/// use selector::{BackendKind, Interest, Mode, Selector, Token, Unsupported};
-/// use std::os::unix::net::UnixStream;
-///
-/// let (a, _b) = UnixStream::pair()?;
-/// let mut selector = Selector::with_backend(BackendKind::Poll)?;
-/// let err = selector
-///     .register_with(&a, Token(1), Interest::READABLE, Mode::Edge)
-///     .unwrap_err();
-/// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
-/// let why = err.get_ref().and_then(|e| e.downcast_ref::<Unsupported>());
-/// assert_eq!(why, Some(&Unsupported::Mode(BackendKind::Poll, Mode::Edge)));
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Unsupported {
-    /// The backend has no such mode.
-    Mode(BackendKind, Mode),
-    /// The backend cannot watch for urgent data ([`Interest::PRIORITY`](crate::Interest::PRIORITY)).
-    Priority(BackendKind),
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unsupported::Mode(kind, mode) => {
-                write!(f, "the {kind} backend has no {mode} mode")
-            }
-            Unsupported::Priority(kind) => {
-                write!(f, "the {kind} backend cannot watch for priority data")
-            }
-        }
-    }
-}
-
-impl std::error::Error for Unsupported {}
-
-impl From<Unsupported> for std::io::Error {
-    fn from(e: Unsupported) -> std::io::Error {
-        std::io::Error::new(std::io::ErrorKind::Unsupported, e)
     }
 }

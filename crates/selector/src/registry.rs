@@ -1,6 +1,6 @@
 //! [`Registry`]: change a selector's registrations from any thread, and the
-//! state it shares with the [`Selector`]: the descriptor table (one mutex),
-//! and the changes the selecting thread must still apply.
+//! state it shares with the [`Selector`]: the descriptor table (behind one
+//! mutex) and the changes the selecting thread must still apply.
 //!
 //! How a change made through a `Registry` reaches the kernel:
 //! - epoll: directly, with `epoll_ctl` on the shared epoll descriptor, so it
@@ -14,46 +14,67 @@
 //! callers, so a `Registry` gives the same errors as the `Selector`.
 
 use crate::backend::{dispatch, Sys};
-use crate::sys::{self, waker::WakerFd, Backend, Reg, Tag};
+use crate::sys::{waker::WakerFd, Backend, Change, Direct};
+use crate::table::{closed_if_ebadf, not_registered, Registration, Slot, State};
 use crate::{BackendKind, Interest, Mode, Token};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// What a descriptor is registered with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Registration {
-    /// The caller's token, handed back with each event.
-    pub token: Token,
-    /// What the descriptor is watched for.
-    pub interest: Interest,
+/// The selector's descriptor table: its own, locked by nothing, until it
+/// makes a [`Registry`]; then shared with the registries behind their mutex.
+#[derive(Debug)]
+pub(crate) enum Table {
+    Own(State),
+    Shared(Arc<Shared>),
 }
 
-/// A registration's slot in the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Slot {
-    pub(crate) registration: Registration,
-    pub(crate) mode: Mode,
+impl Table {
+    /// The table, locked if it is shared.
+    #[inline]
+    pub(crate) fn lock(&mut self) -> TableGuard<'_> {
+        match self {
+            Table::Own(state) => TableGuard::Own(state),
+            Table::Shared(shared) => TableGuard::Locked(shared.lock()),
+        }
+    }
+
+    /// `f` on the table, to read it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        match self {
+            Table::Own(state) => f(state),
+            Table::Shared(shared) => f(&shared.lock()),
+        }
+    }
 }
 
-/// One change for a backend, by descriptor number.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Change {
-    Register(RawFd, Reg),
-    Modify(RawFd, Reg),
-    Unregister(RawFd),
+/// The table while the selector changes it: borrowed, or locked.
+pub(crate) enum TableGuard<'a> {
+    Own(&'a mut State),
+    Locked(MutexGuard<'a, State>),
 }
 
-/// The table and the queue, behind the one lock.
-#[derive(Debug, Default)]
-pub(crate) struct State {
-    /// Slot by descriptor number; dense, since the kernel hands out the
-    /// lowest free numbers.
-    table: Vec<Option<Slot>>,
-    count: usize,
-    /// Changes made through a `Registry` that the backend has not seen.
-    pending: Vec<Change>,
+impl std::ops::Deref for TableGuard<'_> {
+    type Target = State;
+
+    #[inline]
+    fn deref(&self) -> &State {
+        match self {
+            TableGuard::Own(state) => state,
+            TableGuard::Locked(guard) => guard,
+        }
+    }
+}
+
+impl std::ops::DerefMut for TableGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut State {
+        match self {
+            TableGuard::Own(state) => state,
+            TableGuard::Locked(guard) => guard,
+        }
+    }
 }
 
 /// What the [`Selector`](crate::Selector) and its registries share.
@@ -64,201 +85,24 @@ pub(crate) struct Shared {
     /// Set when `pending` is not empty: the selecting thread checks this
     /// flag, not the lock, before each wait.
     dirty: AtomicBool,
-    /// Wakes the selecting thread; made by the first `registry()` call and
-    /// registered in the backend under [`Tag::INTERNAL`].
-    pub(crate) wake: OnceLock<WakerFd>,
-    /// The epoll descriptor, for changes made directly from any thread.
-    #[cfg(has_epoll)]
-    epoll: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Wakes the selecting thread; registered in the backend under
+    /// `Tag::INTERNAL` by the `registry()` call that made this.
+    pub(crate) wake: WakerFd,
+    /// The backend's handle for changes made directly from any thread
+    /// (epoll's descriptor), if it has one.
+    direct: Option<Direct>,
     /// Set when the selector is dropped: registries then refuse changes.
     closed: AtomicBool,
 }
 
-#[inline]
-fn table_index(fd: RawFd) -> io::Result<usize> {
-    usize::try_from(fd).map_err(|_| sys::invalid_fd(fd))
-}
-
-#[cold]
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
-}
-
-#[cold]
-pub(crate) fn closed(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("fd {fd} is not an open file descriptor"),
-    )
-}
-
-/// The kernel's EBADF means `fd` is closed: say so, as [`closed`] does.
-pub(crate) fn closed_if_ebadf(fd: RawFd, e: io::Error) -> io::Error {
-    if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) {
-        closed(fd)
-    } else {
-        e
-    }
-}
-
-impl State {
-    #[inline]
-    pub(crate) fn slot(&self, fd: RawFd) -> io::Result<Option<Slot>> {
-        let i = table_index(fd)?;
-        Ok(self.table.get(i).copied().flatten())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.count
-    }
-
-    #[inline]
-    fn set(&mut self, fd: RawFd, slot: Option<Slot>) {
-        let i = fd as usize;
-        if self.table.len() <= i {
-            self.table.resize(i + 1, None);
-        }
-        let was = std::mem::replace(&mut self.table[i], slot).is_some();
-        self.count = self.count + usize::from(slot.is_some()) - usize::from(was);
-    }
-
-    /// Checks a registration against the rules and says what the backend
-    /// must do; `kernel_checks` when the backend's own call will refuse a
-    /// closed descriptor.
-    #[inline]
-    pub(crate) fn plan_register(
-        &self,
-        kind: BackendKind,
-        fd: RawFd,
-        slot: Slot,
-        kernel_checks: bool,
-    ) -> io::Result<Change> {
-        if self.slot(fd)?.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("fd {fd} is already registered"),
-            ));
-        }
-        kind.check(slot.registration.interest, slot.mode)?;
-        // poll and select would only notice a bad descriptor at the next
-        // wait; check now so every backend refuses it here, the same way.
-        if !kernel_checks && !sys::is_open(fd) {
-            return Err(closed(fd));
-        }
-        Ok(Change::Register(fd, reg(fd, slot)))
-    }
-
-    /// As [`plan_register`](State::plan_register), for a modification;
-    /// `None` when the backend need not hear of it. `mode` `None` keeps the
-    /// registration's mode.
-    #[inline]
-    pub(crate) fn plan_modify(
-        &self,
-        kind: BackendKind,
-        fd: RawFd,
-        registration: Registration,
-        mode: Option<Mode>,
-        kernel_checks: bool,
-    ) -> io::Result<(Option<Change>, Slot)> {
-        let old = self.slot(fd)?.ok_or_else(|| not_registered(fd))?;
-        let new = Slot {
-            registration,
-            mode: mode.unwrap_or(old.mode),
-        };
-        kind.check(registration.interest, new.mode)?;
-        // A level registration that stays the same needs no kernel call; any
-        // other change does (a new token too: epoll carries it in the
-        // kernel), and so does re-arming a oneshot or edge registration.
-        let call = old != new || new.mode != Mode::Level;
-        // The kernel notices a closed descriptor itself; poll and select, or
-        // no call at all, would not, so ask, as register does.
-        let kernel_will_check = kernel_checks && call;
-        if !kernel_will_check && !sys::is_open(fd) {
-            return Err(closed(fd));
-        }
-        Ok((call.then_some(Change::Modify(fd, reg(fd, new))), new))
-    }
-
-    #[inline]
-    pub(crate) fn plan_unregister(&self, fd: RawFd) -> io::Result<(Change, Slot)> {
-        let old = self.slot(fd)?.ok_or_else(|| not_registered(fd))?;
-        Ok((Change::Unregister(fd), old))
-    }
-
-    /// Records what the backend accepted: `fd`'s new slot, or none.
-    #[inline]
-    pub(crate) fn commit(&mut self, fd: RawFd, slot: Option<Slot>) {
-        self.set(fd, slot);
-    }
-
-    /// Hands the queued changes to the backend, in order. All are applied;
-    /// the first error is returned.
-    #[inline]
-    pub(crate) fn apply_pending(&mut self, sys: &mut Sys) -> io::Result<()> {
-        if self.pending.is_empty() {
-            // Every call of the selector's own starts here: keep it a test.
-            return Ok(());
-        }
-        self.apply_pending_slow(sys)
-    }
-
-    #[cold]
-    fn apply_pending_slow(&mut self, sys: &mut Sys) -> io::Result<()> {
-        let mut first = Ok(());
-        for change in self.pending.drain(..) {
-            let result = apply(sys, change);
-            if first.is_ok() {
-                first = result.map_err(|e| {
-                    io::Error::new(e.kind(), format!("a change made through a Registry: {e}"))
-                });
-            }
-        }
-        first
-    }
-}
-
-#[inline]
-fn reg(fd: RawFd, slot: Slot) -> Reg {
-    let Registration { token, interest } = slot.registration;
-    Reg {
-        interest,
-        mode: slot.mode,
-        tag: Tag::pack(fd, token, interest),
-    }
-}
-
-/// Hands one change to the backend.
-#[inline]
-pub(crate) fn apply(sys: &mut Sys, change: Change) -> io::Result<()> {
-    match change {
-        Change::Register(fd, reg) => {
-            let borrowed = sys::borrow_number(fd)?;
-            dispatch!(sys, b => b.register(borrowed, reg)).map_err(|e| closed_if_ebadf(fd, e))
-        }
-        Change::Modify(fd, reg) => {
-            let borrowed = sys::borrow_number(fd)?;
-            dispatch!(sys, b => b.modify(borrowed, reg)).map_err(|e| closed_if_ebadf(fd, e))
-        }
-        Change::Unregister(fd) => dispatch!(sys, b => b.unregister(fd)),
-    }
-}
-
 impl Shared {
-    pub(crate) fn new(kind: BackendKind, sys: &Sys) -> Shared {
-        let _ = sys;
+    pub(crate) fn new(kind: BackendKind, sys: &Sys, state: State, wake: WakerFd) -> Shared {
         Shared {
             kind,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             dirty: AtomicBool::new(false),
-            wake: OnceLock::new(),
-            #[cfg(has_epoll)]
-            epoll: match sys {
-                Sys::Epoll(epoll) => Some(epoll.shared_fd()),
-                _ => None,
-            },
+            wake,
+            direct: dispatch!(sys, b => b.direct()),
             closed: AtomicBool::new(false),
         }
     }
@@ -282,9 +126,8 @@ impl Shared {
     /// Applies a change from another thread: to epoll directly when it
     /// can, else queued for the selecting thread. Whether to wake it.
     fn apply_remote(&self, state: &mut State, change: Change) -> io::Result<bool> {
-        #[cfg(has_epoll)]
-        if let Some(epoll) = &self.epoll {
-            if sys::epoll::apply_direct(epoll, change)? {
+        if let Some(direct) = &self.direct {
+            if direct.apply(change)? {
                 return Ok(false);
             }
         }
@@ -366,11 +209,28 @@ impl Registry {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<()> {
-        let fd = fd.as_fd().as_raw_fd();
-        let slot = Slot {
-            registration: Registration { token, interest },
-            mode,
-        };
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, false))
+    }
+
+    /// As [`Selector::register_exclusive`](crate::Selector::register_exclusive).
+    ///
+    /// # Errors
+    ///
+    /// As [`Selector::register_exclusive`](crate::Selector::register_exclusive),
+    /// and `Other` once the selector is closed.
+    pub fn register_exclusive(
+        &self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, true))
+    }
+
+    fn register_slot(&self, fd: RawFd, slot: Slot) -> io::Result<()> {
         self.change(fd, |state, kernel_checks| {
             let change = state.plan_register(self.shared.kind, fd, slot, kernel_checks)?;
             Ok((Some(change), Some(slot)))
@@ -447,8 +307,8 @@ impl Registry {
         }
         let wake = {
             let mut state = self.shared.lock();
-            // Only epoll's direct calls see the descriptor now.
-            let kernel_checks = cfg!(has_epoll) && self.shared.kind == BackendKind::Epoll;
+            // Only a direct change (epoll's) shows the kernel the descriptor now.
+            let kernel_checks = self.shared.direct.is_some();
             let (change, slot) = plan(&state, kernel_checks)?;
             let wake = match change {
                 Some(change) => self
@@ -461,9 +321,7 @@ impl Registry {
             wake
         };
         if wake {
-            if let Some(w) = self.shared.wake.get() {
-                w.wake()?;
-            }
+            self.shared.wake.wake()?;
         }
         Ok(())
     }

@@ -88,7 +88,7 @@ pub fn select<'a, R: AsFd, W: AsFd, X: AsFd>(
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut remaining = timeout;
     loop {
-        let timespec = sys::timespec_millis(remaining);
+        let timespec = sys::timespec(remaining);
         match rustix::event::poll(&mut fds, timespec.as_ref()) {
             Ok(_) => break,
             Err(rustix::io::Errno::INTR) => {

@@ -43,7 +43,7 @@ fn children_inherit_no_selector_descriptor() {
     // Everything the library makes: a selector on each backend, each with
     // a waker and a registry (its wake descriptor), and a key selector.
     let mut keep = Vec::new();
-    for kind in util::KINDS {
+    for &kind in util::KINDS {
         let mut selector = util::selector(kind);
         let waker = Waker::new(&mut selector, Token(1)).unwrap();
         let registry = selector.registry().unwrap();

@@ -170,7 +170,7 @@ fn main() {
     .unwrap();
 
     let mut cases: Vec<(String, Box<dyn Fn()>)> = Vec::new();
-    for kind in [BackendKind::Epoll, BackendKind::Poll, BackendKind::Select] {
+    for kind in BackendKind::CONCRETE {
         cases.push((
             format!("{kind}::selector_timeout"),
             Box::new(move || selector_timeout(kind)),

@@ -104,3 +104,17 @@ fn select_yields_ready_keys(kind: BackendKind) {
     }
     assert_eq!(ready, [("b".to_string(), true)]);
 }
+
+#[test]
+fn from_selector_takes_only_an_empty_selector() {
+    let (r, _w) = util::pipe();
+    let mut selector = selector::Selector::new().unwrap();
+    selector
+        .register(&r, selector::Token(1), Interest::READABLE)
+        .unwrap();
+    let err = KeySelector::<()>::from_selector(selector).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    let mut keys = KeySelector::<u8>::from_selector(selector::Selector::new().unwrap()).unwrap();
+    keys.register(&r, Interest::READABLE, 7).unwrap();
+    assert_eq!(keys.len(), 1);
+}

@@ -17,7 +17,29 @@ per_backend!(
     no_timeout_woken_by_waker,
     no_timeout_woken_by_readiness,
     huge_timeout_is_accepted,
+    never_returns_before_the_timeout,
 );
+
+/// Timeouts below, at and between milliseconds: with nothing ready, each
+/// wait lasts at least what was asked (the kernel rounds up, never down).
+fn never_returns_before_the_timeout(kind: BackendKind) {
+    let (r, _w) = util::pipe();
+    let mut selector = selector(kind);
+    let mut events = Events::with_capacity(8);
+    selector.register(&r, Token(1), Interest::READABLE).unwrap();
+    for micros in [1, 200, 999, 1_000, 1_300, 2_700] {
+        let timeout = Duration::from_micros(micros);
+        for _ in 0..5 {
+            let (result, elapsed) = util::timed(|| selector.select(&mut events, Some(timeout)));
+            result.unwrap();
+            assert!(events.is_empty(), "{:?}", util::seen(&events));
+            assert!(
+                elapsed >= timeout,
+                "{kind}: {timeout:?} returned after {elapsed:?}"
+            );
+        }
+    }
+}
 
 fn zero_timeout_returns_at_once(kind: BackendKind) {
     let (r, _w) = util::pipe();

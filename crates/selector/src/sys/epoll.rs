@@ -10,13 +10,13 @@
 //! descriptor is not an error. Read interest also asks for `EPOLLRDHUP`, so a
 //! peer that shut down writing is told apart from plain data.
 
-use super::{AlwaysReady, Backend, Reg, Tag};
-use crate::event::{Event, Ready};
+use super::{AlwaysReady, Backend, Change, Direct, Ready, Records, Reg, Tag};
 use crate::Mode;
 use rustix::event::epoll;
 use rustix::io::Errno;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,8 +46,16 @@ impl std::fmt::Debug for Epoll {
 fn flags(reg: Reg) -> epoll::EventFlags {
     use epoll::EventFlags as F;
     let mut flags = F::empty();
+    if reg.exclusive {
+        // The kernel takes only IN, OUT and ET beside it (EINVAL otherwise),
+        // so no RDHUP: a shut-down peer still shows as readable.
+        flags |= F::EXCLUSIVE;
+    }
     if reg.interest.is_readable() {
-        flags |= F::IN | F::RDHUP;
+        flags |= F::IN;
+        if !reg.exclusive {
+            flags |= F::RDHUP;
+        }
     }
     if reg.interest.is_writable() {
         flags |= F::OUT;
@@ -92,42 +100,14 @@ pub(crate) fn ready(flags: epoll::EventFlags) -> Ready {
     ready
 }
 
-/// The event a record left in [`Events`](crate::Events) stands for: the
-/// selector leaves only records whose data is a packed registration there
-/// (see [`Tag::is_packed_registration`]).
-#[inline]
-pub(crate) fn decode(record: &epoll::Event) -> Event {
-    let flags = record.flags;
-    let (token, interest) = Tag::packed_parts(record.data.u64());
-    Event::new(token, ready(flags).filter_bits(interest))
-}
+/// Set once the kernel answered `ENOSYS` to epoll_pwait2 (Linux before
+/// 5.11): every later wait then goes to epoll_wait in whole milliseconds.
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
 
-impl Epoll {
-    /// The epoll descriptor, for [`apply_direct`] from other threads.
-    pub(crate) fn shared_fd(&self) -> Arc<OwnedFd> {
-        Arc::clone(&self.epoll)
-    }
-
-    /// Whether every registration is in the kernel's set: no regular file
-    /// waits on the side list, so a wait's records are all there is.
-    pub(crate) fn kernel_only(&self) -> bool {
-        self.always_ready.is_empty()
-    }
-
-    /// One `epoll_wait` for up to `max` records, into `records` (cleared
-    /// first); the side list is not consulted (see
-    /// [`kernel_only`](Epoll::kernel_only)).
-    pub(crate) fn wait_into(
-        &self,
-        timeout: Option<Duration>,
-        max: usize,
-        records: &mut Vec<epoll::Event>,
-    ) -> io::Result<()> {
-        wait(&self.epoll, timeout, max, records)
-    }
-}
-
-/// One `epoll_wait` on `epoll` for up to `max` records, into `records`.
+/// One wait on `epoll` for up to `max` records, into `records`: with
+/// epoll_pwait2's nanosecond timeout where the kernel has it, else
+/// epoll_wait's milliseconds, rounded up (rustix rounds up) so the wait is
+/// never shorter than asked.
 fn wait(
     epoll: &OwnedFd,
     timeout: Option<Duration>,
@@ -142,7 +122,17 @@ fn wait(
     if records.capacity() != max {
         *records = Vec::with_capacity(max);
     }
-    let timespec = super::timespec_millis(timeout);
+    let timespec = super::timespec(timeout);
+    // None and zero say the same in milliseconds; only a finite, non-zero
+    // timeout needs the nanoseconds.
+    if let Some(ts) = timespec.filter(|_| timeout != Some(Duration::ZERO)) {
+        if !NO_PWAIT2.load(Ordering::Relaxed) {
+            match pwait2(epoll, &ts, records) {
+                Err(Errno::NOSYS) => NO_PWAIT2.store(true, Ordering::Relaxed),
+                result => return Ok(result?),
+            }
+        }
+    }
     epoll::wait(
         epoll.as_fd(),
         rustix::buffer::spare_capacity(records),
@@ -151,12 +141,46 @@ fn wait(
     Ok(())
 }
 
+/// epoll_pwait2(2), which rustix calls only when built for Linux 5.11 and
+/// later (it cannot fall back at run time); into `records`' spare capacity.
+fn pwait2(
+    epoll: &OwnedFd,
+    timeout: &rustix::event::Timespec,
+    records: &mut Vec<epoll::Event>,
+) -> Result<(), Errno> {
+    let ts = libc::timespec {
+        tv_sec: timeout.tv_sec as libc::time_t,
+        tv_nsec: timeout.tv_nsec as _,
+    };
+    let room = libc::c_int::try_from(records.capacity()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `records` has room for `room` records at its pointer, and
+    // rustix's `epoll::Event` has the kernel's `struct epoll_event` layout
+    // (it is what rustix hands epoll_wait). `ts` outlives the call; a null
+    // signal mask means "leave the mask alone", and its size is then unread.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            epoll.as_raw_fd(),
+            records.as_mut_ptr(),
+            room,
+            &ts as *const libc::timespec,
+            std::ptr::null::<libc::sigset_t>(),
+            0_usize,
+        )
+    };
+    if n < 0 {
+        return Err(Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL));
+    }
+    // SAFETY: the kernel wrote `n` (at most `room`) records from the start.
+    unsafe { records.set_len(n as usize) };
+    Ok(())
+}
+
 /// A change made from another thread, straight to the kernel (epoll_ctl is
 /// safe to call while another thread waits, and the wait sees it). `false`
 /// when it must go through the backend instead: a regular file, which only
 /// the backend's side list can hold.
-pub(crate) fn apply_direct(epoll: &OwnedFd, change: crate::registry::Change) -> io::Result<bool> {
-    use crate::registry::Change;
+pub(crate) fn apply_direct(epoll: &OwnedFd, change: Change) -> io::Result<bool> {
     match change {
         Change::Register(fd, reg) => {
             match epoll::add(epoll, super::borrow_number(fd)?, data(reg.tag), flags(reg)) {
@@ -245,5 +269,52 @@ impl Backend for Epoll {
         }
         self.always_ready.emit(emit);
         Ok(())
+    }
+
+    fn direct(&self) -> Option<Direct> {
+        Some(Direct {
+            epoll: Arc::clone(&self.epoll),
+        })
+    }
+
+    fn select_records(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        records: &mut Records,
+    ) -> io::Result<bool> {
+        // Regular files on the side list need the callback path.
+        if !self.always_ready.is_empty() {
+            return Ok(false);
+        }
+        wait(&self.epoll, timeout, max, &mut records.buf)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Both paths wait at least the timeout: epoll_pwait2, and the
+    /// millisecond fallback a kernel without it gets (forced here; the flag
+    /// only ever costs precision, so other tests running meanwhile still
+    /// pass).
+    #[test]
+    fn both_waits_last_at_least_the_timeout() {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+        let mut records = Vec::new();
+        for no_pwait2 in [false, true, false] {
+            NO_PWAIT2.store(no_pwait2, Ordering::Relaxed);
+            for micros in [150, 1_200] {
+                let timeout = Duration::from_micros(micros);
+                let start = Instant::now();
+                wait(&epoll, Some(timeout), 4, &mut records).unwrap();
+                let elapsed = start.elapsed();
+                assert!(records.is_empty());
+                assert!(elapsed >= timeout, "{timeout:?} took {elapsed:?}");
+            }
+        }
     }
 }

@@ -3,12 +3,18 @@
 //! an unusual order, the same descriptor twice in a round, error and
 //! readable together, and readiness for a descriptor just unregistered.
 //!
-//! It lets a program built on [`Selector`](crate::Selector) test its state
-//! machine without timing luck. Compiled only with the `faults` feature.
+//! It lets a program built on `Selector` test its state machine without
+//! timing luck. [`FaultPlan::simulation`] drives it from a seed instead of a
+//! script: each wait may be interrupted, report spurious readiness, shuffle
+//! its events, or report a stale event for a descriptor that was closed and
+//! whose number now names another registration (with the old registration's
+//! token, as epoll does); each registration change may fire a callback
+//! between changes (a test wakes a `Waker` there). The same seed gives the
+//! same run. Compiled only with the `faults` feature.
 
 use super::poll::Poll;
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -52,10 +58,62 @@ pub struct FaultPlan {
     inner: Arc<Mutex<Plan>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Plan {
     queue: VecDeque<Fault>,
     random: Option<(u64, u32, Vec<Fault>)>,
+    /// The seeded simulation, if this plan is one.
+    sim: Option<Rng>,
+    /// Called between registration changes, on about one change in four
+    /// of a simulation.
+    on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("queue", &self.queue)
+            .field("random", &self.random)
+            .field("sim", &self.sim)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A small deterministic generator (xorshift64): the same seed, the same
+/// run, with no dependency.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value, zero included).
+    pub fn new(seed: u64) -> Rng {
+        // splitmix64 of the seed, so nearby seeds start far apart.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (zero when `n` is zero).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        ((self.next_u64() >> 11) % n as u64) as usize
+    }
+
+    /// True about once in `n` calls.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n.max(1)) == 0
+    }
 }
 
 impl FaultPlan {
@@ -78,6 +136,23 @@ impl FaultPlan {
         };
         plan.lock().random = Some((seed | 1, one_in.max(1), faults));
         plan
+    }
+
+    /// A simulation driven by `seed`: on each wait, with fixed odds, an
+    /// `EINTR`, spurious readiness on a registered descriptor, the events
+    /// shuffled, or a stale event for a descriptor number closed and then
+    /// registered again (under its old token); see the module's doc.
+    pub fn simulation(seed: u64) -> FaultPlan {
+        let plan = FaultPlan::default();
+        plan.lock().sim = Some(Rng::new(seed));
+        plan
+    }
+
+    /// Call `hook` between registration changes (on about one change in
+    /// four of a simulation, before the change): a test wakes a `Waker`
+    /// there.
+    pub fn on_change(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.lock().on_change = Some(Arc::new(hook));
     }
 
     /// Queue more faults.
@@ -111,6 +186,11 @@ pub(crate) struct Faulty {
     registered: Vec<RawFd>,
     last_unregistered: Option<RawFd>,
     round: Vec<(Tag, Ready)>,
+    /// The last tag of each descriptor number unregistered.
+    gone: Vec<(RawFd, Tag)>,
+    /// Tags of registrations whose number was registered again: what a
+    /// kernel may still report for the old one.
+    stale: Vec<Tag>,
 }
 
 impl Faulty {
@@ -121,6 +201,8 @@ impl Faulty {
             registered: Vec::new(),
             last_unregistered: None,
             round: Vec::new(),
+            gone: Vec::new(),
+            stale: Vec::new(),
         })
     }
 }
@@ -131,16 +213,30 @@ impl Backend for Faulty {
     }
 
     fn register(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        self.plan.between_changes();
         self.poll.register(fd, reg)?;
-        self.registered.push(fd.as_raw_fd());
+        let raw = fd.as_raw_fd();
+        self.registered.push(raw);
+        if let Some(i) = self.gone.iter().position(|&(f, _)| f == raw) {
+            let (_, old) = self.gone.swap_remove(i);
+            if old != reg.tag {
+                self.stale.push(old);
+            }
+        }
         Ok(())
     }
 
     fn modify(&mut self, fd: BorrowedFd<'_>, reg: Reg) -> io::Result<()> {
+        self.plan.between_changes();
         self.poll.modify(fd, reg)
     }
 
     fn unregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.plan.between_changes();
+        if let Some(tag) = self.poll.tag_of(fd) {
+            self.gone.retain(|&(f, _)| f != fd);
+            self.gone.push((fd, tag));
+        }
         self.poll.unregister(fd)?;
         self.registered.retain(|&r| r != fd);
         self.last_unregistered = Some(fd);
@@ -153,6 +249,9 @@ impl Backend for Faulty {
         max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
+        if self.plan.is_simulation() {
+            return self.simulate(timeout, max, emit);
+        }
         let fault = self.plan.next();
         let mut both = Ready::READABLE;
         both.insert(Ready::WRITABLE);
@@ -190,6 +289,69 @@ impl Backend for Faulty {
                 }
             }
             _ => {}
+        }
+        for &(tag, ready) in &self.round {
+            emit(tag, ready);
+        }
+        Ok(())
+    }
+}
+
+impl FaultPlan {
+    fn is_simulation(&self) -> bool {
+        self.lock().sim.is_some()
+    }
+
+    /// The simulation's next number below `n`.
+    fn draw(&self, n: usize) -> usize {
+        self.lock().sim.as_mut().map_or(1, |rng| rng.below(n))
+    }
+
+    fn between_changes(&self) {
+        let hook = {
+            let mut plan = self.lock();
+            let fire = plan.sim.as_mut().is_some_and(|rng| rng.one_in(4));
+            plan.on_change.clone().filter(|_| fire)
+        };
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}
+
+impl Faulty {
+    /// One wait of the seeded simulation.
+    fn simulate(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        emit: &mut impl FnMut(Tag, Ready),
+    ) -> io::Result<()> {
+        let plan = &self.plan;
+        if plan.draw(8) == 0 {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        self.round.clear();
+        let round = &mut self.round;
+        self.poll
+            .select(timeout, max, &mut |tag, ready| round.push((tag, ready)))?;
+        if plan.draw(4) == 0 && !self.registered.is_empty() {
+            // Spurious: one registration reported ready although it is not.
+            let fd = self.registered[plan.draw(self.registered.len())];
+            let mut both = Ready::READABLE;
+            both.insert(Ready::WRITABLE);
+            if let Some(tag) = self.poll.tag_of(fd) {
+                self.round.push((tag, both));
+            }
+        }
+        if plan.draw(3) == 0 && !self.stale.is_empty() {
+            // A closed descriptor's last readiness, under its old tag.
+            let tag = self.stale.swap_remove(plan.draw(self.stale.len()));
+            self.round.push((tag, Ready::READABLE));
+        }
+        // Reordered within the batch (Fisher-Yates from the seed).
+        for i in (1..self.round.len()).rev() {
+            self.round.swap(i, plan.draw(i + 1));
         }
         for &(tag, ready) in &self.round {
             emit(tag, ready);

@@ -15,8 +15,8 @@
 //! are kept on a side list and reported always ready, as select and poll do
 //! (kqueue would report them readable only before end of file).
 
+use super::Ready;
 use super::{AlwaysReady, Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::Mode;
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::io::Errno;
@@ -191,7 +191,7 @@ impl Backend for Kqueue {
         };
         self.buffer.clear();
         self.buffer.reserve(max.max(1));
-        let timespec = super::timespec_millis(timeout);
+        let timespec = super::timespec(timeout);
         // SAFETY: no changes are passed; the wait only fills `buffer`.
         unsafe {
             kqueue::kevent_timespec(

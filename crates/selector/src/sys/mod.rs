@@ -1,6 +1,6 @@
 //! The backends: one file per readiness syscall, one contract for all.
 //!
-//! Every backend provides the same five operations and nothing more:
+//! Every backend provides five operations:
 //!
 //! - **create** a kernel object (or an empty table) to hold registrations;
 //! - **register** an open descriptor with an interest (readable, writable,
@@ -13,18 +13,28 @@
 //! - **select**: wait up to a timeout (`None` = forever, zero = just look) and
 //!   report each ready descriptor once, as raw readiness bits.
 //!
+//! Two more are optional, and a backend without them says so: **select
+//! into records**, a wait into a [`Records`] buffer the backend owns, for a
+//! kernel whose records can be read as they are (epoll), and a **direct**
+//! handle through which other threads change registrations in the kernel
+//! while a wait is under way (epoll again).
+//!
 //! Readiness is level-triggered by default, as with the tutorial's
 //! `select.select`: a descriptor is reported on every call for as long as it
 //! stays ready. Oneshot is the kernel's where it has it (epoll, kqueue) and
 //! the backend's own bookkeeping elsewhere (poll, select: a reported
 //! descriptor leaves the set until modified). Backends report what the
 //! kernel said — readable, writable, priority, read closed, error, hangup —
-//! and leave the rest to [`Selector`](crate::Selector), which
+//! as [`Ready`] bits, and leave the rest to the facade (`Selector`), which
 //! owns the descriptor table, rejects misuse (double registration, unknown
-//! descriptors) in one place, filters by interest, maps descriptors to tokens,
-//! and retries `EINTR`. Backends never see tokens.
+//! descriptors) in one place, filters by interest, maps reports to tokens,
+//! and retries `EINTR`. A backend names each report by the [`Tag`] the
+//! facade gave the registration, which it keeps without reading it.
+//!
+//! The layers run one way: this module and its backends use only the value
+//! types below the facade (`Interest`, `Mode`, `Token`) and the OS; nothing
+//! here names a facade type, and every `unsafe` block of the crate is here.
 
-use crate::event::Ready;
 use crate::{Interest, Mode};
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -37,8 +47,15 @@ pub(crate) mod faults;
 #[cfg(has_kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod poll;
+mod ready;
+mod records;
 pub(crate) mod select;
+mod tag;
 pub(crate) mod waker;
+
+pub(crate) use ready::Ready;
+pub(crate) use records::{Records, RecordsIter};
+pub(crate) use tag::Tag;
 
 /// The contract above, in types.
 pub(crate) trait Backend: Sized {
@@ -60,6 +77,56 @@ pub(crate) trait Backend: Sized {
         max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()>;
+    /// Wait once into `records`, the backend's own buffer, for up to `max`
+    /// records: `Ok(true)`. `Ok(false)`, having waited for nothing, when the
+    /// backend has no such buffer or cannot use it now; the caller then
+    /// calls [`select`](Backend::select).
+    fn select_records(
+        &mut self,
+        timeout: Option<Duration>,
+        max: usize,
+        records: &mut Records,
+    ) -> io::Result<bool> {
+        let _ = (timeout, max, records);
+        Ok(false)
+    }
+    /// A handle through which other threads change registrations straight
+    /// in the kernel, while this backend waits; `None` (the default) when
+    /// changes must be queued for the selecting thread.
+    fn direct(&self) -> Option<Direct> {
+        None
+    }
+}
+
+/// Changes registrations from any thread without the backend (epoll:
+/// epoll_ctl on the shared descriptor, which a wait under way sees).
+#[derive(Debug)]
+pub(crate) struct Direct {
+    #[cfg(has_epoll)]
+    pub(super) epoll: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+impl Direct {
+    /// Applies `change`: `Ok(false)` when it must go through the backend
+    /// after all (a regular file, which only a backend's side list holds).
+    pub(crate) fn apply(&self, change: Change) -> io::Result<bool> {
+        #[cfg(has_epoll)]
+        return epoll::apply_direct(&self.epoll, change);
+        #[cfg(not(has_epoll))]
+        {
+            let _ = change;
+            Ok(false)
+        }
+    }
+}
+
+/// One change for a backend, by descriptor number: what the facade queues
+/// for the selecting thread, or hands epoll directly from another thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change {
+    Register(RawFd, Reg),
+    Modify(RawFd, Reg),
+    Unregister(RawFd),
 }
 
 /// What the facade hands a backend for one registration.
@@ -67,84 +134,17 @@ pub(crate) trait Backend: Sized {
 pub(crate) struct Reg {
     pub(crate) interest: Interest,
     pub(crate) mode: Mode,
+    /// Wake one waiter, not all (epoll's `EPOLLEXCLUSIVE`); the facade
+    /// sends it only to a backend that has it, and never with oneshot.
+    pub(crate) exclusive: bool,
     pub(crate) tag: Tag,
 }
 
-/// How a backend names a ready descriptor to the facade: by its number, or,
-/// where the kernel keeps a word per registration (epoll's event data), by
-/// the registration itself — token and interest packed — which spares the
-/// facade a lookup in its table for every event (a cache miss when many
-/// descriptors are registered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Tag(u64);
-
-impl Tag {
-    const PACKED: u64 = 1 << 63;
-    const TOKEN_LIMIT: usize = 1 << 60;
-    /// The selector's own wake descriptor (for registries): packed with no
-    /// interest bits, which no registration has.
-    pub(crate) const INTERNAL: Tag = Tag(Tag::PACKED);
-
-    /// A descriptor number; the facade looks the registration up.
-    pub(crate) fn fd(fd: RawFd) -> Tag {
-        Tag(u64::from(fd as u32))
-    }
-
-    /// The registration itself, when the token fits in 60 bits (any token
-    /// a slab or a `Vec` index produces); otherwise the descriptor number.
-    pub(crate) fn pack(fd: RawFd, token: crate::Token, interest: Interest) -> Tag {
-        if token.0 >= Tag::TOKEN_LIMIT {
-            return Tag::fd(fd);
-        }
-        Tag(Tag::PACKED | (token.0 as u64) << 3 | u64::from(interest.to_bits()))
-    }
-
-    /// The registration, or the descriptor number to look it up by.
-    pub(crate) fn unpack(self) -> Result<(crate::Token, Interest), RawFd> {
-        if self.0 & Tag::PACKED == 0 {
-            return Err(self.0 as u32 as RawFd);
-        }
-        // Packed from an interest, so never empty.
-        let interest = Interest::from_bits((self.0 & 0b111) as u8).unwrap_or(Interest::READABLE);
-        Ok((
-            crate::Token(((self.0 & !Tag::PACKED) >> 3) as usize),
-            interest,
-        ))
-    }
-
-    /// Whether this word is a registration packed whole (token and
-    /// interest), which needs no lookup: not a descriptor number, and not
-    /// [`INTERNAL`](Tag::INTERNAL).
-    #[cfg(has_epoll)]
-    pub(crate) fn is_packed_registration(word: u64) -> bool {
-        word & Tag::PACKED != 0 && word & 0b111 != 0
-    }
-
-    /// The token and interest bits of a word for which
-    /// [`is_packed_registration`](Tag::is_packed_registration) holds.
-    #[cfg(has_epoll)]
-    pub(crate) fn packed_parts(word: u64) -> (crate::Token, u8) {
-        (
-            crate::Token(((word & !Tag::PACKED) >> 3) as usize),
-            (word & 0b111) as u8,
-        )
-    }
-
-    /// The word epoll keeps in its event data.
-    #[cfg(has_epoll)]
-    pub(crate) fn to_u64(self) -> u64 {
-        self.0
-    }
-
-    #[cfg(has_epoll)]
-    pub(crate) fn from_u64(word: u64) -> Tag {
-        Tag(word)
-    }
-}
-
-/// A timeout in whole milliseconds for poll(2) and epoll_wait(2), `-1` for
-/// none. Rounded *up*: a 0.3 ms timeout must not become a zero-timeout busy
-/// spin, so anything below the resolution waits one full millisecond.
+/// A timeout in whole milliseconds for epoll_wait(2) where epoll_pwait2 is
+/// missing, `-1` for none. Rounded *up*: a 0.3 ms timeout must not become a
+/// zero-timeout busy spin, nor return before its time, so anything below
+/// the resolution waits one full millisecond.
+#[cfg(test)]
 pub(crate) fn timeout_millis(timeout: Option<Duration>) -> i32 {
     match timeout {
         None => -1,
@@ -155,15 +155,15 @@ pub(crate) fn timeout_millis(timeout: Option<Duration>) -> i32 {
     }
 }
 
-/// The same rounding, as the `Timespec` rustix wants (`None` = forever).
-pub(crate) fn timespec_millis(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
-    match timeout_millis(timeout) {
-        -1 => None,
-        ms => Some(rustix::event::Timespec {
-            tv_sec: i64::from(ms / 1000),
-            tv_nsec: i64::from(ms % 1000) * 1_000_000,
-        }),
-    }
+/// The timeout as the `Timespec` ppoll, pselect6, epoll_pwait2 and kevent
+/// take (`None` = forever), to the nanosecond: the kernel then sleeps at
+/// least that long. A duration past the largest `Timespec` waits as long as
+/// one can.
+pub(crate) fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    timeout.map(|t| rustix::event::Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    })
 }
 
 /// Descriptors epoll and kqueue cannot watch (regular files), which select
@@ -308,24 +308,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_round_trip() {
-        use crate::Token;
-        let all = Interest::BOTH | Interest::PRIORITY;
-        for interest in [Interest::READABLE, Interest::WRITABLE, Interest::BOTH, all] {
-            for token in [0, 1, 7, (1 << 24) + 5, (1 << 60) - 1] {
-                let tag = Tag::pack(9, Token(token), interest);
-                assert_eq!(tag.unpack(), Ok((Token(token), interest)));
-            }
-        }
-        assert_eq!(
-            Tag::pack(9, Token(1 << 60), Interest::BOTH).unpack(),
-            Err(9)
-        );
-        assert_eq!(
-            Tag::pack(4, Token(usize::MAX), Interest::READABLE).unpack(),
-            Err(4)
-        );
-        assert_eq!(Tag::fd(1500).unpack(), Err(1500));
+    fn timespecs_keep_the_nanoseconds() {
+        assert_eq!(timespec(None), None);
+        let ts = timespec(Some(Duration::new(3, 200_001))).expect("finite");
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (3, 200_001));
+        let ts = timespec(Some(Duration::MAX)).expect("finite");
+        assert_eq!(ts.tv_sec, i64::MAX);
     }
 
     #[test]
@@ -339,7 +327,5 @@ mod tests {
             timeout_millis(Some(Duration::from_secs(u64::MAX))),
             i32::MAX
         );
-        let ts = timespec_millis(Some(Duration::from_millis(1500))).expect("finite");
-        assert_eq!((ts.tv_sec, ts.tv_nsec), (1, 500_000_000));
     }
 }

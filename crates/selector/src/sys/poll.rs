@@ -8,8 +8,8 @@
 //! (poll would still report errors and hangups for an entry asking for
 //! nothing) until `modify` puts it back. Edge-triggered is not offered.
 
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::Mode;
 use rustix::event::PollFd;
 use std::io;
@@ -38,6 +38,12 @@ pub(crate) struct Poll {
 }
 
 impl Poll {
+    /// The tag `fd` is registered with, while it is armed.
+    #[cfg(feature = "faults")]
+    pub(crate) fn tag_of(&self, fd: RawFd) -> Option<Tag> {
+        self.tags.get(self.slot(fd) as usize).copied()
+    }
+
     fn slot(&self, fd: RawFd) -> u32 {
         usize::try_from(fd)
             .ok()
@@ -117,7 +123,7 @@ impl Backend for Poll {
         _max: usize,
         emit: &mut impl FnMut(Tag, Ready),
     ) -> io::Result<()> {
-        let timespec = super::timespec_millis(timeout);
+        let timespec = super::timespec(timeout);
         let mut left = rustix::event::poll(&mut self.fds, timespec.as_ref())?;
         let any_oneshot = self.oneshots > 0;
         self.fired.clear();

@@ -15,8 +15,8 @@
 //! descriptors select(2) found ready. Oneshot is emulated: a reported oneshot
 //! descriptor leaves the sets until modified. Edge-triggered is not offered.
 
+use super::Ready;
 use super::{Backend, Reg, Tag};
-use crate::event::Ready;
 use crate::{Interest, Mode};
 use rustix::event::{fd_set_insert, fd_set_num_elements, fd_set_remove};
 use rustix::event::{FdSetElement, FdSetIter, PollFd, PollFlags};
@@ -238,7 +238,7 @@ impl Backend for Select {
                     fd_set_remove(&mut self.except_out, fd);
                 }
             }
-            let timespec = super::timespec_millis(timeout);
+            let timespec = super::timespec(timeout);
             // SAFETY: every descriptor in the sets is registered, hence open
             // (unregister before close). One closed anyway makes the kernel
             // answer EBADF, handled below; nothing is read through it.

@@ -12,8 +12,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The concrete backends, in the order the suite runs them.
-pub const KINDS: [BackendKind; 3] = [BackendKind::Epoll, BackendKind::Poll, BackendKind::Select];
+/// The concrete backends this OS has (kqueue on macOS and the BSDs), from
+/// the library's own list, in the order the suite runs them.
+pub const KINDS: &[BackendKind] = &BackendKind::CONCRETE;
 
 /// How long one wait inside [`expect_events`] may take.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -26,21 +27,35 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
 /// The pause between tries, so waits that return at once do not spin.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
-/// Turns `fn name(kind: BackendKind)` test bodies into one `#[test]` per
-/// backend, in modules named after the backend: `poll::modify_to_writable`.
+/// Turns `fn name(kind: BackendKind)` test bodies into one `#[test]` each,
+/// `every_backend::name`, that runs the body on every backend in [`KINDS`]
+/// and names the backend of a failure.
 #[macro_export]
 macro_rules! per_backend {
     ($($test:ident),+ $(,)?) => {
-        mod epoll {
-            $( #[test] fn $test() { super::$test(::selector::BackendKind::Epoll) } )+
-        }
-        mod poll {
-            $( #[test] fn $test() { super::$test(::selector::BackendKind::Poll) } )+
-        }
-        mod select {
-            $( #[test] fn $test() { super::$test(::selector::BackendKind::Select) } )+
+        mod every_backend {
+            $( #[test] fn $test() { $crate::util::on_every_backend(super::$test) } )+
         }
     };
+}
+
+/// Runs `test` on each backend of [`KINDS`] in turn.
+pub fn on_every_backend(test: fn(BackendKind)) {
+    for &kind in KINDS {
+        let _named = NameOnPanic(kind);
+        test(kind);
+    }
+}
+
+/// Says which backend a test failed on, as the panic unwinds past it.
+struct NameOnPanic(BackendKind);
+
+impl Drop for NameOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("(failed on the {} backend)", self.0);
+        }
+    }
 }
 
 /// A selector on `kind`, checked to really use it.

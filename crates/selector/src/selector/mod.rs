@@ -1,15 +1,17 @@
 //! [`Selector`]: the `selectors.BaseSelector` idea over interchangeable
-//! backends, with the bookkeeping done once, above them.
+//! backends, with the bookkeeping done once, above them. Waiting is in
+//! `wait.rs`.
+
+mod wait;
 
 use crate::backend::{dispatch, Sys};
-use crate::collect::Collect;
-use crate::registry::{self, Registration, Shared, Slot};
+use crate::registry::{Shared, Table};
 use crate::sys::{self, Backend, Reg, Tag};
+use crate::table::{self, Registration, Slot, State};
 use crate::{BackendKind, Events, Interest, Mode, Registry, Token, Waker};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Waits on many descriptors at once and reports which are ready.
 ///
@@ -44,15 +46,18 @@ use std::time::{Duration, Instant};
 pub struct Selector {
     sys: Sys,
     kind: BackendKind,
-    /// The descriptor table and the registries' queued changes.
-    shared: Arc<Shared>,
+    /// The descriptor table (and, once shared, the registries' queued
+    /// changes).
+    table: Table,
     /// The wakers' descriptors, each drained whenever it is reported.
     pub(crate) wakers: Vec<(Token, Arc<sys::waker::WakerFd>)>,
 }
 
 impl Drop for Selector {
     fn drop(&mut self) {
-        self.shared.close();
+        if let Table::Shared(shared) = &self.table {
+            shared.close();
+        }
     }
 }
 
@@ -91,7 +96,7 @@ impl Selector {
 
     fn from_sys(sys: Sys, kind: BackendKind) -> Selector {
         Selector {
-            shared: Arc::new(Shared::new(kind, &sys)),
+            table: Table::Own(State::default()),
             sys,
             kind,
             wakers: Vec::new(),
@@ -174,15 +179,45 @@ impl Selector {
         interest: Interest,
         mode: Mode,
     ) -> io::Result<()> {
-        let raw = fd.as_fd().as_raw_fd();
-        let slot = Slot {
-            registration: Registration { token, interest },
-            mode,
-        };
-        let mut state = self.shared.lock();
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, false))
+    }
+
+    /// Start watching `fd` for `interest` in `mode` with *exclusive
+    /// wakeups*: when several selectors (one per thread) watch the same
+    /// descriptor — a listening socket shared by workers — each readiness
+    /// wakes one of those waiting, not all of them (epoll's
+    /// `EPOLLEXCLUSIVE`, Linux 4.5+). Events carry `token`.
+    ///
+    /// epoll's rules hold: level or edge mode, not oneshot; readable and
+    /// writable interest only (so a shut-down peer shows as readable, never
+    /// as read closed); and no [`modify`](Selector::modify) afterwards —
+    /// unregister and register again instead.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` with [`Unsupported::Exclusive`](crate::Unsupported)
+    /// inside on a backend other than epoll (see
+    /// [`BackendKind::supports_exclusive`]); `InvalidInput` for oneshot or
+    /// priority interest; otherwise as
+    /// [`register_with`](Selector::register_with). A later `modify` of this
+    /// registration fails with `InvalidInput` and leaves it as it was.
+    pub fn register_exclusive(
+        &mut self,
+        fd: impl AsFd,
+        token: Token,
+        interest: Interest,
+        mode: Mode,
+    ) -> io::Result<()> {
+        let registration = Registration { token, interest };
+        self.register_slot(fd.as_fd().as_raw_fd(), Slot::new(registration, mode, true))
+    }
+
+    fn register_slot(&mut self, raw: std::os::fd::RawFd, slot: Slot) -> io::Result<()> {
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let change = state.plan_register(self.kind, raw, slot, self.kind.checks_descriptors())?;
-        registry::apply(&mut self.sys, change)?;
+        table::apply(&mut self.sys, change)?;
         state.commit(raw, Some(slot));
         Ok(())
     }
@@ -224,14 +259,15 @@ impl Selector {
         mode: Option<Mode>,
     ) -> io::Result<()> {
         let raw = fd.as_fd().as_raw_fd();
-        let mut state = self.shared.lock();
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let checks = self.kind.checks_descriptors();
         let (change, slot) = state.plan_modify(self.kind, raw, registration, mode, checks)?;
         if let Some(change) = change {
-            registry::apply(&mut self.sys, change)?;
+            table::apply(&mut self.sys, change)?;
         }
         state.commit(raw, Some(slot));
+        drop(state);
         for (waker_token, w) in &mut self.wakers {
             if w.fd().as_raw_fd() == raw {
                 *waker_token = registration.token;
@@ -252,11 +288,12 @@ impl Selector {
     /// `NotFound` if `fd` is not registered.
     pub fn unregister<F: AsRawFd + ?Sized>(&mut self, fd: &F) -> io::Result<Registration> {
         let raw = fd.as_raw_fd();
-        let mut state = self.shared.lock();
+        let mut state = self.table.lock();
         state.apply_pending(&mut self.sys)?;
         let (change, old) = state.plan_unregister(raw)?;
-        registry::apply(&mut self.sys, change)?;
+        table::apply(&mut self.sys, change)?;
         state.commit(raw, None);
+        drop(state);
         if !self.wakers.is_empty() {
             self.wakers.retain(|(_, w)| w.fd().as_raw_fd() != raw);
         }
@@ -273,20 +310,23 @@ impl Selector {
     ///
     /// The kernel's error creating or registering that descriptor.
     pub fn registry(&mut self) -> io::Result<Registry> {
-        if self.shared.wake.get().is_none() {
+        if let Table::Own(state) = &mut self.table {
             let wake = sys::waker::WakerFd::new()?;
             let reg = Reg {
                 interest: Interest::READABLE,
                 mode: Mode::Level,
+                exclusive: false,
                 tag: Tag::INTERNAL,
             };
             dispatch!(&mut self.sys, b => b.register(wake.fd(), reg))?;
-            if let Err(wake) = self.shared.wake.set(wake) {
-                // Unreachable with `&mut self`; undo rather than leak.
-                let _ = dispatch!(&mut self.sys, b => b.unregister(wake.fd().as_raw_fd()));
-            }
+            let state = std::mem::take(state);
+            let shared = Shared::new(self.kind, &self.sys, state, wake);
+            self.table = Table::Shared(Arc::new(shared));
         }
-        Ok(Registry::new(Arc::clone(&self.shared)))
+        match &self.table {
+            Table::Shared(shared) => Ok(Registry::new(Arc::clone(shared))),
+            Table::Own(_) => unreachable!("shared just above"),
+        }
     }
 
     /// The registration of `fd`, if any (Python's `get_key`).
@@ -300,12 +340,13 @@ impl Selector {
     }
 
     fn slot<F: AsRawFd + ?Sized>(&self, fd: &F) -> Option<Slot> {
-        self.shared.lock().slot(fd.as_raw_fd()).ok().flatten()
+        self.table
+            .read(|state| state.slot(fd.as_raw_fd()).ok().flatten())
     }
 
     /// How many descriptors are registered.
     pub fn len(&self) -> usize {
-        self.shared.lock().len()
+        self.table.read(State::len)
     }
 
     /// Whether nothing is registered.
@@ -319,87 +360,5 @@ impl Selector {
     /// caller.
     pub fn close(self) {
         drop(self);
-    }
-
-    /// Wait until a registered descriptor is ready or `timeout` passes, and
-    /// fill `events` with what is ready.
-    ///
-    /// `None` waits forever; zero only looks. Timeouts round up to the
-    /// backend's resolution (1 ms). A timeout leaves `events` empty; it is not
-    /// an error. A signal interrupting the wait (`EINTR`) is retried with the
-    /// time that remains (PEP 475's rule): deliver signals to the loop through
-    /// a [`Waker`] or a self-pipe registered here, not through `EINTR`.
-    ///
-    /// # Errors
-    ///
-    /// The kernel's error from the wait (`EINVAL`, `ENOMEM`).
-    pub fn select(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        events.clear();
-        // Only a wait that can be cut short needs the clock: zero retries as
-        // zero, and none as none.
-        let deadline = match timeout {
-            Some(t) if !t.is_zero() => Instant::now().checked_add(t),
-            _ => None,
-        };
-        let mut remaining = timeout;
-        let max = events.capacity();
-        loop {
-            if self.shared.take_dirty() {
-                self.shared.lock().apply_pending(&mut self.sys)?;
-            }
-            match self.wait_once(events, remaining, max) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Woken only to apply a registry's change: wait again.
-                Ok(true) if events.is_empty() && remaining != Some(Duration::ZERO) => {}
-                result => return result.map(|_| ()),
-            }
-            if let Some(deadline) = deadline {
-                remaining = Some(deadline.saturating_duration_since(Instant::now()));
-            }
-        }
-    }
-
-    /// One wait of the backend, its events left in `events`; whether the
-    /// selector's own wake descriptor (a registry's change) was among them.
-    fn wait_once(
-        &mut self,
-        events: &mut Events,
-        timeout: Option<Duration>,
-        max: usize,
-    ) -> io::Result<bool> {
-        // epoll: the kernel's records stay as they are, decoded as the caller
-        // iterates, unless one of them needs the facade.
-        #[cfg(has_epoll)]
-        if let Sys::Epoll(epoll) = &self.sys {
-            if epoll.kernel_only() {
-                let records = events.raw_mut();
-                epoll.wait_into(timeout, max, records)?;
-                let plain =
-                    |r: &rustix::event::epoll::Event| Tag::is_packed_registration(r.data.u64());
-                if self.wakers.is_empty() && records.iter().all(plain) {
-                    return Ok(false);
-                }
-                // A wake, a waker or a token too large to pack: every record
-                // through the facade, in order.
-                let records = std::mem::take(records);
-                let mut collect = Collect::new(&self.shared, &self.wakers, events);
-                for record in &records {
-                    let flags = record.flags;
-                    collect.add(Tag::from_u64(record.data.u64()), sys::epoll::ready(flags));
-                }
-                let woken = collect.woken;
-                drop(collect);
-                // The buffer goes back, emptied, to keep its capacity.
-                let emptied = events.raw_mut();
-                *emptied = records;
-                emptied.clear();
-                return Ok(woken);
-            }
-        }
-        let mut collect = Collect::new(&self.shared, &self.wakers, events);
-        dispatch!(&mut self.sys, b => b.select(timeout, max, &mut |tag, ready| {
-            collect.add(tag, ready);
-        }))?;
-        Ok(collect.woken)
     }
 }
