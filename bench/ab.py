@@ -54,7 +54,7 @@ C_BINARY = harness.RELEASE / "c-epoll-echo"
 def measure(server, logdir, tag, args, size=None, during=None):
     """One run of `server`: echo-bench's JSON report, or None with the reason printed. `during`
     is a context manager factory given the started run (the scraper)."""
-    run = harness.Running(server, Path(logdir) / f"{tag}.stderr")
+    run = harness.Running(server, Path(logdir) / f"{tag}.stderr", collect=True)
     why = run.start()
     if why:
         print(f"  {server.label}: did not start: {why}", file=sys.stderr)

@@ -107,10 +107,11 @@ def cleanup():
 class Running:
     """A started server: its process, its address, its stdout lines and its stderr log file."""
 
-    def __init__(self, server, log_path, pin=True):
+    def __init__(self, server, log_path, pin=True, collect=False):
         self.server = server
         self.log_path = log_path
         self.pin = pin
+        self.collect = collect
         self.addr = None
         self.proc = None
         self._out = b""
@@ -118,8 +119,9 @@ class Running:
 
     def start(self, timeout=15.0):
         """Starts the server (pinned to SERVER_CORE unless pin is False) and reads its first
-        `listening tcp ADDR` line; returns None or a reason it did not start. Its later stdout
-        is collected (see stdout_lines)."""
+        `listening tcp ADDR` line; returns None or a reason it did not start. With collect,
+        a thread keeps the rest of its stdout (see stdout_lines); without, the rest stays in
+        the pipe (self.proc.stdout) for the caller."""
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             pinned(SERVER_CORE, self.server.argv, self.pin),
@@ -144,8 +146,9 @@ class Running:
             self.stop()
             return f"no 'listening tcp' line ({self.stderr_tail() or 'no output'})"
         self.addr = m.group(1).decode()
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
+        if self.collect:
+            self._reader = threading.Thread(target=self._drain, daemon=True)
+            self._reader.start()
         return None
 
     def _drain(self):
@@ -160,7 +163,8 @@ class Running:
             self._out += chunk
 
     def stdout_lines(self):
-        """Every line the server has printed on stdout so far (`listening`, `summary:` ...)."""
+        """Every line the server has printed on stdout so far (`listening`, `summary:` ...);
+        without collect, only those read while waiting for the address."""
         return self._out.decode(errors="replace").splitlines()
 
     @property

@@ -319,7 +319,8 @@ def soak_backend(backend, o, load_s, seed, work, pin):
     d.mkdir(parents=True, exist_ok=True)
     argv = [str(harness.RELEASE / "echo-server"), "-l", "127.0.0.1:0", "--backend", backend,
             "--zero-copy", o["zero_copy"]]
-    run = harness.Running(harness.Server("echo-server", backend, argv), d / "server.err", pin)
+    run = harness.Running(harness.Server("echo-server", backend, argv), d / "server.err", pin,
+                          collect=True)
     if run.start(timeout=10):
         tail = run.stderr_tail(3)
         print(f"soak: {backend}: server did not start; stderr: {tail}")
