@@ -52,6 +52,8 @@ class VanishedPeers(LabCase):
         # The per-address count came back too: the same host gets all its slots again.
         client.restore()
         socks, _ = hold(client, server_host)
+        # /metrics is rendered at most every 100 ms: wait for the count, with a deadline.
+        wait_for(lambda: server.open_connections() == CONNECTIONS, 5, step=0.1)
         self.assertEqual(server.open_connections(), CONNECTIONS)
         refused = server.metrics()['echo_connections_refused_total{worker="0",reason="per_ip"}']
         self.assertEqual(refused, 0, "the vanished connections still counted against the host")

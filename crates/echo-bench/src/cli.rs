@@ -1,17 +1,24 @@
-//! The command line, and how it becomes a [`Config`].
+//! The command line: the modes, the groups of flags they share, and how a
+//! mode's flags become a [`Config`]. Each mode takes only the groups that
+//! apply to it, so clap itself refuses a flag given to the wrong mode.
+
+pub mod value;
 
 use crate::check::Condition;
 use crate::exit::code;
+use crate::mode::{chaos::ChaosArgs, merge::MergeArgs, search::SearchArgs, sweep::SweepArgs};
 use crate::output::Outputs;
 use crate::plan::{Config, Sources, Transport};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use netaddr::Target;
 use selector::BackendKind;
+use serde::Serialize;
 use std::io::IsTerminal;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
+use value::{count, positive_secs, rate, secs};
 
 /// Load an echo server and verify every byte it echoes.
 ///
@@ -37,17 +44,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
-    pub point: PointArgs,
-    #[command(flatten)]
-    pub common: Common,
-    #[arg(
-        value_name = "ADDR",
-        required = true,
-        value_parser = netaddr::parse_target,
-        help = "Server address(es): IP:PORT, [V6]:PORT, HOST:PORT or unix:/path; \
-                connections go round-robin over several"
-    )]
-    pub addrs: Vec<Target>,
+    pub single: crate::mode::single::SingleArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,13 +56,16 @@ pub enum Command {
     /// Runs fixed-rate rounds between --min-rate and --max-rate (bounded by
     /// --rounds and --max-time) and prints every round and the highest
     /// rate that met every --slo condition with no error or mismatch.
-    /// Exit status 3 when not even --min-rate met it.
-    Search(crate::search::SearchArgs),
+    /// Without --max-rate, a short closed-loop round measures the ceiling
+    /// first and the search runs up to it. A round that misses at
+    /// --min-rate is run once more before the search gives up: exit
+    /// status 3 when it misses again.
+    Search(SearchArgs),
     /// Combine --json reports of separate runs into one exact report
     ///
     /// Counts are summed and latency histograms merged (not percentiles
     /// averaged). Runs are taken to have run at the same time: rates add.
-    Merge(crate::merge::MergeArgs),
+    Merge(MergeArgs),
     /// Random hostile sessions at once, checking every byte of those that complete
     ///
     /// Each of --connections slots runs one session after another, each of a
@@ -75,82 +75,42 @@ pub enum Command {
     Chaos(ChaosArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct ChaosArgs {
-    /// Sessions running at once
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 100, value_parser = positive_usize)]
-    pub connections: usize,
-    /// Seconds to start new sessions for (running ones then finish: each
-    /// may take up to ten --session-timeouts while it keeps making progress)
-    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    pub duration: f64,
-    /// Largest stream of a "huge" session, bytes
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_bytes: u64,
-    /// Seconds without progress before a session counts as stalled
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
-    pub session_timeout: f64,
-    /// Random seed, to repeat a run (default: from the clock)
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Report this process's open descriptors and memory before and after
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
-    /// Print one JSON object on stdout instead of a table
-    #[arg(long)]
-    pub json: bool,
-    /// Server address, e.g. 127.0.0.1:7000
-    #[arg(value_name = "ADDR", value_parser = netaddr::parse_socket_addr)]
-    pub addr: SocketAddr,
-}
-
-#[derive(Debug, Args)]
+/// One measurement point's shape (single run and search).
+#[derive(Clone, Copy, Debug, Args)]
 pub struct PointArgs {
     /// Concurrent connections (UDP: sockets)
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 50, value_parser = count::<u64>)]
     pub connections: u64,
     /// Message size in bytes
-    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64, value_parser = positive_usize)]
+    #[arg(short = 's', long, value_name = "BYTES", default_value_t = 64, value_parser = count::<usize>)]
     pub size: usize,
     /// Messages in flight per connection
-    #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
+    #[arg(short = 'p', long, value_name = "N", default_value_t = 1, value_parser = count::<usize>)]
     pub pipeline: usize,
 }
 
-#[derive(Debug, Args)]
-pub struct SweepArgs {
-    /// Connection counts, comma-separated
-    #[arg(short = 'c', long, value_name = "N,..", value_delimiter = ',', default_value = "1,100,1000", value_parser = clap::value_parser!(u64).range(1..))]
-    pub connections: Vec<u64>,
-    /// Message sizes in bytes, comma-separated
-    #[arg(short = 's', long, value_name = "BYTES,..", value_delimiter = ',', default_value = "64,16384", value_parser = positive_usize)]
-    pub size: Vec<usize>,
-    /// Pipeline depths, comma-separated
-    #[arg(short = 'p', long, value_name = "N,..", value_delimiter = ',', default_value = "1,8", value_parser = positive_usize)]
-    pub pipeline: Vec<usize>,
-    #[command(flatten)]
-    pub common: Common,
-    /// Server address(es), as for a single run
-    #[arg(value_name = "ADDR", required = true, value_parser = netaddr::parse_target)]
-    pub addrs: Vec<Target>,
+/// An open-loop rate (single run and sweep; search sets the rate itself).
+#[derive(Clone, Copy, Debug, Args)]
+pub struct PaceArgs {
+    /// Open loop: send this many messages per second in total, spread
+    /// evenly over the connections, instead of as fast as echoes return
+    #[arg(short = 'r', long, value_name = "MSGS/S", value_parser = rate)]
+    pub rate: Option<f64>,
+    /// With --rate: grow the rate linearly from 0 to --rate over this many
+    /// seconds from the start of the warm-up
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = secs, requires = "rate")]
+    pub ramp: f64,
 }
 
+/// How a run loads the server (every mode that measures).
 #[derive(Clone, Debug, Args)]
-pub struct Common {
+pub struct LoadArgs {
     /// Measured seconds, after the warm-up
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     pub duration: f64,
     /// Seconds of load before measuring (not counted)
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = secs)]
     pub warmup: f64,
-    /// Open loop: send this many messages per second in total, spread
-    /// evenly over the connections, instead of as fast as echoes return
-    #[arg(short = 'r', long, value_name = "MSGS/S", value_parser = positive_secs)]
-    pub rate: Option<f64>,
-    /// With --rate: grow the rate linearly from 0 to --rate over this many
-    /// seconds from the start of the warm-up
-    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = secs, requires = "rate")]
-    pub ramp: f64,
     /// UDP instead of TCP: one socket per connection, datagrams of --size
     #[arg(long)]
     pub udp: bool,
@@ -159,36 +119,18 @@ pub struct Common {
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_secs)]
     pub connect_timeout: f64,
     /// Open this many new connections per second while the load runs (a
-    /// ramp); each joins the load once its first echo is back
-    #[arg(long, value_name = "N", value_parser = positive_secs)]
+    /// ramp); each joins the load once its first echo is back (TCP and
+    /// Unix only)
+    #[arg(long, value_name = "N", value_parser = rate, conflicts_with = "udp")]
     pub connect_rate: Option<f64>,
     /// Milliseconds before an unechoed UDP datagram counts as lost
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = count::<u64>)]
     pub udp_timeout_ms: u64,
     /// Also report this process's CPU time per echoed message and its memory
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
-    /// Print one JSON object (sweep: an array) on stdout instead of a table
-    #[arg(long)]
-    pub json: bool,
-    /// Print a line per interval on stderr (on a terminal: one line,
-    /// rewritten); fractions allowed, e.g. 0.5
-    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
-    pub interval: Option<f64>,
-    /// Print one JSON object per interval on stdout (JSON Lines), then the
-    /// final report as the last line
-    #[arg(long)]
-    pub json_stream: bool,
-    /// Write an HdrHistogram interval log (V2 compressed, one histogram
-    /// per interval, ns) to FILE
-    #[arg(long, value_name = "FILE")]
-    pub hdr_log: Option<PathBuf>,
-    /// Exit 3 if this condition holds after the run, e.g. p99>2ms,
-    /// errors>0, rate<50000, connected<1000 (repeatable)
-    #[arg(long, value_name = "EXPR")]
-    pub fail_if: Vec<Condition>,
     /// Split the connections over this many threads
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = positive_usize)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count::<usize>)]
     pub threads: usize,
     /// Readiness backend: auto, epoll, poll or select
     #[arg(long, value_name = "NAME", default_value_t = BackendKind::Auto)]
@@ -204,6 +146,40 @@ pub struct Common {
     pub source_ip: Option<SourceIps>,
 }
 
+/// The one output choice: a table for people, or JSON for scripts.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct FormatArgs {
+    /// Print JSON on stdout instead of a table (one object; sweep: an
+    /// array of reports)
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl FormatArgs {
+    /// Print `value` as JSON, or the table `table` makes.
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be written as JSON.
+    pub fn print<T: Serialize>(self, value: &T, table: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string(value)?);
+        } else {
+            print!("{}", table());
+        }
+        Ok(())
+    }
+}
+
+/// Conditions that turn a finished run into exit status 3.
+#[derive(Clone, Debug, Args)]
+pub struct VerdictArgs {
+    /// Exit 3 if this condition holds after the run, e.g. p99>2ms,
+    /// errors>0, rate<50000, connected<1000 (repeatable)
+    #[arg(long, value_name = "EXPR")]
+    pub fail_if: Vec<Condition>,
+}
+
 /// The addresses `--source-ip` names.
 #[derive(Clone, Debug)]
 pub struct SourceIps(pub Vec<IpAddr>);
@@ -213,14 +189,12 @@ const MAX_SOURCES: u32 = 65_536;
 
 fn source_ips(s: &str) -> Result<SourceIps, String> {
     if let Some((a, b)) = s.split_once('-') {
-        let a: Ipv4Addr = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        let b: Ipv4Addr = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("{b:?} is not an IPv4 address"))?;
+        let ip = |x: &str| -> Result<Ipv4Addr, String> {
+            x.trim()
+                .parse()
+                .map_err(|_| format!("{x:?} is not an IPv4 address"))
+        };
+        let (a, b) = (ip(a)?, ip(b)?);
         let (lo, hi) = (u32::from(a), u32::from(b));
         if hi < lo {
             return Err(format!("range {a}-{b} runs backwards"));
@@ -244,122 +218,112 @@ fn source_ips(s: &str) -> Result<SourceIps, String> {
         .map(SourceIps)
 }
 
-pub fn positive_usize(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-pub fn secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..1e9).contains(&x) => Ok(x),
-        Ok(_) => Err("must be a number of seconds, at least 0".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-pub fn positive_secs(s: &str) -> Result<f64, String> {
-    match secs(s)? {
-        x if x > 0.0 => Ok(x),
-        _ => Err("must be greater than 0".into()),
-    }
-}
-
 /// Whether stderr is a terminal, so a live progress line can be drawn.
 pub fn live_progress() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// The point `common` and the arguments describe.
-pub fn config(common: &Common, targets: &[Target], c: u64, size: usize, pipeline: usize) -> Config {
-    let sources = match (&common.source_ip, common.source_base) {
-        (Some(list), _) => Sources::List(list.0.clone()),
-        (None, Some(base)) => Sources::Base(base),
-        (None, None) => Sources::Auto,
-    };
-    Config {
-        targets: targets.to_vec(),
-        transport: if common.udp {
-            Transport::Udp
-        } else {
-            Transport::Stream
-        },
-        connections: c,
-        size,
-        duration: Duration::from_secs_f64(common.duration),
-        warmup: Duration::from_secs_f64(common.warmup),
-        pipeline,
-        rate: common.rate,
-        ramp: Duration::from_secs_f64(common.ramp),
-        udp_timeout: Duration::from_millis(common.udp_timeout_ms),
-        connect_timeout: Duration::from_secs_f64(common.connect_timeout),
-        connect_rate: common.connect_rate,
-        threads: common.threads,
-        backend: common.backend,
-        sources,
-        server_pid: common.server_pid,
-        interval: None,
-    }
-}
-
-/// The interval outputs `common` asks for, if any (intervals of 1 s unless
-/// `--interval` says otherwise).
-///
-/// # Errors
-///
-/// When the `--hdr-log` file cannot be created.
-pub fn outputs(common: &Common) -> Result<Option<Outputs>> {
-    let len = Duration::from_secs_f64(common.interval.unwrap_or(1.0));
-    let o = Outputs::new(
-        len,
-        common.interval.is_some(),
-        common.json_stream,
-        common.hdr_log.as_deref(),
-    )?;
-    Ok(o.any().then_some(o))
-}
-
-/// Flag combinations clap cannot check; exits 2 like clap's own errors.
-pub fn validate(common: &Common, sizes: &[usize], targets: &[Target], single: bool) {
-    const UDP_MAX: usize = 65_507;
-    let fail = |msg: String| -> ! {
-        let e = Cli::command().error(clap::error::ErrorKind::ValueValidation, msg);
-        let _ = e.print();
-        std::process::exit(code::USAGE.into())
-    };
-    if common.udp && sizes.iter().any(|&s| s > UDP_MAX) {
-        fail(format!(
-            "--size: a UDP datagram holds at most {UDP_MAX} bytes"
-        ));
-    }
-    let unix = targets
-        .iter()
-        .filter(|t| matches!(t, Target::Unix(_)))
-        .count();
-    if unix > 0 && unix < targets.len() {
-        fail("ADDR: unix: targets cannot be mixed with IP targets".into());
-    }
-    if unix > 0 && common.udp {
-        fail("ADDR: unix: targets are stream sockets; --udp needs IP targets".into());
-    }
-    if !single {
-        let one_run_only = [
-            ("--interval", common.interval.is_some()),
-            ("--json-stream", common.json_stream),
-            ("--hdr-log", common.hdr_log.is_some()),
-        ];
-        if let Some((flag, _)) = one_run_only.iter().find(|(_, on)| *on) {
-            fail(format!(
-                "{flag} applies to a single run, not to sweep or search"
-            ));
+impl LoadArgs {
+    /// The point these flags, `point` and the open-loop `rate` and `ramp`
+    /// describe, against `targets`.
+    pub fn config(
+        &self,
+        targets: &[Target],
+        point: PointArgs,
+        rate: Option<f64>,
+        ramp: f64,
+    ) -> Config {
+        let sources = match (&self.source_ip, self.source_base) {
+            (Some(list), _) => Sources::List(list.0.clone()),
+            (None, Some(base)) => Sources::Base(base),
+            (None, None) => Sources::Auto,
+        };
+        Config {
+            targets: targets.to_vec(),
+            transport: if self.udp {
+                Transport::Udp
+            } else {
+                Transport::Stream
+            },
+            connections: point.connections,
+            size: point.size,
+            duration: Duration::from_secs_f64(self.duration),
+            warmup: Duration::from_secs_f64(self.warmup),
+            pipeline: point.pipeline,
+            rate,
+            ramp: Duration::from_secs_f64(ramp),
+            udp_timeout: Duration::from_millis(self.udp_timeout_ms),
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            connect_rate: self.connect_rate,
+            threads: self.threads,
+            backend: self.backend,
+            sources,
+            server_pid: self.server_pid,
+            interval: None,
         }
     }
-    if common.udp && common.connect_rate.is_some() {
-        fail("--connect-rate paces stream connects; UDP sockets need none".into());
+
+    /// What clap cannot check: message sizes against UDP's limit, and the
+    /// kinds of the targets. Exits 2 like clap's own errors.
+    pub fn check(&self, sizes: &[usize], targets: &[Target]) {
+        const UDP_MAX: usize = 65_507;
+        if self.udp && sizes.iter().any(|&s| s > UDP_MAX) {
+            usage(format!(
+                "--size: a UDP datagram holds at most {UDP_MAX} bytes"
+            ));
+        }
+        let unix = targets
+            .iter()
+            .filter(|t| matches!(t, Target::Unix(_)))
+            .count();
+        if unix > 0 && unix < targets.len() {
+            usage("ADDR: unix: targets cannot be mixed with IP targets".into());
+        }
+        if unix > 0 && self.udp {
+            usage("ADDR: unix: targets are stream sockets; --udp needs IP targets".into());
+        }
     }
-    if common.json && common.json_stream {
-        fail("--json and --json-stream: choose one (--json-stream ends with the report)".into());
+}
+
+/// Print `msg` as clap prints a usage error and exit 2.
+pub fn usage(msg: String) -> ! {
+    let e = Cli::command().error(clap::error::ErrorKind::ValueValidation, msg);
+    let _ = e.print();
+    std::process::exit(code::USAGE.into())
+}
+
+/// The outputs written while a single run goes on.
+#[derive(Clone, Debug, Args)]
+pub struct StreamArgs {
+    /// Print a line per interval on stderr (on a terminal: one line,
+    /// rewritten); fractions allowed, e.g. 0.5
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    pub interval: Option<f64>,
+    /// Print one JSON object per interval on stdout (JSON Lines), then the
+    /// final report as the last line (instead of --json)
+    #[arg(long, conflicts_with = "json")]
+    pub json_stream: bool,
+    /// Write an HdrHistogram interval log (V2 compressed, one histogram
+    /// per interval, ns) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+}
+
+impl StreamArgs {
+    /// The interval outputs asked for, if any (intervals of 1 s unless
+    /// `--interval` says otherwise).
+    ///
+    /// # Errors
+    ///
+    /// When the `--hdr-log` file cannot be created.
+    pub fn outputs(&self) -> Result<Option<Outputs>> {
+        let len = Duration::from_secs_f64(self.interval.unwrap_or(1.0));
+        let o = Outputs::new(
+            len,
+            self.interval.is_some(),
+            self.json_stream,
+            self.hdr_log.as_deref(),
+        )?;
+        Ok(o.any().then_some(o))
     }
 }

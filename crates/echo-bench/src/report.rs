@@ -65,6 +65,10 @@ pub struct Report {
     /// UDP only: echoes that came after their datagram was counted lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late: Option<u64>,
+    /// UDP only: echoes of a datagram already echoed (a fault: the run
+    /// fails, as on a mismatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicated: Option<u64>,
     /// UDP only: sockets that got no echo in the window (all lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unserved: Option<u64>,
@@ -167,6 +171,7 @@ impl Report {
             mismatches: s.mismatches,
             lost: udp.then_some(s.lost),
             late: udp.then_some(s.late),
+            duplicated: udp.then_some(s.duplicated),
             unserved: udp.then_some(s.silent),
             interrupted: o.interrupted,
             targets: targets
@@ -186,10 +191,10 @@ impl Report {
         }
     }
 
-    /// Whether the run found a fault: an error or a mismatch (UDP losses
-    /// are reported, not faults).
+    /// Whether the run found a fault: an error, a mismatch or a duplicated
+    /// datagram (UDP losses are reported, not faults).
     pub fn failed(&self) -> bool {
-        self.errors > 0 || self.mismatches > 0
+        self.errors > 0 || self.mismatches > 0 || self.duplicated.unwrap_or(0) > 0
     }
 
     /// The single-point table.
@@ -250,6 +255,9 @@ impl Report {
             self.errors, self.connect_errors
         );
         let _ = writeln!(t, "  mismatches    {}", self.mismatches);
+        if let Some(d) = self.duplicated {
+            let _ = writeln!(t, "  duplicated    {d} datagrams (echoed more than once)");
+        }
         if let (Some(lost), Some(late)) = (self.lost, self.late) {
             let silent = self.unserved.unwrap_or(0);
             let _ = writeln!(

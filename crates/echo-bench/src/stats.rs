@@ -72,6 +72,8 @@ pub struct Stats {
     pub late: u64,
     /// UDP sockets that got no echo in the window (all datagrams lost).
     pub silent: u64,
+    /// UDP echoes of a datagram already echoed (a fault, like a mismatch).
+    pub duplicated: u64,
     /// The first failure seen, to print.
     pub first_error: Option<String>,
 }
@@ -90,6 +92,7 @@ impl Stats {
             lost: 0,
             late: 0,
             silent: 0,
+            duplicated: 0,
             first_error: None,
         }
     }
@@ -153,6 +156,7 @@ impl Stats {
         self.lost += o.lost;
         self.late += o.late;
         self.silent += o.silent;
+        self.duplicated += o.duplicated;
         if self.first_error.is_none() {
             self.first_error.clone_from(&o.first_error);
         }

@@ -6,7 +6,9 @@
 //! an echo is matched to its datagram even after a loss. A datagram not
 //! echoed within `--udp-timeout` is counted `lost`, not as a mismatch: UDP
 //! may drop datagrams, and does on loopback when a socket buffer overflows.
-//! Echoes arriving after that are counted `late`, and sockets that got no
+//! Echoes arriving after that are counted `late`; a second echo of a
+//! datagram already echoed is `duplicated`, a fault like a mismatch (see
+//! [`history`] for how far back the two are told apart). Sockets that got no
 //! echo at all in the window `unserved` (all their datagrams were lost),
 //! neither of them an error. A wrong length, a wrong byte, or a sequence
 //! number never sent is a mismatch; a socket error (ICMP port unreachable
@@ -15,12 +17,15 @@
 //! `connected` only once an echo came back on it, so a closed port reads
 //! "connected 0/N", "N sockets got no echo" (issue 12).
 
+mod history;
+
 use crate::net::{self, describe};
 use crate::pattern;
 use crate::plan::{ns, Config, Handshake, Share};
 use crate::stats::Stats;
 use crate::worker::{self, Core, Sockets};
 use anyhow::{anyhow, Result};
+use history::{Fate, History};
 use netaddr::Target;
 use selector::{Interest, Token};
 use std::io;
@@ -42,6 +47,8 @@ struct Sock {
     next_seq: u64,
     due: u64,
     slots: Box<[Slot]>,
+    /// What became of recent datagrams no longer in flight.
+    history: History,
     inflight: usize,
     writable: bool,
     expecting: bool,
@@ -116,6 +123,7 @@ pub fn run(cfg: &Config, share: Share, hs: Handshake) -> Result<Vec<Stats>> {
             next_seq: 0,
             due: if share.rate.is_none() { u64::MAX } else { 0 },
             slots: vec![Slot::default(); cfg.pipeline].into_boxed_slice(),
+            history: History::new(cfg.pipeline),
             inflight: 0,
             writable: false,
             expecting: false,
@@ -195,6 +203,7 @@ impl Datagrams<'_> {
             for slot in c.slots.iter_mut().filter(|s| s.busy) {
                 if now.saturating_sub(slot.sent_at) > timeout {
                     slot.busy = false;
+                    c.history.mark(slot.seq, Fate::Lost);
                     c.inflight -= 1;
                     self.core.stats_of(c.id).lost += 1;
                     freed = true;
@@ -235,6 +244,7 @@ impl Datagrams<'_> {
                             sent_at: now,
                         };
                     }
+                    c.history.mark(seq, Fate::Unknown);
                     c.inflight += 1;
                     c.next_seq += 1;
                     c.expecting |= self.core.in_window;
@@ -302,14 +312,16 @@ impl Datagrams<'_> {
         } else {
             (1u64 << (8 * h)) - 1
         };
+        // How far apart two sequence numbers with the same low bytes are.
+        let span = mask.saturating_add(1);
         let c = &mut self.socks[i];
         let found = c.slots.iter().position(|s| s.busy && s.seq & mask == low);
         let seq = match found {
             Some(k) => c.slots[k].seq,
-            None if h == 8 && low < c.next_seq => low,
-            None if h < 8 => {
-                stats.late += 1;
-                return;
+            // The latest sequence number sent with these low bytes.
+            None if low < c.next_seq => {
+                let top = c.next_seq - 1;
+                top - (top - low) % span
             }
             None => {
                 stats.mismatches += 1;
@@ -328,6 +340,7 @@ impl Datagrams<'_> {
             if let Some(k) = found {
                 c.slots[k].busy = false;
                 c.inflight -= 1;
+                c.history.mark(seq, Fate::Echoed);
             }
             return stats.note(|| {
                 format!(
@@ -336,7 +349,19 @@ impl Datagrams<'_> {
             });
         }
         let Some(k) = found else {
-            stats.late += 1;
+            match c.history.fate(seq, c.next_seq, span) {
+                Fate::Echoed => {
+                    stats.duplicated += 1;
+                    stats.note(|| {
+                        format!("socket {id} to {addr}: datagram {seq} echoed more than once")
+                    });
+                }
+                Fate::Lost => {
+                    stats.late += 1;
+                    c.history.mark(seq, Fate::Echoed);
+                }
+                Fate::Unknown => stats.late += 1,
+            }
             return;
         };
         let slot = &mut c.slots[k];
@@ -344,6 +369,7 @@ impl Datagrams<'_> {
         c.inflight -= 1;
         c.served = true;
         c.answered = true;
+        c.history.mark(seq, Fate::Echoed);
         let (due, sent) = (slot.start, slot.sent_at);
         self.core.complete(id, now, due, sent);
     }

@@ -108,7 +108,7 @@ impl<'a> Core<'a> {
     pub fn failures(&self) -> u64 {
         self.stats
             .iter()
-            .map(|s| s.errors.total() + s.mismatches)
+            .map(|s| s.errors.total() + s.mismatches + s.duplicated)
             .sum()
     }
 

@@ -191,3 +191,87 @@ fn sweep_fails_when_a_point_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(json(&out)[0]["mismatches"], 1);
 }
+
+#[test]
+fn each_mode_refuses_flags_it_does_not_take_issue_17() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["search", "--slo", "p99<1ms", "--rate", "10", "127.0.0.1:7"],
+            "--rate",
+        ),
+        (
+            &[
+                "search",
+                "--slo",
+                "p99<1ms",
+                "--fail-if",
+                "errors>0",
+                "127.0.0.1:7",
+            ],
+            "--fail-if",
+        ),
+        (
+            &["search", "--slo", "p99<1ms", "--ramp", "1", "127.0.0.1:7"],
+            "--ramp",
+        ),
+        (
+            &["search", "--slo", "p99<1ms", "--json-stream", "127.0.0.1:7"],
+            "--json-stream",
+        ),
+        (&["sweep", "--interval", "1", "127.0.0.1:7"], "--interval"),
+        (
+            &["sweep", "--hdr-log", "x.hlog", "127.0.0.1:7"],
+            "--hdr-log",
+        ),
+        (&["chaos", "--rate", "10", "127.0.0.1:7"], "--rate"),
+        (&["merge", "-c", "3", "a.json"], "-c"),
+    ];
+    for (args, flag) in cases {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("unexpected argument '{flag}")),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn values_are_refused_by_kind_with_the_flag_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-r", "0", "127.0.0.1:7"], "--rate"),
+        (&["--connect-rate", "fast", "127.0.0.1:7"], "--connect-rate"),
+        (&["-c", "0", "127.0.0.1:7"], "--connections"),
+        (&["-d", "0", "127.0.0.1:7"], "--duration"),
+        (
+            &[
+                "search",
+                "--slo",
+                "p99<1ms",
+                "--precision",
+                "1.5",
+                "127.0.0.1:7",
+            ],
+            "--precision",
+        ),
+        (
+            &[
+                "search",
+                "--slo",
+                "p99<1ms",
+                "--min-rate",
+                "10",
+                "--max-rate",
+                "5",
+                "127.0.0.1:7",
+            ],
+            "--max-rate",
+        ),
+    ];
+    for (args, flag) in cases {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", stderr(&out));
+    }
+}

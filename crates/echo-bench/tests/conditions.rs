@@ -92,7 +92,8 @@ fn search_finds_the_highest_rate_that_meets_the_slo() {
         .iter()
         .all(|x| x["met"] == true && x["report"]["messages"].as_u64() > Some(0)));
 
-    // Nothing meets a p50 under a nanosecond: exit 3 after one round.
+    // Nothing meets a p50 under a nanosecond: exit 3 after the round at
+    // --min-rate and its one retry.
     let mut args = vec!["search", "--slo", "p50<1ns"];
     args.extend_from_slice(&base);
     args.extend_from_slice(&["400", &addr]);
@@ -100,7 +101,8 @@ fn search_finds_the_highest_rate_that_meets_the_slo() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("no rate tried met the SLO"), "{text}");
-    assert_eq!(text.matches(" missed (").count(), 1, "{text}");
+    assert_eq!(text.matches(" missed (").count(), 2, "{text}");
+    assert_eq!(text.matches("[retry]").count(), 1, "{text}");
     assert!(stderr(&out).contains("not even --min-rate 100 met the SLO"));
 }
 
@@ -258,4 +260,111 @@ fn run_outputs_are_refused_where_they_do_not_apply() {
         let out = bench(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn search_without_max_rate_measures_the_ceiling_first() {
+    let server = EchoServer::tcp();
+    let out = bench(&[
+        "search",
+        "--slo",
+        "p99<1s",
+        "--min-rate",
+        "50",
+        "--rounds",
+        "2",
+        "-c",
+        "2",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--json",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let ceiling = r["ceiling"]["msgs_per_sec"].as_f64().unwrap();
+    assert!(ceiling > 50.0, "{r}");
+    assert_eq!(
+        r["ceiling"]["rate"],
+        serde_json::Value::Null,
+        "closed loop: {r}"
+    );
+    let top = r["max_rate"].as_f64().unwrap();
+    assert_eq!(top, ceiling.round(), "{r}");
+    let rates: Vec<f64> = r["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates, [50.0, top], "{r}");
+    // With --max-rate there is no ceiling round.
+    let out = bench(&[
+        "search",
+        "--slo",
+        "p99<1s",
+        "--min-rate",
+        "50",
+        "--max-rate",
+        "60",
+        "-c",
+        "1",
+        "-d",
+        "0.2",
+        "--warmup",
+        "0",
+        "--json",
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["ceiling"], serde_json::Value::Null);
+}
+
+#[test]
+fn search_retries_a_missed_round_at_the_bottom_once() {
+    // The first round's two connections get a corrupted echo, every later
+    // connection a clean one: round 1 misses, its retry meets.
+    let (addr, _) = tcp_server(Behaviour::CorruptFirst(2));
+    let out = bench(&[
+        "search",
+        "--slo",
+        "p99<1s",
+        "--min-rate",
+        "50",
+        "--max-rate",
+        "100",
+        "-c",
+        "2",
+        "-d",
+        "0.3",
+        "--warmup",
+        "0",
+        "--json",
+        &addr.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    let rounds = r["rounds"].as_array().unwrap();
+    let seen: Vec<(f64, bool, bool)> = rounds
+        .iter()
+        .map(|x| {
+            (
+                x["rate"].as_f64().unwrap(),
+                x["met"] == true,
+                x["retry"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (50.0, false, false),
+            (50.0, true, true),
+            (100.0, true, false)
+        ],
+        "{r}"
+    );
+    assert_eq!(r["best_rate"], 100.0);
 }

@@ -2,7 +2,7 @@
 
 mod util;
 
-use util::{bench, closed_udp_port, json, stderr, udp_server, EchoServer};
+use util::{bench, closed_udp_port, json, stderr, udp_duplicating_server, udp_server, EchoServer};
 
 #[test]
 fn udp_echo_is_verified() {
@@ -116,4 +116,40 @@ fn udp_open_loop_over_threads() {
     assert_eq!(r["connected"], 4);
     let messages = r["messages"].as_u64().unwrap();
     assert!((300..=500).contains(&messages), "{r}");
+}
+
+#[test]
+fn duplicated_datagrams_are_counted_apart_and_fail_the_run_issue_22() {
+    // Every datagram echoed twice: the first copy completes it, the second
+    // is a duplicate, not a late echo.
+    for size in ["64", "3"] {
+        let addr = udp_duplicating_server().to_string();
+        let out = bench(&[
+            "--udp", "-c", "2", "-p", "2", "-s", size, "-d", "0.3", "--warmup", "0", "--json",
+            &addr,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let r = json(&out);
+        let (messages, dup) = (
+            r["messages"].as_u64().unwrap(),
+            r["duplicated"].as_u64().unwrap(),
+        );
+        assert!(messages > 10, "{r}");
+        // Each message of the window, and each still in flight when it
+        // ended (at most 2 x 2), came back twice.
+        assert!((messages..=messages + 4).contains(&dup), "{size} B: {r}");
+        assert_eq!(r["late"], 0, "{r}");
+        assert_eq!(r["mismatches"], 0, "{r}");
+        assert!(
+            stderr(&out).contains("echoed more than once"),
+            "{}",
+            stderr(&out)
+        );
+        let table = bench(&[
+            "--udp", "-c", "1", "-s", size, "-d", "0.2", "--warmup", "0", &addr,
+        ]);
+        assert_eq!(table.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&table.stdout);
+        assert!(text.contains("duplicated    "), "{text}");
+    }
 }

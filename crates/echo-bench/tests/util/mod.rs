@@ -23,6 +23,9 @@ pub enum Behaviour {
     SilentAfter(u64),
     /// Echo everything twice.
     Twice,
+    /// The first this many connections as `Corrupt(64)` (their second
+    /// 64-byte message), then `Echo`.
+    CorruptFirst(usize),
 }
 
 /// Limits that keep a forgotten server from running forever.
@@ -36,11 +39,16 @@ pub fn tcp_server(behaviour: Behaviour) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr
     let peers = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&peers);
     thread::spawn(move || {
-        for stream in listener.incoming().take(MAX_CONNECTIONS) {
+        for (k, stream) in listener.incoming().take(MAX_CONNECTIONS).enumerate() {
             let Ok(stream) = stream else { continue };
             if let Ok(peer) = stream.peer_addr() {
                 seen.lock().unwrap().push(peer);
             }
+            let behaviour = match behaviour {
+                Behaviour::CorruptFirst(n) if k < n => Behaviour::Corrupt(64),
+                Behaviour::CorruptFirst(_) => Behaviour::Echo,
+                b => b,
+            };
             thread::spawn(move || serve(stream, behaviour));
         }
     });
@@ -59,7 +67,7 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
         };
         let chunk = &mut buf[..n];
         match behaviour {
-            Behaviour::Echo => {}
+            Behaviour::Echo | Behaviour::CorruptFirst(_) => {}
             Behaviour::Twice => {
                 if stream.write_all(chunk).is_err() {
                     return;
@@ -105,6 +113,21 @@ pub fn udp_server(corrupt: bool) -> SocketAddr {
             if corrupt && n > 0 {
                 buf[n - 1] ^= 1;
             }
+            let _ = socket.send_to(&buf[..n], peer);
+        }
+    });
+    addr
+}
+
+/// A UDP echo server on 127.0.0.1:0 that echoes every datagram twice.
+pub fn udp_duplicating_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(IDLE)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], peer);
             let _ = socket.send_to(&buf[..n], peer);
         }
     });

@@ -6,6 +6,7 @@
 //! the same time against the same servers: rates add, and the window is
 //! the longest one.
 
+use crate::cli::FormatArgs;
 use crate::exit::code;
 use crate::report::{round, Report, TargetRow};
 use crate::stats::{decode_histogram, encode_histogram, new_histogram, Percentiles};
@@ -16,9 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Print the merged report as JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Reports written by `echo-bench --json` (or the last line of
     /// --json-stream), one per file
     #[arg(value_name = "REPORT.json", required = true)]
@@ -38,11 +38,7 @@ pub fn run(args: &MergeArgs) -> Result<u8> {
         .map(|p| read(p))
         .collect::<Result<Vec<_>>>()?;
     let merged = merge(&reports)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&merged)?);
-    } else {
-        print!("{}", merged.table());
-    }
+    args.format.print(&merged, || merged.table())?;
     Ok(if merged.failed() {
         code::FAILED
     } else {
@@ -143,6 +139,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         m.mismatches += r.mismatches;
         m.lost = sum_opt(m.lost, r.lost);
         m.late = sum_opt(m.late, r.late);
+        m.duplicated = sum_opt(m.duplicated, r.duplicated);
         m.unserved = sum_opt(m.unserved, r.unserved);
         m.interrupted |= r.interrupted;
         m.first_error = m.first_error.take().or_else(|| r.first_error.clone());
