@@ -10,3 +10,6 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 bench/compare.sh --smoke --servers epoll,c-epoll --out "$out"
 test -s "$out/summary.md"
+
+# The bench scripts' own doctests (the parsing, trend and formatting rules of soak, ab, harness).
+python3 -m doctest bench/harness.py bench/soak.py bench/ab.py

@@ -29,6 +29,8 @@ doc writer needs to know):
 - A comment that says `prints "TEXT"` also requires TEXT in the command's output.
 - A command whose program is not installed here (say `nc`) is skipped with a note.
 - The README's Layout block must name every file of src/ (as `udp.rs` or `server/accept.rs`).
+- docs/echo-server.md must name every long option that `echo-server --help` lists (the help
+  text itself is never copied into the docs: it is generated from the code).
 - ```rust blocks are compiled with `rustdoc --test` against the `selector` crate, and run
   unless marked `rust,no_run`; a block must therefore be a whole program (its own `fn main`,
   its `use` lines: GitHub shows rustdoc's hidden `# ` lines). Use ```text for output or
@@ -238,6 +240,20 @@ def layout_gaps(readme, src):
     return [f for f in src if not re.search(r"(?<![\w/])" + re.escape(f) + r"\b", block)]
 
 
+def option_gaps(doc, help_text):
+    """Long options of a --help text that the doc does not name.
+
+    >>> option_gaps("use `--listen` or `-l/--listen-proxy`", "  -l, --listen <ADDR>\\n"
+    ...             "      --listen-proxy <ADDR>\\n      --udp <ADDR>  see --listen\\n")
+    ['--udp']
+    """
+    flags = []
+    for m in re.finditer(r"^\s+(?:-\w, )?(--[a-z][a-z0-9-]*)", help_text, re.M):
+        if m.group(1) not in flags:
+            flags.append(m.group(1))
+    return [f for f in flags if not re.search(re.escape(f) + r"(?![\w-])", doc)]
+
+
 def missing_program(cmd):
     """The first program of a pipeline stage that is not installed, or None.
 
@@ -444,6 +460,15 @@ def main():
         failed += bool(gaps)
         print(f"{'FAIL  ' if gaps else 'ok    '} {'README.md Layout':28} names every file of src/"
               + (f" (missing: {', '.join(gaps)})" if gaps else ""))
+        helped = subprocess.run([str(ROOT / "target" / "release" / "echo-server"), "--help"],
+                                capture_output=True, text=True)
+        gaps = option_gaps((ROOT / "docs" / "echo-server.md").read_text(), helped.stdout)
+        if helped.returncode != 0 or not helped.stdout:
+            gaps = ["(echo-server --help failed)"]
+        ran += 1
+        failed += bool(gaps)
+        print(f"{'FAIL  ' if gaps else 'ok    '} {'docs/echo-server.md':28} names every option of "
+              "echo-server --help" + (f" (missing: {', '.join(gaps)})" if gaps else ""))
     try:
         for c in cmds:
             if c.kind == "no-run":

@@ -1,19 +1,24 @@
-"""Shared pieces of the benchmark scripts: the servers compared, starting one pinned to a core
-and reading its `listening tcp ADDR` line, stopping it, and reading /proc.
+"""Shared pieces of the benchmark scripts (compare, ab, idle_rss, soak): the servers compared,
+starting one pinned to a core and reading its `listening tcp ADDR` line, stopping it, running
+echo-bench against it, and reading /proc. The one place in bench/ that does each of these.
 
 Python 3.11 standard library only.
 """
+import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
+RELEASE = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+RELEASE = (RELEASE if RELEASE.is_absolute() else ROOT / RELEASE) / "release"
 VENV_PY = ROOT / "bench" / ".venv" / "bin" / "python"
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
@@ -33,6 +38,19 @@ class Server:
     @property
     def label(self):
         return self.name if self.backend == "-" else f"{self.name} ({self.backend})"
+
+
+def can_pin():
+    """Whether servers and load can be pinned apart: taskset is installed and CPU 1 exists."""
+    if not shutil.which("taskset"):
+        return False
+    return subprocess.run(["taskset", "-c", CLIENT_CORE, "true"],
+                          capture_output=True).returncode == 0
+
+
+def pinned(core, argv, pin=True):
+    """argv under `taskset -c core`, or as it is when pin is False."""
+    return (["taskset", "-c", core] if pin else []) + list(argv)
 
 
 def python_exe():
@@ -87,19 +105,26 @@ def cleanup():
 
 
 class Running:
-    """A started server: its process, its address, and its stderr log file."""
+    """A started server: its process, its address, its stdout lines and its stderr log file."""
 
-    def __init__(self, server, log_path):
+    def __init__(self, server, log_path, pin=True, collect=False):
         self.server = server
         self.log_path = log_path
+        self.pin = pin
+        self.collect = collect
         self.addr = None
         self.proc = None
+        self._out = b""
+        self._reader = None
 
     def start(self, timeout=15.0):
-        """Starts the server pinned to SERVER_CORE; returns None or a reason it did not start."""
+        """Starts the server (pinned to SERVER_CORE unless pin is False) and reads its first
+        `listening tcp ADDR` line; returns None or a reason it did not start. With collect,
+        a thread keeps the rest of its stdout (see stdout_lines); without, the rest stays in
+        the pipe (self.proc.stdout) for the caller."""
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE] + self.server.argv,
+            pinned(SERVER_CORE, self.server.argv, self.pin),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True,
         )
@@ -107,21 +132,40 @@ class Running:
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
+        m = None
+        while m is None and time.monotonic() < deadline:
             if not sel.select(max(0.0, deadline - time.monotonic())):
                 break
             chunk = os.read(self.proc.stdout.fileno(), 4096)
             if not chunk:
                 break
-            line += chunk
+            self._out += chunk
+            m = re.search(rb"^listening tcp (\S+)\n", self._out, re.M)
         sel.close()
-        m = re.match(rb"listening tcp (\S+)", line)
         if not m:
             self.stop()
             return f"no 'listening tcp' line ({self.stderr_tail() or 'no output'})"
         self.addr = m.group(1).decode()
+        if self.collect:
+            self._reader = threading.Thread(target=self._drain, daemon=True)
+            self._reader.start()
         return None
+
+    def _drain(self):
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._out += chunk
+
+    def stdout_lines(self):
+        """Every line the server has printed on stdout so far (`listening`, `summary:` ...);
+        without collect, only those read while waiting for the address."""
+        return self._out.decode(errors="replace").splitlines()
 
     @property
     def pid(self):
@@ -147,6 +191,8 @@ class Running:
                 self.proc.wait()
             except ProcessLookupError:
                 pass
+        if self._reader is not None:
+            self._reader.join(2)  # the pipe's end, once the server and its group are gone
         if not self.proc.stdout.closed:
             self.proc.stdout.close()
         self.log.close()
@@ -176,6 +222,14 @@ def proc_status(pid, key):
     except OSError:
         return None
     return None
+
+
+def fd_count(pid):
+    """How many descriptors the process has open, or None if it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
 
 def socket_fds(pid):
@@ -221,7 +275,47 @@ def cpu_ticks(pid):
         return None
 
 
+def echo_bench(run, bench=None, conns=50, size=64, pipeline=1, duration=2, warmup=1,
+               rate=None, pin=True, timeout=None):
+    """Runs `echo-bench --json --server-pid PID` against the started server `run` (pinned to
+    CLIENT_CORE); returns (its JSON report or None, exit status or None if killed, stderr)."""
+    cmd = pinned(CLIENT_CORE, [str(bench or RELEASE / "echo-bench"), "--json", "--server-pid",
+                               str(run.pid), "-c", str(conns), "-s", str(size), "-p",
+                               str(pipeline), "-d", str(duration), "--warmup", str(warmup)], pin)
+    if rate:
+        cmd += ["-r", str(rate)]
+    cmd.append(run.addr)
+    limit = timeout or warmup + duration + 60
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None, None, f"echo-bench did not finish in {limit:.0f} s"
+    return last_json(out.stdout), out.returncode, out.stderr
+
+
+def last_json(text):
+    """The last line of text that parses as a JSON object, or None.
+
+    >>> last_json('warming up\\n{"a": 1}\\n{"a": 2}\\n')
+    {'a': 2}
+    >>> last_json("no report") is None
+    True
+    """
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
 def median(xs):
+    """The median of the values that are not None; None when there are none.
+
+    >>> median([3, 1, 2]), median([4, None, 1, 2, 3]), median([None])
+    (2, 2.5, None)
+    """
     xs = sorted(x for x in xs if x is not None)
     if not xs:
         return None

@@ -3,7 +3,9 @@
 //! [`Server`] runs the real binary on port 0, parses its `listening ...` lines, keeps its
 //! stdout and stderr in memory for later assertions, and kills it on drop. The client
 //! helpers connect with timeouts, run echo exchanges and check the bytes; the `/proc`
-//! readers give the server's fds, RSS and CPU time. Every wait here is bounded.
+//! readers give the server's fds, RSS and CPU time. Every wait here is bounded. Starting a
+//! process, its `listening` lines, the waits and `/proc` come from the `testkit` crate,
+//! which echo-bench's tests share.
 
 #![allow(dead_code)]
 
@@ -18,8 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Read and write timeout on every client socket the helpers create.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,83 +34,10 @@ macro_rules! skip {
     }};
 }
 
-/// Polls `f` every 10 ms until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    wait_for(timeout, || cond().then_some(())).is_some()
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc readers
-
-/// Open file descriptors of process `pid` (0 if it is gone).
-pub fn fd_count(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// VmRSS of process `pid` in KiB (0 if it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of process `pid` (all threads), from /proc/PID/stat.
-pub fn cpu_time(pid: u32) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name is in parentheses and may hold spaces; fields resume after the last ')'.
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `after` starts at field 3.
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
-    // /proc reports clock ticks in USER_HZ, which is 100 on every Linux port we run on.
-    Duration::from_millis(ticks * 10)
-}
-
-/// Whether thread `tid` of `pid` runs an event loop: the main thread (worker 0) or one named
-/// `worker-N`, not the allocator's background thread nor the metrics endpoint.
-pub fn is_loop_thread(pid: u32, tid: u32) -> bool {
-    let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-    tid == pid || comm.starts_with("worker-")
-}
-
-/// On-CPU nanoseconds of each event-loop thread of `pid` (from
-/// /proc/PID/task/TID/schedstat), if the kernel exposes them.
-pub fn thread_cpu_ns(pid: u32) -> Option<Vec<(u32, u64)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let entry = entry.ok()?;
-        let tid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        if !is_loop_thread(pid, tid) {
-            continue;
-        }
-        let s = fs::read_to_string(entry.path().join("schedstat")).ok()?;
-        out.push((tid, s.split_whitespace().next()?.parse().ok()?));
-    }
-    Some(out)
-}
+#[allow(unused_imports)] // not every test file uses every reader
+pub use testkit::proc::{cpu_time, fd_count, is_loop_thread, rss_kib, thread_cpu_ns};
+#[allow(unused_imports)]
+pub use testkit::{wait_for, wait_until};
 
 // ---------------------------------------------------------------------------------------------
 // Limits and capabilities

@@ -1,15 +1,14 @@
-//! The server under test: [`Server`] runs the real binary, reads its `listening` lines,
-//! keeps its output for assertions and kills it on drop; [`run_cli`] runs it to completion.
+//! The server under test: [`Server`] runs the real binary (through [`testkit::Spawned`],
+//! which reads its `listening` lines and keeps its output for assertions) and kills it on
+//! drop; [`run_cli`] runs it to completion.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use rustix::process::{kill_process, Pid, Signal};
+use testkit::Spawned;
 
 use super::{cpu_time, fd_count, rss_kib, wait_for};
 
@@ -19,7 +18,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// A running echo-server, killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 pub struct Server {
-    child: Child,
+    process: Spawned,
     /// TCP listeners, in the order the server printed them.
     pub tcp: Vec<SocketAddr>,
     /// UDP sockets, in the order the server printed them.
@@ -30,9 +29,6 @@ pub struct Server {
     pub proxy: Vec<SocketAddr>,
     /// The `--metrics` HTTP endpoint.
     pub metrics: Option<SocketAddr>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-    status: Option<ExitStatus>,
 }
 
 /// Options for starting a [`Server`].
@@ -139,65 +135,20 @@ impl Builder {
             }
             (None, None) => Command::new(bin()),
         };
-        cmd.args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(&self.args);
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin()))?;
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        collect_lines(child.stdout.take().expect("stdout is piped"), {
-            let stdout = stdout.clone();
-            move |line| stdout.lock().unwrap().push(line)
-        });
-        collect_lines(child.stderr.take().expect("stderr is piped"), {
-            let stderr = stderr.clone();
-            move |line| {
-                let mut s = stderr.lock().unwrap();
-                s.push_str(&strip_ansi(&line));
-                s.push('\n');
-            }
-        });
-        let mut server = Server {
-            child,
-            tcp: Vec::new(),
-            udp: Vec::new(),
-            unix: Vec::new(),
-            proxy: Vec::new(),
-            metrics: None,
-            stdout,
-            stderr,
-            status: None,
-        };
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let lines = server.listening_lines();
-            if lines.len() >= expected {
-                for line in lines {
-                    server.add_listener(&line)?;
-                }
-                return Ok(server);
-            }
-            if let Some(status) = server.try_wait() {
-                // Give the readers a moment to collect the last words.
-                thread::sleep(Duration::from_millis(100));
-                return Err(format!(
-                    "exited with {status} before listening; stderr:\n{}",
-                    server.stderr()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no {expected} listening lines within {STARTUP_TIMEOUT:?}; stdout: {:?}; stderr:\n{}",
-                    server.stdout_lines(),
-                    server.stderr()
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let mut process = Spawned::spawn(&mut cmd).map_err(|e| format!("spawn {}: {e}", bin()))?;
+        let found = process.wait_listening(expected, STARTUP_TIMEOUT)?;
+        Ok(Server {
+            process,
+            tcp: found.tcp,
+            udp: found.udp,
+            unix: found.unix,
+            proxy: found.proxy,
+            metrics: found.metrics,
+        })
     }
 }
 
@@ -205,39 +156,6 @@ impl Builder {
 /// hold another implementation to the same contract.
 pub fn bin() -> String {
     std::env::var("ECHO_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_echo-server").into())
-}
-
-/// Removes terminal colour sequences (`ESC [ ... letter`), so assertions see plain words.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn collect_lines<R: Read + Send + 'static>(
-    pipe: R,
-    mut sink: impl FnMut(String) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        let reader = BufReader::new(pipe);
-        for line in reader.split(b'\n') {
-            match line {
-                Ok(bytes) => sink(String::from_utf8_lossy(&bytes).into_owned()),
-                Err(_) => break,
-            }
-        }
-    })
 }
 
 impl Server {
@@ -258,33 +176,7 @@ impl Server {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn listening_lines(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
-        for line in self.stdout.lock().unwrap().iter() {
-            if line.starts_with("listening ") && !seen.contains(line) {
-                seen.push(line.clone());
-            }
-        }
-        seen
-    }
-
-    fn add_listener(&mut self, line: &str) -> Result<(), String> {
-        let mut words = line.splitn(3, ' ');
-        let (_, kind, addr) = (words.next(), words.next(), words.next());
-        let bad = || format!("bad listening line {line:?}");
-        let addr = addr.ok_or_else(bad)?.trim();
-        match kind {
-            Some("tcp") => self.tcp.push(addr.parse().map_err(|_| bad())?),
-            Some("udp") => self.udp.push(addr.parse().map_err(|_| bad())?),
-            Some("unix") => self.unix.push(PathBuf::from(addr)),
-            Some("tcp+proxy") => self.proxy.push(addr.parse().map_err(|_| bad())?),
-            Some("metrics") => self.metrics = Some(addr.parse().map_err(|_| bad())?),
-            _ => return Err(bad()),
-        }
-        Ok(())
+        self.process.pid()
     }
 
     /// Sends `sig` to the server.
@@ -305,34 +197,22 @@ impl Server {
 
     /// The exit status if the server has exited, without waiting.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("try_wait on echo-server");
-        }
-        self.status
+        self.process.try_wait()
     }
 
     /// Waits at most `timeout` for the server to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        self.process.wait_exit(timeout)
     }
 
-    /// Everything the server wrote on stderr so far.
+    /// Everything the server wrote on stderr so far (colour sequences removed).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.process.stderr()
     }
 
     /// Every stdout line so far, `listening` lines included.
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
+        self.process.stdout_lines()
     }
 
     /// Waits at most `timeout` for a stderr line matching `pred`; returns it.
@@ -388,23 +268,7 @@ impl Server {
 
     /// Number of event-loop threads of the server (see [`super::is_loop_thread`]).
     pub fn threads(&self) -> usize {
-        let pid = self.pid();
-        std::fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                    .filter(|&tid| super::is_loop_thread(pid, tid))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.try_wait().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        testkit::proc::loop_threads(self.pid())
     }
 }
 
@@ -453,42 +317,5 @@ fn grouped(text: &str) -> Option<u64> {
 /// Runs the server binary with `args` to completion, within `timeout`; returns its status,
 /// stdout and stderr.
 pub fn run_cli(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn echo-server");
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let err = Arc::new(Mutex::new(Vec::new()));
-    let readers = [
-        collect_lines(child.stdout.take().unwrap(), {
-            let out = out.clone();
-            move |l| out.lock().unwrap().push(l)
-        }),
-        collect_lines(child.stderr.take().unwrap(), {
-            let err = err.clone();
-            move |l| err.lock().unwrap().push(l)
-        }),
-    ];
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("echo-server {args:?} still running after {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    // The pipes close with the process, so the readers end.
-    for r in readers {
-        let _ = r.join();
-    }
-    let out = out.lock().unwrap().join("\n");
-    let err = err.lock().unwrap().join("\n");
-    (status, out, err)
+    testkit::run_to_end(Command::new(bin()).args(args), timeout)
 }

@@ -290,7 +290,7 @@ pub fn echo_server_binary() -> std::path::PathBuf {
 /// A real echo-server process on loopback port 0 (TCP and UDP, and a Unix
 /// socket when asked), killed when dropped.
 pub struct EchoServer {
-    child: std::process::Child,
+    process: testkit::Spawned,
     /// Its TCP listening addresses, as announced.
     pub tcp: Vec<SocketAddr>,
     /// Its UDP address, if asked for.
@@ -301,44 +301,20 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Start it with `args` (e.g. `["-l", "127.0.0.1:0"]`) and wait for
-    /// `lines` "listening" lines.
+    /// `lines` "listening" lines; panics with its stderr if it does not
+    /// get that far.
     pub fn start(args: &[&str], lines: usize) -> EchoServer {
-        use std::io::BufRead;
-        let mut child = Command::new(echo_server_binary())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+        let mut process = testkit::Spawned::spawn(Command::new(echo_server_binary()).args(args))
             .expect("start echo-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = EchoServer {
-            child,
-            tcp: Vec::new(),
-            udp: None,
-            metrics: None,
-        };
-        for _ in 0..lines {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("echo-server announces its sockets");
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words[..] {
-                ["listening", "tcp", addr] => server.tcp.push(addr.parse().unwrap()),
-                ["listening", "udp", addr] => server.udp = Some(addr.parse().unwrap()),
-                ["listening", "metrics", addr] => server.metrics = Some(addr.parse().unwrap()),
-                _ => {}
-            }
+        let found = process
+            .wait_listening(lines, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("echo-server {args:?} did not start: {e}"));
+        EchoServer {
+            process,
+            tcp: found.tcp,
+            udp: found.udp.first().copied(),
+            metrics: found.metrics,
         }
-        server
     }
 
     /// One TCP listener on 127.0.0.1:0.
@@ -350,12 +326,10 @@ impl EchoServer {
     pub fn addr(&self) -> String {
         self.tcp[0].to_string()
     }
-}
 
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 }
 
