@@ -147,8 +147,14 @@ fn start_workers(
         .iter()
         .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
         .collect();
-    let shared =
-        Arc::new(Shared::new(workers, cfg.max_per_ip, cfg.max_memory).with_listener_names(names));
+    let shared = Arc::new(
+        Shared::new(
+            workers,
+            cfg.max_per_ip,
+            budget::Budget::new(cfg.max_memory, cfg.max_connections),
+        )
+        .with_listener_names(names),
+    );
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
