@@ -9,7 +9,7 @@ use std::time::Duration;
 mod values;
 
 pub use values::address;
-use values::{bytes, no_port_flag, seconds, stats_seconds};
+use values::{bytes, keepalive_seconds, no_port_flag, seconds, stats_seconds};
 
 use crate::splice::{self, ZeroCopy};
 
@@ -95,11 +95,11 @@ pub struct Cli {
     /// TCP keepalive: probe a connection silent for this long, so a peer
     /// that vanished (power loss, dropped link) is found and its slot freed
     /// SECS + 6 x max(SECS/6, 1 s) after it last spoke (twice SECS from 6 s
-    /// up; 8 s for 2, since probes are at least a second apart); 0 = off.
-    /// The default, 60,
-    /// finds dead peers within about 2 minutes for one small probe a minute
-    /// per idle connection; the kernel's own default waits over 2 hours.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds,
+    /// up; 8 s for 2, since probes are at least a second apart). Whole
+    /// seconds from 1 to 32767 (the kernel's range); 0 = off. The default,
+    /// 60, finds dead peers within about 2 minutes for one small probe a
+    /// minute per idle connection; the kernel's own default waits over 2 hours.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = keepalive_seconds,
           allow_negative_numbers = true)]
     pub tcp_keepalive: Duration,
 

@@ -1,7 +1,8 @@
 //! Address flags: every one is parsed at parse time by the same rule, so a
 //! bad value exits 2 naming the flag and the value, before anything binds.
 //! Also the flags people reach for first that carry another meaning here
-//! (`--port`, a port alone, the tuning values the kernel would refuse).
+//! (`--port`, a port alone), and values the kernel would refuse at setsockopt
+//! (`--tcp-keepalive`).
 
 mod util;
 
@@ -67,4 +68,15 @@ fn port_alone_names_the_host_to_add() {
 fn one_address_named_twice_across_tcp_flags_is_a_usage_error() {
     let err = usage_error(&["-l", "127.0.0.1:7000", "--listen-proxy", "127.0.0.1:7000"]);
     assert!(err.contains("given twice"), "stderr:\n{err}");
+}
+
+#[test]
+fn keepalive_outside_the_kernel_range_is_a_usage_error() {
+    for value in ["0.5", "1.5", "32768", "100000"] {
+        let err = usage_error(&["-l", "127.0.0.1:0", "--tcp-keepalive", value]);
+        assert!(
+            err.contains("--tcp-keepalive") && err.contains(value) && err.contains("1 to 32767"),
+            "--tcp-keepalive {value}: stderr does not name the flag and the range:\n{err}"
+        );
+    }
 }

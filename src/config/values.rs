@@ -44,6 +44,25 @@ pub(super) fn stats_seconds(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The kernel's range for TCP_KEEPIDLE and TCP_KEEPINTVL (Linux's
+/// MAX_TCP_KEEPIDLE), in whole seconds.
+pub(super) const KEEPALIVE_MAX_SECS: u64 = 32767;
+
+/// `--tcp-keepalive`: 0 (off) or whole seconds from 1 to 32767, the range
+/// the kernel takes for the idle time; anything else would fail later at
+/// setsockopt with a bare "Invalid argument".
+pub(super) fn keepalive_seconds(s: &str) -> Result<Duration, String> {
+    let d = seconds(s)?;
+    let whole = d.subsec_nanos() == 0;
+    if d.is_zero() || (whole && (1..=KEEPALIVE_MAX_SECS).contains(&d.as_secs())) {
+        return Ok(d);
+    }
+    Err(format!(
+        "{s} is not a keepalive time: whole seconds from 1 to {KEEPALIVE_MAX_SECS} (the \
+         kernel's range), or 0 for off"
+    ))
+}
+
 /// A byte count: digits, then optionally KiB, MiB or GiB (powers of 1024).
 pub(super) fn bytes(s: &str) -> Result<u64, String> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
@@ -81,6 +100,14 @@ mod tests {
         assert!(stats_seconds("0.05").is_err_and(|e| e.contains("0.1")));
         assert_eq!(stats_seconds("0"), Ok(Duration::ZERO));
         assert_eq!(stats_seconds("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(keepalive_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(keepalive_seconds("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(keepalive_seconds("32767"), Ok(Duration::from_secs(32767)));
+        assert_eq!(keepalive_seconds("60.0"), Ok(Duration::from_secs(60)));
+        for bad in ["0.5", "1.5", "32768", "100000", "-1", "x"] {
+            assert!(keepalive_seconds(bad).is_err(), "{bad} accepted");
+        }
+        assert!(keepalive_seconds("0.5").is_err_and(|e| e.contains("1 to 32767")));
     }
 
     #[test]
