@@ -6,6 +6,7 @@ use selector::BackendKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod memory;
 mod values;
 
 pub use values::address;
@@ -81,8 +82,10 @@ pub struct Cli {
     /// Memory the server may hold for all its clients together (queued
     /// output and per-connection state). At the budget it stops reading
     /// from the connections holding the most until they drain; no byte is
-    /// dropped. KiB, MiB and GiB suffixes are accepted [default: a quarter
-    /// of physical memory, or 1GiB where that cannot be read].
+    /// dropped. At least one whole read plus 1KiB (65KiB; with --zero-copy
+    /// always a whole pipe). KiB, MiB and GiB suffixes are accepted
+    /// [default: a quarter of physical memory, or 1GiB where that cannot be
+    /// read].
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_memory: Option<u64>,
 
@@ -206,6 +209,23 @@ impl Cli {
                 }
             }
         }
+        if let Some(budget) = self.max_memory {
+            let least = memory::smallest_budget(self.max_pending, self.zero_copy);
+            if budget < least {
+                use clap::ValueEnum;
+                let mode = self.zero_copy.to_possible_value();
+                return Err(format!(
+                    "--max-memory {} is below {}, the smallest budget that can echo with \
+                     --zero-copy {} and --max-pending {}: a read needs room for a whole read \
+                     buffer (64KiB; a whole pipe with --zero-copy always), at most \
+                     --max-pending, plus 1KiB of connection state",
+                    memory::human(budget),
+                    memory::human(least),
+                    mode.as_ref().map_or("?", |m| m.get_name()),
+                    memory::human(self.max_pending),
+                ));
+            }
+        }
         for (i, path) in self.unix.iter().enumerate() {
             if self.unix[..i].contains(path) {
                 return Err(format!("--unix {} is given twice", path.display()));
@@ -254,12 +274,21 @@ impl Config {
     /// clients need; the rest bound `--max-connections` by default.
     pub fn new(cli: &Cli, fds: usize) -> Config {
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
-        let pipe_fds = match cli.zero_copy {
-            ZeroCopy::Off => 0,
-            _ => (fds / 8).min(4096),
-        };
-        let default_max_connections = (fds - pipe_fds).max(1);
         let max_pending = usize::try_from(cli.max_pending).unwrap_or(usize::MAX);
+        let max_memory = cli
+            .max_memory
+            .map_or_else(crate::budget::default_limit, |b| {
+                usize::try_from(b).unwrap_or(usize::MAX)
+            });
+        // A pipe holds what --max-pending allows, up to the kernel's cap.
+        let pipe_size = max_pending.min(splice::pipe_max_size());
+        let pipes = match cli.zero_copy {
+            ZeroCopy::Off => false,
+            ZeroCopy::Always => true,
+            ZeroCopy::Auto => memory::pipes_fit(max_memory, max_pending, pipe_size),
+        };
+        let pipe_fds = if pipes { (fds / 8).min(4096) } else { 0 };
+        let default_max_connections = (fds - pipe_fds).max(1);
         Config {
             backend: cli.backend,
             max_connections: cli.max_connections.map_or(default_max_connections, |n| {
@@ -267,11 +296,7 @@ impl Config {
             }),
             max_per_ip: cli.max_per_ip,
             max_pending,
-            max_memory: cli
-                .max_memory
-                .map_or_else(crate::budget::default_limit, |b| {
-                    usize::try_from(b).unwrap_or(usize::MAX)
-                }),
+            max_memory,
             idle_timeout: nonzero(cli.idle_timeout),
             tcp_keepalive: nonzero(cli.tcp_keepalive),
             shutdown_timeout: cli.shutdown_timeout,
@@ -280,8 +305,7 @@ impl Config {
             stats_interval: nonzero(cli.stats_interval),
             zero_copy: cli.zero_copy,
             pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
-            // A pipe holds what --max-pending allows, up to the kernel's cap.
-            pipe_size: max_pending.min(splice::pipe_max_size()),
+            pipe_size,
             watchdog: None,
             publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
             log_json: cli.log_format == LogFormat::Json,
