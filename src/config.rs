@@ -84,8 +84,8 @@ pub struct Cli {
     /// from the connections holding the most until they drain; no byte is
     /// dropped. At least one whole read plus 1KiB (65KiB; with --zero-copy
     /// always a whole pipe). KiB, MiB and GiB suffixes are accepted
-    /// [default: a quarter of physical memory, or 1GiB where that cannot be
-    /// read].
+    /// [default: half the cgroup memory limit when one is set, at most a
+    /// quarter of physical memory; else a quarter of physical memory].
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_memory: Option<u64>,
 
@@ -275,11 +275,19 @@ impl Config {
     pub fn new(cli: &Cli, fds: usize) -> Config {
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         let max_pending = usize::try_from(cli.max_pending).unwrap_or(usize::MAX);
-        let max_memory = cli
-            .max_memory
-            .map_or_else(crate::budget::default_limit, |b| {
-                usize::try_from(b).unwrap_or(usize::MAX)
-            });
+        let max_memory = match cli.max_memory {
+            Some(b) => usize::try_from(b).unwrap_or(usize::MAX),
+            None => {
+                let chosen = memory::default_budget();
+                tracing::info!(
+                    max_memory = chosen.bytes,
+                    "memory budget {}: {}",
+                    memory::human(chosen.bytes as u64),
+                    chosen.why
+                );
+                chosen.bytes
+            }
+        };
         // A pipe holds what --max-pending allows, up to the kernel's cap.
         let pipe_size = max_pending.min(splice::pipe_max_size());
         let pipes = match cli.zero_copy {
