@@ -48,7 +48,7 @@ pub struct Cli {
     /// Readiness backend: auto (epoll on Linux), epoll, poll or select.
     /// poll and select scan every registered descriptor on each wait, so
     /// their cost grows with idle connections; use them for few clients.
-    #[arg(short, long, value_name = "NAME", default_value = "auto")]
+    #[arg(short, long, value_name = "NAME", default_value = "auto", value_parser = backend())]
     pub backend: BackendKind,
 
     /// Event loops, each a thread with its own selector; the listening
@@ -211,6 +211,14 @@ fn address(s: &str) -> Result<String, String> {
     netaddr::parse_socket_addrs(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// `--backend`: one of the names this OS has, listed for help and shell
+/// completion.
+fn backend() -> impl clap::builder::TypedValueParser<Value = BackendKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(BackendKind::NAMES)
+        .try_map(|s| s.parse::<BackendKind>())
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
