@@ -5,17 +5,22 @@ A shared machine moves a single run's p99 by more than 2x (84 to 403 us alone, s
 ran beside it), and its load changes over seconds. So the runs alternate, alone first and last
 (A B A B ... B A), each loaded run is compared with the two alone runs around it (their mean),
 and the median of those ratios must stay within 2x: a bulk flow that slowed the clean client
-raises every ratio, while a burst of outside load lifts one round (or an A and a B alike)."""
+raises every ratio, while a burst of outside load lifts one round (or an A and a B alike).
+The server and both clients also run at nice -15 (all three alike, so what is compared is still
+how the server shares itself between them), so that a build beside the test does not decide the
+p99s."""
+import os
 import statistics
 
 from bench.lab import echo
 from bench.lab.case import LabCase
 from bench.lab.netlab import wait_for
 
-PING = ["-c", "1", "-s", "64", "-d", "1.5", "--warmup", "0.3"]
+PING = ["-c", "1", "-s", "64", "-d", "1", "--warmup", "0.3"]
 BULK = ["-c", "4", "-s", "8192", "-p", "2", "-d", "60", "--warmup", "0"]
-ROUNDS = 5  # loaded runs; alone runs: one more
+ROUNDS = 7  # loaded runs; alone runs: one more
 BOUND = 2.0
+NICE = -15  # the lab processes' priority here: started from this process, they inherit it
 
 
 def bracketed_ratios(alone, loaded):
@@ -26,6 +31,9 @@ def bracketed_ratios(alone, loaded):
 
 class FairnessAcrossSlowLink(LabCase):
     def test_clean_client_p99_with_bulk_behind_1mbit(self):
+        before = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        self.addCleanup(os.setpriority, os.PRIO_PROCESS, 0, before)
         server_host = self.lab.host("server")
         slow = self.lab.host("slow", rate=1_000_000)
         clean = self.lab.host("clean")
@@ -40,7 +48,8 @@ class FairnessAcrossSlowLink(LabCase):
         ratio = statistics.median(ratios)
         self.figure(f"64 B ping-pong p99 alone {alone} us, with a 1 Mbit/s bulk flow {loaded} us "
                     f"(bulk {bulk_rates} MB/s); each loaded round over its neighbours "
-                    f"{[round(r, 2) for r in ratios]}, median {ratio:.2f} (bound {BOUND})")
+                    f"{[round(r, 2) for r in ratios]}, median {ratio:.2f} (bound {BOUND}); median "
+                    f"loaded / median alone {statistics.median(loaded) / statistics.median(alone):.2f}")
         self.assertTrue(all(r < 0.13 for r in bulk_rates), "the slow link was not shaped")
         self.assertLessEqual(ratio, BOUND)
 
