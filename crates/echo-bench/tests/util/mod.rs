@@ -89,7 +89,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                 continue;
             }
             Behaviour::Twice => {
-                if stream.write_all(chunk).is_err() {
+                // Both copies in one write, so that they arrive together and
+                // the client sees more than it sent, not a copy that lines up
+                // with its next message (which would be a different mismatch).
+                if stream.write_all(&chunk.repeat(2)).is_err() {
                     return;
                 }
             }
