@@ -10,7 +10,7 @@ mod memory;
 mod values;
 
 pub use values::address;
-use values::{bytes, keepalive_seconds, no_port_flag, seconds, stats_seconds};
+use values::{backend, bytes, keepalive_seconds, no_port_flag, seconds, stats_seconds};
 
 use crate::splice::{self, ZeroCopy};
 
@@ -55,7 +55,7 @@ pub struct Cli {
     /// Readiness backend: auto (epoll on Linux), epoll, poll or select.
     /// poll and select scan every registered descriptor on each wait, so
     /// their cost grows with idle connections; use them for few clients.
-    #[arg(short, long, value_name = "NAME", default_value = "auto")]
+    #[arg(short, long, value_name = "NAME", default_value = "auto", value_parser = backend())]
     pub backend: BackendKind,
 
     /// Event loops, each a thread with its own selector; the listening

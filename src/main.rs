@@ -14,6 +14,7 @@ mod idle;
 mod limits;
 mod listen;
 mod logging;
+mod manual;
 mod metrics;
 mod notify;
 mod proxy;
@@ -49,7 +50,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
     if cli.generate_man || cli.generate_completions.is_some() {
-        return generate(&cli);
+        return manual::generate(&cli);
     }
     logging::init(&cli);
     match run(&cli) {
@@ -70,28 +71,6 @@ fn main() -> ExitCode {
                 LogFormat::Text => console::err(format_args!("echo-server: {e:#}")),
                 LogFormat::Json => tracing::error!("{e:#}"),
             }
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--generate-man` and `--generate-completions`: from the same clap
-/// definitions as the parser, on stdout.
-fn generate(cli: &Cli) -> ExitCode {
-    use clap::CommandFactory;
-    let mut command = Cli::command();
-    let mut out = std::io::stdout().lock();
-    let written = match cli.generate_completions {
-        Some(shell) => {
-            clap_complete::generate(shell, &mut command, "echo-server", &mut out);
-            Ok(())
-        }
-        None => clap_mangen::Man::new(command).render(&mut out),
-    };
-    match written.and_then(|()| std::io::Write::flush(&mut out)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-server: cannot write to stdout: {e}");
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,14 @@ pub fn address(s: &str) -> Result<SocketAddrs, netaddr::AddrError> {
     SocketAddrs::parse(s)
 }
 
+/// `--backend`: one of the names this OS has, listed for help and shell
+/// completion.
+pub(super) fn backend() -> impl clap::builder::TypedValueParser<Value = selector::BackendKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(selector::BackendKind::NAMES)
+        .try_map(|s| s.parse::<selector::BackendKind>())
+}
+
 /// The hidden `--port`: there is no such flag, but it is the first thing
 /// people try, so its "value" is an error saying what to write instead.
 pub(super) fn no_port_flag(s: &str) -> Result<std::convert::Infallible, String> {
