@@ -45,6 +45,9 @@ counter_set! {
     /// Connections on proxy listeners closed for a missing, malformed or
     /// oversized PROXY header.
     refused_proxy,
+    /// Connections on proxy listeners closed at accept: their source is
+    /// not in `--proxy-from`.
+    refused_untrusted,
     bytes_in,
     bytes_out,
     /// Reads that returned data: one per message in ping-pong traffic.
