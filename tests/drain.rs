@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use util::{wait_until, Pattern, Server};
 
@@ -219,6 +219,58 @@ fn sigterm_mid_transfer(backend: &str, zero_copy: &str, reader: Reader) {
     assert_eq!(
         summary.bytes, received,
         "{what}: the summary's bytes echoed differ from what the clients received"
+    );
+}
+
+/// A client that stops reading: the drain cannot finish, and at `--shutdown-timeout` the
+/// server closes the connection under the client's unread input (a reset, which discards what
+/// the server's socket still held). The summary counts only what the client can still read.
+#[test]
+fn cut_at_the_deadline_counts_what_the_client_can_read_issue_22() {
+    let mut server = Server::start(&["--shutdown-timeout", "1"]);
+    let stream = client_socket(server.addr(), Reader::Slow);
+    stream.set_nonblocking(true).unwrap();
+    // Write until the server has stopped taking bytes for a while: its queue and both
+    // sockets' buffers are full.
+    let chunk = vec![0x5a; 64 * 1024];
+    let mut last = Instant::now();
+    let stop = Instant::now() + WAIT;
+    while last.elapsed() < Duration::from_millis(300) && Instant::now() < stop {
+        match (&stream).write(&chunk) {
+            Ok(_) => last = Instant::now(),
+            // The pace of a busy writer, not a wait for an event.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    server.term();
+    let status = server.wait_exit(WAIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit status");
+    assert!(
+        server.stderr().contains("shutdown timeout"),
+        "the drain did not run into its deadline:\n{}",
+        server.stderr()
+    );
+    let summary = server.summary(Duration::from_secs(5));
+    stream.set_nonblocking(false).unwrap();
+    let mut received = 0u64;
+    let mut buf = vec![0; 256 * 1024];
+    // Until end of file or the reset: what the client's kernel holds comes first.
+    while let Ok(n @ 1..) = (&stream).read(&mut buf) {
+        assert!(buf[..n].iter().all(|&b| b == 0x5a), "wrong bytes");
+        received += n as u64;
+    }
+    eprintln!(
+        "cut at the deadline: received {received}, summary says {} echoed",
+        summary.bytes
+    );
+    assert!(received > 0, "nothing came back before the signal");
+    assert!(
+        summary.bytes <= received,
+        "the summary counts {} bytes echoed, the client could read {received}",
+        summary.bytes
     );
 }
 
