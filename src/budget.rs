@@ -111,28 +111,6 @@ impl Budget {
     }
 }
 
-/// The default `--max-memory`: a quarter of physical memory (MemTotal in
-/// /proc/meminfo), or 1 GiB where that cannot be read. A quarter leaves the
-/// kernel room for the socket buffers behind the same clients.
-pub fn default_limit() -> usize {
-    const FALLBACK: usize = 1 << 30;
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let kib: usize = info
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()?;
-            Some(kib.saturating_mul(1024) / 4)
-        })
-        .filter(|&b| b > 0)
-        .unwrap_or(FALLBACK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,10 +156,5 @@ mod tests {
         assert_eq!(Budget::new(4 << 20, 1000).floor(), 524 - 128);
         assert_eq!(Budget::new(64 << 20, 1 << 20).floor(), MIN_FLOOR);
         assert_eq!(Budget::new(1 << 30, 10).floor(), MAX_FLOOR);
-    }
-
-    #[test]
-    fn default_is_positive() {
-        assert!(default_limit() > 0);
     }
 }

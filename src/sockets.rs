@@ -53,7 +53,26 @@ pub fn open(cli: &Cli, workers: usize) -> Result<Vec<Sockets>> {
             mine.udp.extend(flagged.udp);
         }
     }
+    for listener in all.iter().flat_map(|s| &s.listeners) {
+        urgent_inline(listener)?;
+    }
     Ok(all)
+}
+
+/// Urgent data (`MSG_OOB`) is echoed inline, as an ordinary byte in its
+/// place in the stream: SO_OOBINLINE on the TCP listeners, which accepted
+/// sockets inherit (so accepting costs no extra syscall). Out of line, the
+/// byte would wait beside the stream for a `MSG_OOB` read that an echo
+/// server never makes, and the zero-copy path cannot pass its mark at all
+/// (`crate::splice` copies past it).
+fn urgent_inline(listener: &Listener) -> Result<()> {
+    if let Listener::Tcp(l) | Listener::Proxy(l) = listener {
+        socket2::SockRef::from(l)
+            .set_out_of_band_inline(true)
+            .context("SO_OOBINLINE on a TCP listener")?;
+    }
+
+    Ok(())
 }
 
 /// The sockets systemd passed (`LISTEN_FDS` for our `LISTEN_PID`, named by
@@ -198,20 +217,12 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
         && cli.listen_proxy.is_empty()
         && cli.udp.is_empty()
         && cli.unix.is_empty());
-    let tcp_specs = if default && !named {
-        vec!["127.0.0.1:10000".to_string()]
-    } else {
-        cli.listen.clone()
-    };
-    for spec in &tcp_specs {
-        tcp.extend(listen::resolve(spec)?);
+    if default && !named {
+        tcp.push(SocketAddr::from(([127, 0, 0, 1], 10000)));
     }
-    for spec in &cli.listen_proxy {
-        proxied.extend(listen::resolve(spec)?);
-    }
-    for spec in &cli.udp {
-        udp.extend(listen::resolve(spec)?);
-    }
+    tcp.extend(cli.listen.iter().flat_map(|a| a.addrs()));
+    proxied.extend(cli.listen_proxy.iter().flat_map(|a| a.addrs()));
+    udp.extend(cli.udp.iter().flat_map(|a| a.addrs()));
     for addr in tcp.iter().chain(&proxied).chain(&udp) {
         if addr.ip().is_unspecified() {
             warn!(%addr, "listening on a wildcard address: reachable from other hosts");

@@ -23,7 +23,7 @@ pub(super) struct Intake {
     /// When paused listeners are watched again.
     pub(super) resume_at: Option<Instant>,
     /// Warnings about refused clients and paused accepting, rate limited.
-    log: RateLimited,
+    pub(super) log: RateLimited,
 }
 
 impl Intake {
