@@ -146,6 +146,9 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
 
+    #[command(flatten)]
+    pub faults: crate::fault::cli::FaultArgs,
+
     /// Print the man page (roff) on stdout and exit.
     #[arg(long, exclusive = true)]
     pub generate_man: bool,
@@ -194,6 +197,8 @@ impl Cli {
                 seen.push(key);
             }
         }
+        self.faults
+            .check(&[&self.listen, &self.listen_proxy], &self.udp)?;
         for (i, path) in self.unix.iter().enumerate() {
             if self.unix[..i].contains(path) {
                 return Err(format!("--unix {} is given twice", path.display()));
@@ -237,7 +242,7 @@ fn stats_seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// A byte count: digits, then optionally KiB, MiB or GiB (powers of 1024).
-fn bytes(s: &str) -> Result<u64, String> {
+pub(crate) fn bytes(s: &str) -> Result<u64, String> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit: u64 = match &s[digits.len()..] {
         "" | "B" => 1,

@@ -10,6 +10,7 @@ mod budget;
 mod config;
 mod conn;
 mod console;
+mod fault;
 mod idle;
 mod limits;
 mod listen;
@@ -108,7 +109,11 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;
     sockets::announce(&sockets, metrics.as_ref())?;
-    let started = start_workers(cli, sockets, signals, nofile)?;
+    let faults = Arc::new(cli.faults.faults());
+    if cli.faults.announced() {
+        console::out(format_args!("fault-seed {}", faults.seed()));
+    }
+    let started = start_workers(cli, sockets, signals, nofile, faults)?;
     if let Some(listener) = metrics {
         metrics::serve(listener, Arc::clone(&started.shared))?;
     }
@@ -131,6 +136,7 @@ fn start_workers(
     sockets: Vec<Sockets>,
     signals: signals::SignalPipes,
     nofile: usize,
+    faults: Arc<fault::Faults>,
 ) -> Result<Started> {
     let workers = sockets.len();
     let own = 16 + 4 * workers + sockets.iter().map(Sockets::len).sum::<usize>();
@@ -147,8 +153,10 @@ fn start_workers(
         .iter()
         .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
         .collect();
-    let shared =
-        Arc::new(Shared::new(workers, cfg.max_per_ip, cfg.max_memory).with_listener_names(names));
+    let shared = Shared::new(workers, cfg.max_per_ip, cfg.max_memory)
+        .with_listener_names(names)
+        .with_faults(faults);
+    let shared = Arc::new(shared);
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
