@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
+pub mod shape;
 pub mod spec;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
