@@ -109,7 +109,7 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;
     sockets::announce(&sockets, metrics.as_ref())?;
-    let faults = Arc::new(cli.faults.faults());
+    let faults = Arc::new(cli.faults.faults(&cli.listen, &cli.listen_proxy));
     if cli.faults.announced() {
         console::out(format_args!("fault-seed {}", faults.seed()));
     }

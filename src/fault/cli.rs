@@ -52,10 +52,11 @@ impl FaultArgs {
         Ok(())
     }
 
-    /// The set in force at startup, and the seed (drawn now if not given).
-    pub fn faults(&self) -> Faults {
+    /// The set in force at startup, and the seed (drawn now if not
+    /// given); `on=` may name the `listen` and `proxy` values.
+    pub fn faults(&self, listen: &[String], proxy: &[String]) -> Faults {
         let seed = self.fault_seed.unwrap_or_else(|| fastrand::u64(..));
-        Faults::new(self.fault.clone(), seed)
+        Faults::new(self.fault.clone(), seed).with_listeners(listen, proxy)
     }
 
     /// Whether the startup line `fault-seed N` is printed: when a fault or

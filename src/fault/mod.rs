@@ -8,16 +8,15 @@
 //! configured; a connection drawn none carries no fault state at all, so
 //! the echo path of a server without faults is what it was.
 
-// Until the connections take their draws (the next change).
-#![allow(dead_code, unused_imports)]
-
 pub mod cli;
 pub mod shape;
 pub mod spec;
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
 
+pub use shape::{End, Shape};
 pub use spec::{FaultSpec, Kind, KINDS};
 
 /// The faults in force and the seed their choices come from.
@@ -27,6 +26,16 @@ pub struct Faults {
     list: RwLock<Arc<Vec<FaultSpec>>>,
     /// Whether the list is non-empty: the accept path looks here first.
     any: AtomicBool,
+    /// The `--listen` and `--listen-proxy` values as written, for `on=`.
+    written: Vec<Written>,
+}
+
+/// A listen address as written, and what it resolved to.
+#[derive(Debug)]
+struct Written {
+    proxy: bool,
+    text: String,
+    addrs: Vec<SocketAddr>,
 }
 
 impl Faults {
@@ -35,7 +44,36 @@ impl Faults {
             seed,
             any: AtomicBool::new(!specs.is_empty()),
             list: RwLock::new(Arc::new(specs)),
+            written: Vec::new(),
         }
+    }
+
+    /// Where `on=` may point: the `--listen` and `--listen-proxy` values.
+    pub fn with_listeners(mut self, listen: &[String], proxy: &[String]) -> Faults {
+        let flags = [(false, listen), (true, proxy)];
+        for (proxy, values) in flags {
+            for text in values {
+                let addrs = netaddr::parse_socket_addrs(text).unwrap_or_default();
+                self.written.push(Written {
+                    proxy,
+                    text: text.clone(),
+                    addrs,
+                });
+            }
+        }
+        self
+    }
+
+    /// The value as written that a listener bound at `local` came from
+    /// (a proxy listener's from `--listen-proxy`): the one naming its
+    /// address exactly, else one with port 0 and its IP.
+    pub fn label(&self, proxy: bool, local: SocketAddr) -> Option<String> {
+        let ours = || self.written.iter().filter(|w| w.proxy == proxy);
+        let any_port = SocketAddr::new(local.ip(), 0);
+        ours()
+            .find(|w| w.addrs.contains(&local))
+            .or_else(|| ours().find(|w| w.addrs.contains(&any_port)))
+            .map(|w| w.text.clone())
     }
 
     /// `--fault-seed`, or the one drawn at startup.
@@ -48,7 +86,8 @@ impl Faults {
         Arc::clone(&self.list.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Replace the whole list; connections already open keep what they drew.
+    /// Replace the whole list (the run-time control does); connections already open keep what they drew.
+    #[allow(dead_code)] // until the run-time control lands
     pub fn replace(&self, specs: Vec<FaultSpec>) {
         let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
         self.any.store(!specs.is_empty(), Relaxed);
@@ -56,6 +95,7 @@ impl Faults {
     }
 
     /// No faults for connections accepted from now on.
+    #[allow(dead_code)] // until the run-time control lands
     pub fn clear(&self) {
         self.replace(Vec::new());
     }
@@ -82,6 +122,7 @@ pub enum Transport {
     /// A stream connection (TCP, behind a proxy, or Unix).
     Stream,
     /// A UDP datagram.
+    #[allow(dead_code)] // until UDP faults land
     Datagram,
 }
 
@@ -124,6 +165,16 @@ impl Draw {
             }
         }
         drawn
+    }
+
+    /// What a new stream connection accepted on listener `on` gets: `None`
+    /// when it drew no fault that acts on a stream.
+    pub fn shape(&mut self, on: Option<&str>) -> Option<Shape> {
+        let drawn = self.draw(Transport::Stream, on);
+        if drawn.is_empty() {
+            return None;
+        }
+        Shape::new(&drawn, self.rng.u64(..))
     }
 }
 

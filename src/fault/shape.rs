@@ -34,10 +34,6 @@ impl Kinds {
         self.0 |= 1 << kind.index();
     }
 
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
     pub fn iter(self) -> impl Iterator<Item = Kind> {
         super::KINDS
             .iter()
@@ -61,7 +57,7 @@ impl Plan {
     /// From the specs drawn; of two of one kind, the one that starts first.
     fn new(specs: &[FaultSpec]) -> Plan {
         let mut plan = Plan::default();
-        let first = |slot: Option<u64>, at: u64| slot.is_none_or(|s| at < s);
+        let first = |slot: Option<u64>, at: u64| slot.map_or(true, |s| at < s);
         for s in specs {
             let at = s.after;
             match s.kind {
