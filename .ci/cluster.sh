@@ -185,15 +185,11 @@ echo "root file system: $rootopts"
 [[ ,$rootopts, == *,ro,* ]] || { echo "FAIL: the root file system is not read-only"; exit 1; }
 
 echo "== image: the Indexed Job's echo-bench arguments, 3 shard containers, merged into one verdict"
-help=$("$bench" --help) merge_help=$("$bench" merge --help)
-if [[ $help != *--shards* || $help != *--start-at* || $merge_help != *--fail-if* ]]; then
-  echo "SKIPPED: the distributed run: this echo-bench has no --shards, --start-at or merge --fail-if"
-else
-  # As Kubernetes runs dist/kubernetes/echo-bench-job.yaml, scaled down: its
-  # arguments with a start 8 s ahead, 2 s long, 1/10 of the connections and
-  # rate; JOB_COMPLETION_INDEX set per container; the reports read from the
-  # container logs (stdout and stderr mixed, as kubectl logs gives them).
-  mapfile -t jobargs < <("$venv/bin/python" - dist/kubernetes/echo-bench-job.yaml "$(($(date +%s) + 8))" <<'PY'
+# As Kubernetes runs dist/kubernetes/echo-bench-job.yaml, scaled down: its
+# arguments with a start 8 s ahead, 2 s long, 1/10 of the connections and
+# rate; JOB_COMPLETION_INDEX set per container; the reports read from the
+# container logs (stdout and stderr mixed, as kubectl logs gives them).
+mapfile -t jobargs < <("$venv/bin/python" - dist/kubernetes/echo-bench-job.yaml "$(($(date +%s) + 8))" <<'PY'
 import sys, yaml
 job = yaml.safe_load(open(sys.argv[1]))
 pod = job["spec"]["template"]["spec"]["containers"][0]
@@ -208,28 +204,46 @@ for arg in pod["args"]:
     print(arg)
 print(job["spec"]["completions"])
 PY
-  )
-  shards=${jobargs[-1]}
-  unset 'jobargs[-1]'
-  echo "echo-bench ${jobargs[*]} (JOB_COMPLETION_INDEX 0..$((shards - 1)))"
-  reports=target/ci-k8s-reports
-  rm -rf "$reports" && mkdir -p "$reports"
-  for ((i = 0; i < shards; i++)); do
-    names+=("echo-ci-shard-$i")
-    "${pm[@]}" "${run[@]}" -d --name "echo-ci-shard-$i" --add-host "echo-server:$ip" -e "JOB_COMPLETION_INDEX=$i" \
-      --entrypoint /usr/local/bin/echo-bench "$image" "${jobargs[@]}" >/dev/null
-  done
-  for ((i = 0; i < shards; i++)); do
-    exited_ok "echo-ci-shard-$i"
-    podman logs "echo-ci-shard-$i" > "$reports/$i.json" 2>&1
-  done
-  "$bench" merge --fail-if 'errors>0' "$reports"/*.json | grep -E 'messages|errors|mismatches'
-  if "$bench" merge "$reports/0.json" "$reports/1.json" > /dev/null 2>&1; then
-    echo "FAIL: merge accepted $((shards - 1)) of $shards shards"
-    exit 1
-  fi
-  echo "refused as it should be: a merge with shard 2 missing"
+)
+shards=${jobargs[-1]}
+unset 'jobargs[-1]'
+echo "echo-bench ${jobargs[*]} (JOB_COMPLETION_INDEX 0..$((shards - 1)))"
+reports=target/ci-k8s-reports
+rm -rf "$reports" && mkdir -p "$reports"
+for ((i = 0; i < shards; i++)); do
+  names+=("echo-ci-shard-$i")
+  "${pm[@]}" "${run[@]}" -d --name "echo-ci-shard-$i" --add-host "echo-server:$ip" -e "JOB_COMPLETION_INDEX=$i" \
+    --entrypoint /usr/local/bin/echo-bench "$image" "${jobargs[@]}" >/dev/null
+done
+for ((i = 0; i < shards; i++)); do
+  exited_ok "echo-ci-shard-$i"
+  podman logs "echo-ci-shard-$i" > "$reports/$i.json" 2>&1
+done
+conns=$(printf '%s\n' "${jobargs[@]}" | sed -n 's/^--connections=//p')
+"$bench" merge --fail-if 'errors>0' --fail-if "connected<$conns" "$reports"/[0-9]*.json |
+  grep -E 'connected|messages|errors|mismatches'
+# The merged run is the sum of its shards: each shard's share of the
+# connections, the counts added, every shard index once.
+"$bench" merge --json "$reports"/[0-9]*.json > "$reports/merged.json"
+python3 - "$shards" "$conns" "$reports" <<'PY'
+import json, pathlib, sys
+n, conns, dir = int(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3])
+def report(path):
+    return json.loads([l for l in path.read_text().splitlines() if '"type":"report"' in l][-1])
+shards = [report(dir / f"{i}.json") for i in range(n)]
+merged = json.loads((dir / "merged.json").read_text())
+assert sorted(r["shard"]["index"] for r in shards) == list(range(n)), [r["shard"] for r in shards]
+assert sum(r["connections"] for r in shards) == conns == merged["connections"], merged
+for k in ("connected", "messages", "bytes"):
+    assert merged[k] == sum(r[k] for r in shards), (k, merged[k], [r[k] for r in shards])
+print(f"merged = sum of {n} shards: {merged['messages']} messages, {merged['bytes']} bytes, "
+      f"connections {[r['connections'] for r in shards]}")
+PY
+if "$bench" merge "$reports/0.json" "$reports/1.json" > /dev/null 2>&1; then
+  echo "FAIL: merge accepted $((shards - 1)) of $shards shards"
+  exit 1
 fi
+echo "refused as it should be: a merge with shard 2 missing"
 
 echo "== image: SIGTERM drains (every byte the server received comes back) and exits 0"
 # 3 MiB sent to a client that does not read (a 4 KiB receive buffer), until

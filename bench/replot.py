@@ -3,8 +3,8 @@
 the raw records (which stay on the machine that ran it). The committed figures come from
 docs/BENCHMARKS.md this way:
 
-    bench/replot.py docs/BENCHMARKS.md --out bench/figures
-    bench/replot.py docs/BENCHMARKS.md --after "## Quiet rerun" --prefix quiet_ --out bench/figures
+    bench/replot.py docs/BENCHMARKS.md --after "## All servers" --out bench/figures
+    bench/replot.py docs/BENCHMARKS.md --after "## echo-server against tokio-ct" --prefix quiet_ --out bench/figures
 
 It reads the first table whose header starts `| server | backend |` (after the first line
 containing --after, if given): its medians of msgs/s and CPU µs/msg, and its "runs ok" column

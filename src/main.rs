@@ -15,6 +15,7 @@ mod idle;
 mod limits;
 mod listen;
 mod logging;
+mod manual;
 mod metrics;
 mod notify;
 mod proxy;
@@ -50,7 +51,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
     if cli.generate_man || cli.generate_completions.is_some() {
-        return generate(&cli);
+        return manual::generate(&cli);
     }
     logging::init(&cli);
     match run(&cli) {
@@ -76,35 +77,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--generate-man` and `--generate-completions`: from the same clap
-/// definitions as the parser, on stdout.
-fn generate(cli: &Cli) -> ExitCode {
-    use clap::CommandFactory;
-    let mut command = Cli::command();
-    let mut out = std::io::stdout().lock();
-    let written = match cli.generate_completions {
-        Some(shell) => {
-            clap_complete::generate(shell, &mut command, "echo-server", &mut out);
-            Ok(())
-        }
-        None => clap_mangen::Man::new(command).render(&mut out),
-    };
-    match written.and_then(|()| std::io::Write::flush(&mut out)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-server: cannot write to stdout: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 /// Serve until the loops end: the totals, or `None` when a second signal
 /// stopped them without a drain.
 fn run(cli: &Cli) -> Result<Option<Counters>> {
     let workers = usize::from(cli.workers);
     let nofile = raise_nofile_limit();
     let sockets = sockets::open(cli, workers)?;
-    let metrics = cli.metrics.as_deref().map(metrics::bind).transpose()?;
+    let metrics = cli.metrics.as_ref().map(metrics::bind).transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;

@@ -1,5 +1,7 @@
 //! `--fault` and `--fault-seed`, flattened into the server's command line.
 
+use netaddr::SocketAddrs;
+
 use super::spec::{kind_names, FaultSpec};
 use super::Faults;
 
@@ -30,12 +32,13 @@ fn fault_help() -> String {
 impl FaultArgs {
     /// `on=ADDR` names a listener the command line gives, of a transport
     /// its kind applies to.
-    pub fn check(&self, streams: &[&[String]], udp: &[String]) -> Result<(), String> {
+    pub fn check(&self, streams: &[&[SocketAddrs]], udp: &[SocketAddrs]) -> Result<(), String> {
+        let names = |list: &[SocketAddrs], on: &str| list.iter().any(|a| a.as_str() == on);
         for spec in &self.fault {
             let Some(on) = &spec.on else { continue };
             let kind = spec.kind.info();
-            let is_stream = streams.iter().any(|list| list.contains(on));
-            let is_udp = udp.contains(on);
+            let is_stream = streams.iter().any(|list| names(list, on));
+            let is_udp = names(udp, on);
             let fits = (is_stream && kind.tcp) || (is_udp && kind.udp);
             if !fits {
                 let wanted = match (kind.tcp, kind.udp) {
@@ -54,7 +57,7 @@ impl FaultArgs {
 
     /// The set in force at startup, and the seed (drawn now if not
     /// given); `on=` may name the `listen` and `proxy` values.
-    pub fn faults(&self, listen: &[String], proxy: &[String]) -> Faults {
+    pub fn faults(&self, listen: &[SocketAddrs], proxy: &[SocketAddrs]) -> Faults {
         let seed = self.fault_seed.unwrap_or_else(|| fastrand::u64(..));
         Faults::new(self.fault.clone(), seed).with_listeners(listen, proxy)
     }
@@ -93,8 +96,8 @@ mod tests {
 
     #[test]
     fn on_must_name_a_listener_of_its_transport() {
-        let listen = ["127.0.0.1:7000".to_string()];
-        let udp = ["127.0.0.1:7001".to_string()];
+        let listen = [SocketAddrs::parse("127.0.0.1:7000").unwrap()];
+        let udp = [SocketAddrs::parse("127.0.0.1:7001").unwrap()];
         let check = |spec: &str| {
             let cmd = parse(&["--fault", spec]).unwrap();
             cmd.faults.check(&[&listen], &udp)

@@ -49,15 +49,18 @@ impl Faults {
     }
 
     /// Where `on=` may point: the `--listen` and `--listen-proxy` values.
-    pub fn with_listeners(mut self, listen: &[String], proxy: &[String]) -> Faults {
+    pub fn with_listeners(
+        mut self,
+        listen: &[netaddr::SocketAddrs],
+        proxy: &[netaddr::SocketAddrs],
+    ) -> Faults {
         let flags = [(false, listen), (true, proxy)];
         for (proxy, values) in flags {
-            for text in values {
-                let addrs = netaddr::parse_socket_addrs(text).unwrap_or_default();
+            for value in values {
                 self.written.push(Written {
                     proxy,
-                    text: text.clone(),
-                    addrs,
+                    text: value.as_str().to_owned(),
+                    addrs: value.addrs().to_vec(),
                 });
             }
         }

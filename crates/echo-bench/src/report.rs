@@ -158,6 +158,12 @@ impl TargetRow {
     }
 }
 
+/// `n` and its noun, singular or plural: "1 thread", "2 threads".
+pub fn how_many(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", thousands(n))
+}
+
 impl Report {
     /// Build the report for `cfg` from what the run measured.
     pub fn new(cfg: &Config, backend: String, o: &Outcome) -> Report {
@@ -224,6 +230,12 @@ impl Report {
 
     /// The single-point table.
     pub fn table(&self) -> String {
+        self.table_by(&how_many(self.threads as u64, "thread"))
+    }
+
+    /// The single-point table, its first line ending with `who` ran it
+    /// ("4 threads"; "2 reports (4 threads)" for a merge).
+    pub fn table_by(&self, who: &str) -> String {
         let mut t = String::new();
         let rate = self.rate.map_or_else(
             || "closed loop".to_owned(),
@@ -237,16 +249,15 @@ impl Report {
         }
         let _ = writeln!(
             t,
-            "{} {}: {} connections x {} B, pipeline {}, {}, {} s, backend {}, {} thread(s)",
+            "{} {}: {} x {} B, pipeline {}, {}, {} s, backend {}, {who}",
             self.transport,
             self.addr,
-            self.connections,
+            how_many(self.connections, "connection"),
             self.size,
             self.pipeline,
             rate,
             self.duration_s,
             self.backend,
-            self.threads
         );
         if let Some(sh) = self.shard {
             let _ = writeln!(t, "  shard         {sh} of the run");

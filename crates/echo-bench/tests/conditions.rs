@@ -2,14 +2,15 @@
 
 mod util;
 
-use util::{bench, json, stderr, tcp_server, Behaviour, EchoServer};
+use util::{bench, json, short, stderr, tcp_server, Behaviour, EchoServer, SHORT};
 
 #[test]
 fn fail_if_prints_every_condition_that_held_and_exits_3() {
     let server = EchoServer::tcp();
     let addr = server.addr();
     let run = |conds: &[&str]| {
-        let mut args = vec!["-c", "2", "-d", "0.3", "--warmup", "0", "--json"];
+        let mut args = vec!["-c", "2", "--json"];
+        args.extend_from_slice(&SHORT);
         for c in conds {
             args.extend_from_slice(&["--fail-if", c]);
         }
@@ -48,17 +49,7 @@ fn a_typo_in_a_condition_is_a_usage_error_naming_it() {
 #[test]
 fn a_mismatch_beats_a_condition() {
     let (addr, _) = tcp_server(Behaviour::Corrupt(100));
-    let out = bench(&[
-        "-c",
-        "1",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
-        "--fail-if",
-        "p50>0ns",
-        &addr.to_string(),
-    ]);
+    let out = short(&["-c", "1", "--fail-if", "p50>0ns", &addr.to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -111,7 +102,7 @@ fn search_bisects_between_a_met_and_a_missed_rate() {
     // Fails every round above 300 msg/s by construction: rate<300 is the
     // SLO. Bisection over [100, 1000] must close in on 300 from below.
     let server = EchoServer::tcp();
-    let out = bench(&[
+    let out = short(&[
         "search",
         "--slo",
         "rate<300",
@@ -119,10 +110,6 @@ fn search_bisects_between_a_met_and_a_missed_rate() {
         "6",
         "-c",
         "2",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
         "--min-rate",
         "100",
         "--max-rate",
@@ -154,16 +141,7 @@ fn merge_sums_counts_and_merges_histograms() {
     let mut files = Vec::new();
     let mut reports = Vec::new();
     for (k, c) in ["2", "3"].iter().enumerate() {
-        let out = bench(&[
-            "-c",
-            c,
-            "-d",
-            "0.3",
-            "--warmup",
-            "0",
-            "--json",
-            &server.addr(),
-        ]);
+        let out = short(&["-c", c, "--json", &server.addr()]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let file = dir.join(format!("r{k}.json"));
         std::fs::write(&file, &out.stdout).unwrap();
@@ -196,18 +174,7 @@ fn merge_sums_counts_and_merges_histograms() {
 
     // --json-stream output merges too (its last line is the report), and
     // open-loop reports merge their service-time histograms.
-    let out = bench(&[
-        "-c",
-        "2",
-        "-r",
-        "400",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
-        "--json-stream",
-        &server.addr(),
-    ]);
+    let out = short(&["-c", "2", "-r", "400", "--json-stream", &server.addr()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stream = dir.join("stream.jsonl");
     std::fs::write(&stream, &out.stdout).unwrap();
@@ -265,7 +232,7 @@ fn run_outputs_are_refused_where_they_do_not_apply() {
 #[test]
 fn search_without_max_rate_measures_the_ceiling_first() {
     let server = EchoServer::tcp();
-    let out = bench(&[
+    let out = short(&[
         "search",
         "--slo",
         "p99<1s",
@@ -275,10 +242,6 @@ fn search_without_max_rate_measures_the_ceiling_first() {
         "2",
         "-c",
         "2",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
         "--json",
         &server.addr(),
     ]);
@@ -327,7 +290,7 @@ fn search_retries_a_missed_round_at_the_bottom_once() {
     // The first round's two connections get a corrupted echo, every later
     // connection a clean one: round 1 misses, its retry meets.
     let (addr, _) = tcp_server(Behaviour::CorruptFirst(2));
-    let out = bench(&[
+    let out = short(&[
         "search",
         "--slo",
         "p99<1s",
@@ -337,10 +300,6 @@ fn search_retries_a_missed_round_at_the_bottom_once() {
         "100",
         "-c",
         "2",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
         "--json",
         &addr.to_string(),
     ]);

@@ -5,7 +5,7 @@ mod util;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use util::{bench, json, json_lines, stderr, tcp_server, udp_server, Behaviour};
+use util::{bench, json, json_lines, short, stderr, tcp_server, udp_server, Behaviour};
 
 /// Section title -> the fields its table lists.
 fn documented() -> BTreeMap<String, BTreeSet<String>> {
@@ -62,9 +62,9 @@ fn every_json_field_is_documented_and_every_documented_field_appears() {
     let (tcp, _) = tcp_server(Behaviour::Echo);
     let tcp = tcp.to_string();
     let pid = std::process::id().to_string();
-    let short = ["-c", "2", "-d", "0.3", "--warmup", "0.1"];
+    let brief = ["-c", "2", "-d", "0.3", "--warmup", "0.1"];
     let run = |extra: &[&str], addr: &str| {
-        let mut args: Vec<&str> = short.to_vec();
+        let mut args: Vec<&str> = brief.to_vec();
         args.extend_from_slice(extra);
         args.push(addr);
         bench(&args)
@@ -109,7 +109,7 @@ fn every_json_field_is_documented_and_every_documented_field_appears() {
     observe(&mut seen, "report", &json(&out));
 
     // A search with a met and a missed round.
-    let out = bench(&[
+    let out = short(&[
         "search",
         "--slo",
         "rate<300",
@@ -121,10 +121,6 @@ fn every_json_field_is_documented_and_every_documented_field_appears() {
         "2",
         "-c",
         "2",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
         "--json",
         &tcp,
     ]);

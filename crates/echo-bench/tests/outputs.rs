@@ -4,9 +4,7 @@
 mod util;
 
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
-use hdrhistogram::Histogram;
-use util::{bench, json, json_lines, stderr, EchoServer};
+use util::{bench, histogram, json, json_lines, short, stderr, EchoServer};
 
 #[test]
 fn hdr_log_and_json_stream_cover_every_message() {
@@ -50,10 +48,7 @@ fn hdr_log_and_json_stream_cover_every_message() {
     );
     assert_eq!(counted, report["messages"].as_u64().unwrap(), "{report}");
     // The report's histogram holds every interval's messages.
-    let bytes = base64_decode(report["latency_hist"].as_str().unwrap());
-    let whole: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .unwrap();
+    let whole = histogram(report["latency_hist"].as_str().unwrap());
     assert_eq!(whole.len(), counted);
 
     // The log: header, then one histogram per interval, same counts.
@@ -66,10 +61,7 @@ fn hdr_log_and_json_stream_cover_every_message() {
             LogEntry::BaseTime(t) => base_time = Some(t),
             LogEntry::Interval(h) => {
                 assert!(h.tag().is_none());
-                let bytes = base64_decode(h.encoded_histogram());
-                let hist: Histogram<u64> = Deserializer::new()
-                    .deserialize(&mut bytes.as_slice())
-                    .unwrap();
+                let hist = histogram(h.encoded_histogram());
                 assert_eq!(
                     hist.len(),
                     intervals[histograms]["messages"].as_u64().unwrap()
@@ -98,13 +90,6 @@ fn hdr_log_and_json_stream_cover_every_message() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
 }
 
 #[test]
@@ -142,10 +127,7 @@ fn open_loop_reports_response_and_service_time() {
         ("service_hist", hist),
         ("latency_hist", r["latency_hist"].as_str().unwrap()),
     ] {
-        let bytes = base64_decode(text);
-        let h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .unwrap();
+        let h = histogram(text);
         assert_eq!(h.len(), messages, "{field}");
     }
 
@@ -170,10 +152,7 @@ fn open_loop_reports_response_and_service_time() {
     let r = lines.last().unwrap();
     let messages = r["messages"].as_u64().unwrap();
     for field in ["service_hist", "latency_hist"] {
-        let bytes = base64_decode(r[field].as_str().unwrap());
-        let h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .unwrap();
+        let h = histogram(r[field].as_str().unwrap());
         assert_eq!(h.len(), messages, "{field}");
     }
     let response = &r["latency_us"];
@@ -183,16 +162,7 @@ fn open_loop_reports_response_and_service_time() {
     }
 
     // Closed loop: no service time (it equals the latency).
-    let out = bench(&[
-        "-c",
-        "1",
-        "-d",
-        "0.2",
-        "--warmup",
-        "0",
-        "--json",
-        &server.addr(),
-    ]);
+    let out = short(&["-c", "1", "--json", &server.addr()]);
     let r = json(&out);
     assert!(r.get("service_time_us").is_none() && r.get("service_hist").is_none());
 }
@@ -213,4 +183,89 @@ fn a_log_that_cannot_be_created_is_named() {
         "{}",
         stderr(&out)
     );
+}
+
+/// No whole number of four digits or more outside the first line and the
+/// latency lines (microseconds, not counts): every count of a thousand or
+/// more is written with separators.
+fn separated(table: &str) -> bool {
+    let counts = table.lines().skip(1).filter(|l| !l.contains("(us)"));
+    counts.into_iter().all(|line| {
+        line.split(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|w| !w.contains('.'))
+            .all(|digits| digits.len() <= 3)
+    })
+}
+
+#[test]
+fn tables_say_how_many_in_words() {
+    let server = EchoServer::tcp();
+    let out = short(&["-c", "1", &server.addr()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines().next().unwrap().ends_with(", 1 thread"),
+        "{text}"
+    );
+    assert!(separated(&text), "{text}");
+
+    // Two reports merged: the header counts reports, not threads.
+    let dir = std::env::temp_dir().join(format!("echo-bench-words-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for k in 0..2 {
+        let out = short(&["-c", "2", "--threads", "2", "--json", &server.addr()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let file = dir.join(format!("r{k}.json"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        files.push(file.to_str().unwrap().to_owned());
+    }
+    let out = bench(&["merge", &files[0], &files[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first = text.lines().next().unwrap();
+    assert!(first.contains(": 4 connections x 64 B"), "{text}");
+    assert!(first.ends_with(", 2 reports (4 threads)"), "{text}");
+    assert!(!text.contains("(s)") && separated(&text), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn chaos_table_separates_thousands_and_reads_fds_once_settled() {
+    let server = EchoServer::tcp();
+    let pid = server.pid().to_string();
+    let out = bench(&[
+        "chaos",
+        "-c",
+        "12",
+        "-d",
+        "0.6",
+        "--max-bytes",
+        "2000000",
+        "--session-timeout",
+        "5",
+        "--seed",
+        "6",
+        "--server-pid",
+        &pid,
+        &server.addr(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(separated(&text), "{text}");
+    let bytes = text.lines().find(|l| l.contains("echoed and verified"));
+    assert!(bytes.is_some_and(|l| l.contains(',')), "{text}");
+    // The server is back to the descriptors it had before the sessions
+    // (pipes of the zero-copy path included, once closed).
+    let fds = text.lines().find(|l| l.contains("open fds")).unwrap();
+    let figures: Vec<u64> = fds
+        .split(|c: char| !c.is_ascii_digit() && c != ',')
+        .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+        .map(|w| w.replace(',', "").parse().unwrap())
+        .collect();
+    assert!(
+        figures.len() == 2 && figures[1] <= figures[0],
+        "{fds}: {text}"
+    );
+    assert!(fds.ends_with("after the sessions closed"), "{text}");
 }

@@ -120,9 +120,11 @@ fn echoing_more_than_was_sent_is_a_mismatch() {
     let (addr, _) = tcp_server(Behaviour::Twice);
     let out = run(addr, &["-c", "2"]);
     assert_eq!(out.status.code(), Some(1));
-    // Caught on message 0, while connecting: nothing is left to measure.
+    // Caught on the first echo, while connecting: nothing is left to
+    // measure. How many bytes too many depends on how the server's reads
+    // split what was sent.
     assert!(
-        stderr(&out).contains("64 more bytes echoed than sent"),
+        stderr(&out).contains(" more bytes echoed than sent"),
         "{}",
         stderr(&out)
     );

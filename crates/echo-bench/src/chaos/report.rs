@@ -1,5 +1,6 @@
 //! What a chaos run found, as a table or JSON.
 
+use crate::stats::thousands;
 use std::net::SocketAddr;
 
 /// Counts per kind and overall.
@@ -44,7 +45,9 @@ pub struct ChaosReport {
     /// Server descriptors open before the run (`--server-pid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_fds_start: Option<u64>,
-    /// Server descriptors open after the run.
+    /// Server descriptors open after the run, once they settled: read
+    /// again until the count falls back to `server_fds_start` or three
+    /// seconds pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_fds_end: Option<u64>,
     /// Server resident memory after the run, kB.
@@ -65,42 +68,64 @@ impl ChaosReport {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "chaos {addr}: {connections} connections, {} s, seed {}",
-            self.duration_s, self.seed
+            "chaos {addr}: {}, {} s, seed {}",
+            crate::report::how_many(connections as u64, "connection"),
+            self.duration_s,
+            self.seed
         );
+        let n = |v: u64| thousands(v);
         let _ = writeln!(
             t,
             "  sessions      {} (completed {})",
-            self.sessions, self.completed
+            n(self.sessions),
+            n(self.completed)
         );
         let _ = writeln!(
             t,
             "  bytes         {} sent, {} echoed and verified",
-            self.bytes_sent, self.bytes_verified
+            n(self.bytes_sent),
+            n(self.bytes_verified)
         );
         let _ = writeln!(
             t,
             "  failures      {} (mismatches {}, lost {}, stalls {}, connect {})",
-            self.failures, self.mismatches, self.lost, self.stalls, self.connect_errors
+            n(self.failures),
+            n(self.mismatches),
+            n(self.lost),
+            n(self.stalls),
+            n(self.connect_errors)
         );
         let _ = writeln!(
             t,
-            "  {:<12} {:>8} {:>8} {:>8}",
+            "  {:<12} {:>10} {:>10} {:>10}",
             "kind", "started", "ok", "failed"
         );
         for (name, k) in &self.kinds {
             let _ = writeln!(
                 t,
-                "  {name:<12} {:>8} {:>8} {:>8}",
-                k.started, k.ok, k.failed
+                "  {name:<12} {:>10} {:>10} {:>10}",
+                n(k.started),
+                n(k.ok),
+                n(k.failed)
             );
         }
         if let (Some(a), Some(b)) = (self.server_fds_start, self.server_fds_end) {
+            let settled = if b <= a {
+                ""
+            } else {
+                " (still above after 3 s)"
+            };
             let _ = writeln!(
                 t,
-                "  server        fds {a} -> {b}, RSS {} kB (peak {} kB)",
-                self.server_rss_kb.unwrap_or(0),
-                self.server_peak_rss_kb.unwrap_or(0)
+                "  server        open fds {} before, {} after the sessions closed{settled}",
+                n(a),
+                n(b)
+            );
+            let _ = writeln!(
+                t,
+                "  server        RSS {} kB after (peak {} kB)",
+                n(self.server_rss_kb.unwrap_or(0)),
+                n(self.server_peak_rss_kb.unwrap_or(0))
             );
         }
         if let Some(e) = &self.first_failure {

@@ -39,6 +39,23 @@ pub struct ChaosArgs {
     pub addr: SocketAddr,
 }
 
+/// How long the server may take to close what the last sessions left
+/// behind before its descriptor count is read for the report.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// The server's descriptor count once it falls back to `start`, or the
+/// count when [`SETTLE`] has passed (the report then says it had not).
+fn settled_fds(pid: u32, start: u64) -> Result<u64> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let fds = server::fd_count(pid)?;
+        if fds <= start || std::time::Instant::now() >= deadline {
+            return Ok(fds);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Run the sessions and print the report: exit 0, or 1 on any failure.
 ///
 /// # Errors
@@ -62,10 +79,9 @@ pub fn run(args: &ChaosArgs) -> Result<u8> {
     let fds_start = args.server_pid.map(server::fd_count).transpose()?;
     let mut report = chaos::run(&cfg)?;
     if let Some(pid) = args.server_pid {
-        // Let the server finish closing what the last sessions left behind.
-        std::thread::sleep(Duration::from_millis(200));
         report.server_fds_start = fds_start;
-        match (server::fd_count(pid), server::rss_kb(pid)) {
+        let settled = settled_fds(pid, fds_start.unwrap_or(0));
+        match (settled, server::rss_kb(pid)) {
             (Ok(fds), Ok((rss, peak))) => {
                 report.server_fds_end = Some(fds);
                 report.server_rss_kb = Some(rss);

@@ -12,7 +12,7 @@ mod sharding;
 use crate::check;
 use crate::cli::{FormatArgs, VerdictArgs};
 use crate::exit::{code, verdict};
-use crate::report::{round, Report, TargetRow};
+use crate::report::{how_many, round, Report, TargetRow};
 use crate::stats::{decode_histogram, encode_histogram, new_histogram, Percentiles};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -56,7 +56,12 @@ pub fn run(args: &MergeArgs) -> Result<u8> {
         return Ok(code::USAGE);
     }
     let merged = merge(&reports)?;
-    args.format.print(&merged, || merged.table())?;
+    let who = format!(
+        "{} ({})",
+        how_many(reports.len() as u64, "report"),
+        how_many(merged.threads as u64, "thread")
+    );
+    args.format.print(&merged, || merged.table_by(&who))?;
     if let Some(e) = merged.first_error.as_deref().filter(|_| merged.failed()) {
         eprintln!("echo-bench: {e}");
     }

@@ -89,7 +89,10 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour) {
                 continue;
             }
             Behaviour::Twice => {
-                if stream.write_all(chunk).is_err() {
+                // Both copies in one write, so that they arrive together and
+                // the client sees more than it sent, not a copy that lines up
+                // with its next message (which would be a different mismatch).
+                if stream.write_all(&chunk.repeat(2)).is_err() {
                     return;
                 }
             }
@@ -198,8 +201,29 @@ pub fn closed_udp_port() -> SocketAddr {
 /// Run echo-bench with `args`; killed after 60 s so a hang fails the test
 /// instead of stalling it. Its output is small, so pipes cannot fill.
 pub fn bench(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-        .args(args)
+    bounded(Command::new(env!("CARGO_BIN_EXE_echo-bench")).args(args))
+}
+
+/// The timing of a short run: 0.3 s, no warm-up.
+pub const SHORT: [&str; 4] = ["-d", "0.3", "--warmup", "0"];
+
+/// [`bench`] with [`SHORT`] added before the last of `args` (the address).
+pub fn short(args: &[&str]) -> Output {
+    let (addr, flags) = args.split_last().expect("an address");
+    let mut all = flags.to_vec();
+    all.extend_from_slice(&SHORT);
+    all.push(addr);
+    bench(&all)
+}
+
+/// Run a shell command line (for `ulimit`), killed after 60 s likewise.
+pub fn shell(line: &str) -> Output {
+    bounded(Command::new("sh").args(["-c", line]))
+}
+
+/// Run `cmd` with its output captured, killed after 60 s.
+fn bounded(cmd: &mut Command) -> Output {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -216,24 +240,16 @@ pub fn bench(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Run a shell command line (for `ulimit`), killed after 60 s likewise.
-pub fn shell(line: &str) -> Output {
-    let mut child = Command::new("sh")
-        .args(["-c", line])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+/// A histogram as a report carries it (`latency_hist`, `service_hist`):
+/// base64 of HdrHistogram's V2 encoding.
+pub fn histogram(text: &str) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
         .unwrap();
-    for _ in 0..600 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-    }
-    child.wait_with_output().unwrap()
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .unwrap()
 }
 
 /// The path of the binary under test.
