@@ -13,7 +13,8 @@ mod values;
 pub use settings::Config;
 
 pub use values::address;
-use values::{backend, bytes, keepalive_seconds, no_port_flag, seconds, stats_seconds};
+pub(crate) use values::bytes;
+use values::{backend, keepalive_seconds, no_port_flag, seconds, stats_seconds};
 
 use crate::splice::ZeroCopy;
 
@@ -179,6 +180,9 @@ pub struct Cli {
     #[arg(long, value_name = "PORT", hide = true, value_parser = no_port_flag)]
     pub port: Option<std::convert::Infallible>,
 
+    #[command(flatten)]
+    pub faults: crate::fault::cli::FaultArgs,
+
     /// Print the man page (roff) on stdout and exit.
     #[arg(long, exclusive = true)]
     pub generate_man: bool,
@@ -246,6 +250,8 @@ impl Cli {
                 ));
             }
         }
+        self.faults
+            .check(&[&self.listen, &self.listen_proxy], &self.udp)?;
         for (i, path) in self.unix.iter().enumerate() {
             if self.unix[..i].contains(path) {
                 return Err(format!("--unix {} is given twice", path.display()));

@@ -72,7 +72,7 @@ pub(super) fn keepalive_seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// A byte count: digits, then optionally KiB, MiB or GiB (powers of 1024).
-pub(super) fn bytes(s: &str) -> Result<u64, String> {
+pub(crate) fn bytes(s: &str) -> Result<u64, String> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit: u64 = match &s[digits.len()..] {
         "" | "B" => 1,
