@@ -269,3 +269,52 @@ fn chaos_table_separates_thousands_and_reads_fds_once_settled() {
     );
     assert!(fds.ends_with("after the sessions closed"), "{text}");
 }
+
+#[test]
+fn man_page_and_completions_come_from_the_parser() {
+    let out = bench(&["--generate-man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let man = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(man.contains(".TH echo-bench 1"), "{man}");
+    for flag in [
+        "fail\\-if",
+        "start\\-at",
+        "generate\\-completions",
+        "chaos",
+        "merge",
+    ] {
+        assert!(man.contains(flag), "man page lacks {flag}");
+    }
+    // ENVIRONMENT names every variable the source declares (`*_ENV`).
+    let environment = man
+        .split(".SH ENVIRONMENT\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .unwrap_or_else(|| panic!("no ENVIRONMENT section:\n{man}"));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/shard.rs");
+    let declared: Vec<String> = std::fs::read_to_string(src)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("pub const ") && l.contains("_ENV: &str = \""))
+        .map(|l| l.split('"').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(declared.len(), 2, "{declared:?}");
+    for name in declared {
+        let roff = format!("\\fB{name}\\fR");
+        assert!(environment.contains(&roff), "lacks {name}:\n{environment}");
+    }
+
+    let out = bench(&["--generate-completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    let backend = script.split("--backend)").nth(1).unwrap_or("");
+    let offered = backend.lines().nth(1).unwrap_or("");
+    assert!(
+        offered.contains("\"auto ") && offered.contains(" poll select\""),
+        "{offered}"
+    );
+
+    // Alone only.
+    let out = bench(&["--generate-man", "127.0.0.1:7"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
