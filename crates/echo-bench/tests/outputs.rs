@@ -313,6 +313,19 @@ fn man_page_and_completions_come_from_the_parser() {
         offered.contains("\"auto ") && offered.contains(" poll select\""),
         "{offered}"
     );
+    // File names for paths only, not for numbers.
+    for (flag, files) in [
+        ("--hdr-log", true),
+        ("--connections", false),
+        ("--rate", false),
+    ] {
+        let case = script
+            .split(&format!("{flag})"))
+            .nth(1)
+            .and_then(|r| r.lines().nth(1));
+        let case = case.unwrap_or_else(|| panic!("no {flag} case in:\n{script}"));
+        assert_eq!(case.contains("compgen -f"), files, "{flag}: {case}");
+    }
 
     // Alone only.
     let out = bench(&["--generate-man", "127.0.0.1:7"]);
