@@ -95,20 +95,17 @@ fn hdr_log_and_json_stream_cover_every_message() {
 #[test]
 fn open_loop_reports_response_and_service_time() {
     let server = EchoServer::tcp();
-    let out = bench(&[
-        "-c",
-        "4",
-        "-r",
-        "2000",
-        "-d",
-        "0.8",
-        "--warmup",
-        "0.2",
-        "--json",
-        &server.addr(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = json(&out);
+    let addr = server.addr();
+    // 4 connections at 2,000 msg/s for 0.8 s, after 0.2 s of warm-up.
+    let open_loop = |outputs: &[&str]| {
+        let mut args = vec!["-c", "4", "-r", "2000", "-d", "0.8", "--warmup", "0.2"];
+        args.extend_from_slice(outputs);
+        args.push(&addr);
+        let out = bench(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out
+    };
+    let r = json(&open_loop(&["--json"]));
     let response = &r["latency_us"];
     let service = &r["service_time_us"];
     // Every message is sent at or after it was due, so each response time
@@ -133,22 +130,7 @@ fn open_loop_reports_response_and_service_time() {
 
     // The same with intervals on (their histograms are folded into the
     // totals as they close).
-    let out = bench(&[
-        "-c",
-        "4",
-        "-r",
-        "2000",
-        "-d",
-        "0.8",
-        "--warmup",
-        "0.2",
-        "--json-stream",
-        "--interval",
-        "0.3",
-        &server.addr(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines = json_lines(&out);
+    let lines = json_lines(&open_loop(&["--json-stream", "--interval", "0.3"]));
     let r = lines.last().unwrap();
     let messages = r["messages"].as_u64().unwrap();
     for field in ["service_hist", "latency_hist"] {
@@ -234,22 +216,7 @@ fn tables_say_how_many_in_words() {
 fn chaos_table_separates_thousands_and_reads_fds_once_settled() {
     let server = EchoServer::tcp();
     let pid = server.pid().to_string();
-    let out = bench(&[
-        "chaos",
-        "-c",
-        "12",
-        "-d",
-        "0.6",
-        "--max-bytes",
-        "2000000",
-        "--session-timeout",
-        "5",
-        "--seed",
-        "6",
-        "--server-pid",
-        &pid,
-        &server.addr(),
-    ]);
+    let out = util::chaos(&server.addr(), "6", &["--server-pid", &pid]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(separated(&text), "{text}");
