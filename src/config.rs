@@ -1,10 +1,16 @@
 //! The command line, and the settings the event loops run with.
 
 use clap::{ArgAction, Parser};
+use netaddr::SocketAddrs;
 use selector::BackendKind;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod memory;
+mod values;
+
+pub use values::address;
+use values::{backend, bytes, keepalive_seconds, no_port_flag, seconds, stats_seconds};
 
 use crate::splice::{self, ZeroCopy};
 
@@ -27,19 +33,20 @@ pub struct Cli {
           help = "TCP address to listen on (IP:PORT, [IPv6]:PORT or HOST:PORT; port 0 lets the \
                   OS pick). Repeat for several. Default 127.0.0.1:10000 when no --listen, --udp \
                   or --unix is given. [::]:PORT is IPv6 only; to serve both families give two: \
-                  -l 0.0.0.0:PORT -l [::]:PORT")]
-    pub listen: Vec<String>,
+                  -l 0.0.0.0:PORT -l [::]:PORT. A port alone is refused: the host is never \
+                  assumed")]
+    pub listen: Vec<SocketAddrs>,
 
     /// TCP address behind a proxy, repeatable: every connection must start
     /// with a PROXY protocol header (v1 or v2), whose client address then
     /// stands for the connection (--max-per-ip, logs, --trace). A missing,
     /// malformed or oversized header closes the connection.
-    #[arg(long = "listen-proxy", value_name = "ADDR")]
-    pub listen_proxy: Vec<String>,
+    #[arg(long = "listen-proxy", value_name = "ADDR", value_parser = address)]
+    pub listen_proxy: Vec<SocketAddrs>,
 
     /// UDP echo address (RFC 862), repeatable. None by default.
     #[arg(short, long = "udp", value_name = "ADDR", value_parser = address)]
-    pub udp: Vec<String>,
+    pub udp: Vec<SocketAddrs>,
 
     /// Unix-domain stream socket path, repeatable.
     #[arg(long = "unix", value_name = "PATH")]
@@ -75,8 +82,10 @@ pub struct Cli {
     /// Memory the server may hold for all its clients together (queued
     /// output and per-connection state). At the budget it stops reading
     /// from the connections holding the most until they drain; no byte is
-    /// dropped. KiB, MiB and GiB suffixes are accepted [default: a quarter
-    /// of physical memory, or 1GiB where that cannot be read].
+    /// dropped. At least one whole read plus 1KiB (65KiB; with --zero-copy
+    /// always a whole pipe). KiB, MiB and GiB suffixes are accepted
+    /// [default: a quarter of physical memory, or 1GiB where that cannot be
+    /// read].
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_memory: Option<u64>,
 
@@ -89,11 +98,11 @@ pub struct Cli {
     /// TCP keepalive: probe a connection silent for this long, so a peer
     /// that vanished (power loss, dropped link) is found and its slot freed
     /// SECS + 6 x max(SECS/6, 1 s) after it last spoke (twice SECS from 6 s
-    /// up; 8 s for 2, since probes are at least a second apart); 0 = off.
-    /// The default, 60,
-    /// finds dead peers within about 2 minutes for one small probe a minute
-    /// per idle connection; the kernel's own default waits over 2 hours.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds,
+    /// up; 8 s for 2, since probes are at least a second apart). Whole
+    /// seconds from 1 to 32767 (the kernel's range); 0 = off. The default,
+    /// 60, finds dead peers within about 2 minutes for one small probe a
+    /// minute per idle connection; the kernel's own default waits over 2 hours.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = keepalive_seconds,
           allow_negative_numbers = true)]
     pub tcp_keepalive: Duration,
 
@@ -143,8 +152,12 @@ pub struct Cli {
     /// Serve Prometheus metrics (GET /metrics) and a health check (GET
     /// /healthz: 200 while serving, 503 once draining) over HTTP on this
     /// address, from a thread of its own.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
+    #[arg(long, value_name = "ADDR", value_parser = address)]
+    pub metrics: Option<SocketAddrs>,
+
+    /// Not a flag: `--port N` is refused with a hint to use `--listen`.
+    #[arg(long, value_name = "PORT", hide = true, value_parser = no_port_flag)]
+    pub port: Option<std::convert::Infallible>,
 
     /// Print the man page (roff) on stdout and exit.
     #[arg(long, exclusive = true)]
@@ -177,21 +190,40 @@ impl Cli {
         cli
     }
 
-    /// The same address twice would fail to bind with a confusing
-    /// "address in use"; port 0 twice is two listeners on two ports.
+    /// The same address twice (literally or through a name) would fail to
+    /// bind with a confusing "address in use"; port 0 twice is two
+    /// listeners on two ports.
     fn check(&self) -> Result<(), String> {
-        for (flag, specs) in [("--listen", &self.listen), ("--udp", &self.udp)] {
-            let mut seen: Vec<String> = Vec::new();
-            for spec in specs {
-                let key = match spec.parse::<SocketAddr>() {
-                    Ok(addr) if addr.port() == 0 => continue,
-                    Ok(addr) => addr.to_string(),
-                    Err(_) => spec.to_ascii_lowercase(),
-                };
-                if seen.contains(&key) {
-                    return Err(format!("{flag} {spec} is given twice"));
+        let tcp = self.listen.iter().map(|a| ("--listen", a));
+        let tcp = tcp.chain(self.listen_proxy.iter().map(|a| ("--listen-proxy", a)));
+        let udp = self.udp.iter().map(|a| ("--udp", a));
+        for specs in [tcp.collect::<Vec<_>>(), udp.collect()] {
+            for (i, (flag, spec)) in specs.iter().enumerate() {
+                for (first, earlier) in &specs[..i] {
+                    let shared = spec.addrs().iter().find(|a| earlier.addrs().contains(a));
+                    if let Some(addr) = shared.filter(|a| a.port() != 0) {
+                        return Err(format!(
+                            "{flag} {spec} is given twice ({addr}, also named by {first} {earlier})"
+                        ));
+                    }
                 }
-                seen.push(key);
+            }
+        }
+        if let Some(budget) = self.max_memory {
+            let least = memory::smallest_budget(self.max_pending, self.zero_copy);
+            if budget < least {
+                use clap::ValueEnum;
+                let mode = self.zero_copy.to_possible_value();
+                return Err(format!(
+                    "--max-memory {} is below {}, the smallest budget that can echo with \
+                     --zero-copy {} and --max-pending {}: a read needs room for a whole read \
+                     buffer (64KiB; a whole pipe with --zero-copy always), at most \
+                     --max-pending, plus 1KiB of connection state",
+                    memory::human(budget),
+                    memory::human(least),
+                    mode.as_ref().map_or("?", |m| m.get_name()),
+                    memory::human(self.max_pending),
+                ));
             }
         }
         for (i, path) in self.unix.iter().enumerate() {
@@ -200,71 +232,6 @@ impl Cli {
             }
         }
         Ok(())
-    }
-}
-
-/// A listen address, by the workspace's one rule (`netaddr`): `IP:PORT`,
-/// `[IPv6]:PORT` or `HOST:PORT`, the host resolved now, so an address that
-/// names nothing is a usage error too. Kept as written; `listen::resolve`
-/// binds every address it names.
-fn address(s: &str) -> Result<String, String> {
-    netaddr::parse_socket_addrs(s)
-        .map(|_| s.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// `--backend`: one of the names this OS has, listed for help and shell
-/// completion.
-fn backend() -> impl clap::builder::TypedValueParser<Value = BackendKind> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(BackendKind::NAMES)
-        .try_map(|s| s.parse::<BackendKind>())
-}
-
-fn seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if secs < 0.0 {
-        return Err(format!("{s} is negative: durations count seconds from 0"));
-    }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("{s:?} is not a usable number of seconds"))
-}
-
-/// `--stats-interval`: 0 (off) or at least 0.1 s; printing more often would
-/// cost the loops more than the line tells.
-fn stats_seconds(s: &str) -> Result<Duration, String> {
-    let d = seconds(s)?;
-    if !d.is_zero() && d < Duration::from_millis(100) {
-        return Err(format!(
-            "{s} is below the 0.1 s minimum (0 turns the line off)"
-        ));
-    }
-    Ok(d)
-}
-
-/// A byte count: digits, then optionally KiB, MiB or GiB (powers of 1024).
-fn bytes(s: &str) -> Result<u64, String> {
-    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit: u64 = match &s[digits.len()..] {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "{other:?} in {s:?} is not a unit (use KiB, MiB or GiB, or none for bytes)"
-            ))
-        }
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a byte count (digits, then KiB, MiB or GiB)"))?;
-    match n.checked_mul(unit) {
-        Some(0) => Err(format!("{s} is zero: at least 1 byte is needed")),
-        Some(b) if b <= 1 << 40 => Ok(b),
-        _ => Err(format!("{s} is more than the 1 TiB this server can use")),
     }
 }
 
@@ -307,12 +274,21 @@ impl Config {
     /// clients need; the rest bound `--max-connections` by default.
     pub fn new(cli: &Cli, fds: usize) -> Config {
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
-        let pipe_fds = match cli.zero_copy {
-            ZeroCopy::Off => 0,
-            _ => (fds / 8).min(4096),
-        };
-        let default_max_connections = (fds - pipe_fds).max(1);
         let max_pending = usize::try_from(cli.max_pending).unwrap_or(usize::MAX);
+        let max_memory = cli
+            .max_memory
+            .map_or_else(crate::budget::default_limit, |b| {
+                usize::try_from(b).unwrap_or(usize::MAX)
+            });
+        // A pipe holds what --max-pending allows, up to the kernel's cap.
+        let pipe_size = max_pending.min(splice::pipe_max_size());
+        let pipes = match cli.zero_copy {
+            ZeroCopy::Off => false,
+            ZeroCopy::Always => true,
+            ZeroCopy::Auto => memory::pipes_fit(max_memory, max_pending, pipe_size),
+        };
+        let pipe_fds = if pipes { (fds / 8).min(4096) } else { 0 };
+        let default_max_connections = (fds - pipe_fds).max(1);
         Config {
             backend: cli.backend,
             max_connections: cli.max_connections.map_or(default_max_connections, |n| {
@@ -320,11 +296,7 @@ impl Config {
             }),
             max_per_ip: cli.max_per_ip,
             max_pending,
-            max_memory: cli
-                .max_memory
-                .map_or_else(crate::budget::default_limit, |b| {
-                    usize::try_from(b).unwrap_or(usize::MAX)
-                }),
+            max_memory,
             idle_timeout: nonzero(cli.idle_timeout),
             tcp_keepalive: nonzero(cli.tcp_keepalive),
             shutdown_timeout: cli.shutdown_timeout,
@@ -333,8 +305,7 @@ impl Config {
             stats_interval: nonzero(cli.stats_interval),
             zero_copy: cli.zero_copy,
             pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
-            // A pipe holds what --max-pending allows, up to the kernel's cap.
-            pipe_size: max_pending.min(splice::pipe_max_size()),
+            pipe_size,
             watchdog: None,
             publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
             log_json: cli.log_format == LogFormat::Json,
@@ -353,49 +324,6 @@ mod tests {
     }
 
     #[test]
-    fn seconds_accept_fractions_and_refuse_junk() {
-        assert_eq!(seconds("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(seconds("0"), Ok(Duration::ZERO));
-        assert!(seconds("-1").is_err_and(|e| e.contains("negative")));
-        assert!(seconds("soon").is_err());
-        assert!(stats_seconds("0.05").is_err_and(|e| e.contains("0.1")));
-        assert_eq!(stats_seconds("0"), Ok(Duration::ZERO));
-        assert_eq!(stats_seconds("0.1"), Ok(Duration::from_millis(100)));
-    }
-
-    #[test]
-    fn byte_counts_take_binary_suffixes() {
-        assert_eq!(bytes("4096"), Ok(4096));
-        assert_eq!(bytes("64KiB"), Ok(64 << 10));
-        assert_eq!(bytes("256MiB"), Ok(256 << 20));
-        assert_eq!(bytes("2GiB"), Ok(2 << 30));
-        assert!(bytes("0").is_err());
-        assert!(bytes("10MB").is_err_and(|e| e.contains("\"MB\"")));
-        assert!(bytes("-5").is_err());
-        assert!(bytes("2048GiB").is_err());
-    }
-
-    #[test]
-    fn addresses_follow_the_workspace_rule() {
-        for good in ["127.0.0.1:0", "[::1]:80", "localhost:7000"] {
-            assert_eq!(address(good).as_deref(), Ok(good));
-        }
-        for bad in [
-            "garbage",
-            "127.0.0.1",
-            "1.2.3.4:99999",
-            "999.1.1.1:80",
-            "::1:80",
-            ":80",
-        ] {
-            assert!(
-                address(bad).is_err_and(|e| e.contains(bad)),
-                "{bad} accepted"
-            );
-        }
-    }
-
-    #[test]
     fn the_same_address_twice_is_refused_but_port_zero_is_not() {
         let twice = Cli::parse_from([
             "echo-server",
@@ -405,6 +333,14 @@ mod tests {
             "127.0.0.1:7000",
         ]);
         assert!(twice.check().is_err_and(|e| e.contains("127.0.0.1:7000")));
+        let proxied = Cli::parse_from([
+            "echo-server",
+            "-l",
+            "127.0.0.1:7000",
+            "--listen-proxy",
+            "127.0.0.1:7000",
+        ]);
+        assert!(proxied.check().is_err_and(|e| e.contains("--listen-proxy")));
         let zero = Cli::parse_from(["echo-server", "-l", "127.0.0.1:0", "-l", "127.0.0.1:0"]);
         assert_eq!(zero.check(), Ok(()));
         let families = Cli::parse_from([

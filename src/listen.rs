@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -141,22 +141,6 @@ impl std::os::fd::AsFd for Listener {
             Listener::Unix(l, ..) => l.as_fd(),
         }
     }
-}
-
-/// Resolve a listen address: `IP:PORT`, `[IPv6]:PORT`, or `HOST:PORT`.
-pub fn resolve(spec: &str) -> Result<Vec<SocketAddr>> {
-    if let Ok(addr) = spec.parse::<SocketAddr>() {
-        return Ok(vec![addr]);
-    }
-    let mut addrs: Vec<SocketAddr> = spec
-        .to_socket_addrs()
-        .with_context(|| format!("bad address {spec:?} (expected IP:PORT or HOST:PORT)"))?
-        .collect();
-    addrs.dedup();
-    if addrs.is_empty() {
-        bail!("bad address {spec:?}: it resolves to nothing");
-    }
-    Ok(addrs)
 }
 
 /// The kernel's cap on listen backlogs (somaxconn), 4096 if unreadable.

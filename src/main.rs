@@ -82,7 +82,7 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let workers = usize::from(cli.workers);
     let nofile = raise_nofile_limit();
     let sockets = sockets::open(cli, workers)?;
-    let metrics = cli.metrics.as_deref().map(metrics::bind).transpose()?;
+    let metrics = cli.metrics.as_ref().map(metrics::bind).transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;

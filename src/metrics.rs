@@ -31,7 +31,6 @@ use prometheus_client::registry::Registry;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::warn;
 
-use crate::listen;
 use crate::server::Shared;
 use crate::stats::Counters;
 
@@ -115,10 +114,8 @@ const BY_REASON: [ByReason; 2] = [
 
 /// Bind the endpoint's listener, with room in its accept queue for a crowd
 /// (the loop takes them as fast as they come, see [`http`]).
-pub fn bind(spec: &str) -> Result<TcpListener> {
-    let addr = *listen::resolve(spec)?
-        .first()
-        .with_context(|| format!("bad --metrics address {spec:?}"))?;
+pub fn bind(addr: &netaddr::SocketAddrs) -> Result<TcpListener> {
+    let addr = addr.first();
     let listen = || -> std::io::Result<TcpListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;

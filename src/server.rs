@@ -109,7 +109,7 @@ const MAX_EVENTS: usize = 1 << 16;
 const RESERVED_SLOTS: usize = 1 << 16;
 /// The shared read buffer: one per loop, not one per connection. It also
 /// receives UDP datagrams, so it must hold the largest (65,507 bytes).
-const READ_BUFFER: usize = 64 * 1024;
+pub const READ_BUFFER: usize = 64 * 1024;
 const _: () = assert!(READ_BUFFER >= 65_507);
 
 /// What a worker lends its connections, one at a time.

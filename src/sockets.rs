@@ -198,20 +198,12 @@ fn from_flags(cli: &Cli, workers: usize, default: bool) -> Result<Vec<Sockets>> 
         && cli.listen_proxy.is_empty()
         && cli.udp.is_empty()
         && cli.unix.is_empty());
-    let tcp_specs = if default && !named {
-        vec!["127.0.0.1:10000".to_string()]
-    } else {
-        cli.listen.clone()
-    };
-    for spec in &tcp_specs {
-        tcp.extend(listen::resolve(spec)?);
+    if default && !named {
+        tcp.push(SocketAddr::from(([127, 0, 0, 1], 10000)));
     }
-    for spec in &cli.listen_proxy {
-        proxied.extend(listen::resolve(spec)?);
-    }
-    for spec in &cli.udp {
-        udp.extend(listen::resolve(spec)?);
-    }
+    tcp.extend(cli.listen.iter().flat_map(|a| a.addrs()));
+    proxied.extend(cli.listen_proxy.iter().flat_map(|a| a.addrs()));
+    udp.extend(cli.udp.iter().flat_map(|a| a.addrs()));
     for addr in tcp.iter().chain(&proxied).chain(&udp) {
         if addr.ip().is_unspecified() {
             warn!(%addr, "listening on a wildcard address: reachable from other hosts");

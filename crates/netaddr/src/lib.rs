@@ -15,6 +15,11 @@
 //! 5. Any other host is resolved with the system resolver
 //!    ([`ToSocketAddrs`]).
 //!
+//! A port alone (`10000`) is refused with a hint naming the two likely
+//! hosts (`127.0.0.1:10000`, `0.0.0.0:10000`): the host is never assumed,
+//! since the two differ in who can connect. [`SocketAddrs`] is the typed
+//! value of an address flag: the text and what it resolved to, parsed once.
+//!
 //! [`parse_target`] adds `unix:/path` for a Unix-domain stream socket.
 //! Every error says what was wrong and ends with the hint
 //! "expected IP:PORT or HOST:PORT".
@@ -52,6 +57,10 @@ pub enum Problem {
     Empty,
     /// No `:PORT` at the end.
     MissingPort,
+    /// A port alone (`10000`): the host is never assumed, since the two
+    /// likely ones (this machine only, every interface) differ in who can
+    /// connect.
+    PortOnly,
     /// The port is not a number from 0 to 65535 (the text given).
     BadPort(String),
     /// Nothing before `:PORT`.
@@ -102,6 +111,12 @@ impl fmt::Display for AddrError {
         match &self.problem {
             Problem::Empty => write!(f, "empty")?,
             Problem::MissingPort => write!(f, "no port")?,
+            Problem::PortOnly => write!(
+                f,
+                "a port alone; name the host too: 127.0.0.1:{0} for this machine only, \
+                 0.0.0.0:{0} for every IPv4 interface",
+                self.input
+            )?,
             Problem::BadPort(p) => write!(f, "port {p:?} is not a number from 0 to 65535")?,
             Problem::MissingHost => write!(f, "no host before the port")?,
             Problem::BadIpv4(h) => write!(f, "{h} is not an IPv4 address")?,
@@ -169,6 +184,74 @@ pub fn parse_socket_addrs(spec: &str) -> Result<Vec<SocketAddr>, AddrError> {
     }
 }
 
+/// An address flag's value, parsed once: the text as given and every
+/// address it names (see the [crate rule](crate)); never empty.
+///
+/// ```
+/// let listen: netaddr::SocketAddrs = "127.0.0.1:7000".parse().unwrap();
+/// assert_eq!(listen.first().port(), 7000);
+/// assert_eq!(listen.to_string(), "127.0.0.1:7000");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketAddrs {
+    spec: String,
+    addrs: Vec<SocketAddr>,
+}
+
+impl SocketAddrs {
+    /// Parse `spec` by the crate rule, resolving its host now. Fits clap's
+    /// `value_parser`: `#[arg(value_parser = netaddr::SocketAddrs::parse)]`.
+    ///
+    /// # Errors
+    ///
+    /// When `spec` breaks the rule or its host does not resolve.
+    pub fn parse(spec: &str) -> Result<SocketAddrs, AddrError> {
+        Ok(SocketAddrs {
+            spec: spec.to_owned(),
+            addrs: parse_socket_addrs(spec)?,
+        })
+    }
+
+    /// Every address, in the resolver's order, without duplicates.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The first address (the one a single socket binds or connects to).
+    pub fn first(&self) -> SocketAddr {
+        // parse_socket_addrs never returns an empty list.
+        self.addrs[0]
+    }
+
+    /// The text as given.
+    pub fn as_str(&self) -> &str {
+        &self.spec
+    }
+}
+
+impl From<SocketAddr> for SocketAddrs {
+    fn from(addr: SocketAddr) -> SocketAddrs {
+        SocketAddrs {
+            spec: addr.to_string(),
+            addrs: vec![addr],
+        }
+    }
+}
+
+impl std::str::FromStr for SocketAddrs {
+    type Err = AddrError;
+
+    fn from_str(spec: &str) -> Result<SocketAddrs, AddrError> {
+        SocketAddrs::parse(spec)
+    }
+}
+
+impl fmt::Display for SocketAddrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.spec)
+    }
+}
+
 /// Where a client connects: an IP socket address, or a Unix-domain socket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -220,6 +303,9 @@ fn split(spec: &str) -> Result<(Host<'_>, &str), Problem> {
         return Ok((Host::V6(ip), nonempty_port(port)?));
     }
     let Some((host, port)) = spec.rsplit_once(':') else {
+        if spec.parse::<u16>().is_ok() {
+            return Err(Problem::PortOnly);
+        }
         return Err(Problem::MissingPort);
     };
     if host.contains(':') {
@@ -288,6 +374,10 @@ mod tests {
     #[test]
     fn ports_are_named() {
         assert_eq!(problem("localhost"), Problem::MissingPort);
+        assert_eq!(problem("10000"), Problem::PortOnly);
+        let alone = parse_socket_addr("10000").unwrap_err().to_string();
+        assert!(alone.contains("127.0.0.1:10000"), "{alone}");
+        assert_eq!(problem("99999"), Problem::MissingPort);
         assert_eq!(problem("localhost:"), Problem::MissingPort);
         assert_eq!(problem("[::1]"), Problem::MissingPort);
         assert_eq!(problem("127.0.0.1:99999"), Problem::BadPort("99999".into()));
@@ -323,6 +413,19 @@ mod tests {
             assert!(text.ends_with(&format!("({HINT})")), "{text}");
             assert_eq!(e.input(), spec);
         }
+    }
+
+    #[test]
+    fn typed_addresses_keep_the_text_and_every_address() {
+        let one = SocketAddrs::parse("[::1]:80").unwrap();
+        assert_eq!(one.as_str(), "[::1]:80");
+        assert_eq!(one.addrs(), &["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        let local = SocketAddrs::parse("localhost:9").unwrap();
+        assert!(!local.addrs().is_empty());
+        assert_eq!(local.first(), local.addrs()[0]);
+        assert!(SocketAddrs::parse("nonsense").is_err());
+        let from: SocketAddrs = "127.0.0.1:1".parse::<SocketAddr>().unwrap().into();
+        assert_eq!(from.to_string(), "127.0.0.1:1");
     }
 
     #[test]
