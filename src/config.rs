@@ -190,7 +190,7 @@ pub struct Cli {
     /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout
     /// and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
-    pub generate_completions: Option<clap_complete::Shell>,
+    pub generate_completions: Option<clidoc::Shell>,
 }
 
 /// `--log-format`.
