@@ -50,6 +50,10 @@ counter_set! {
     refused_untrusted,
     bytes_in,
     bytes_out,
+    /// Of `bytes_out`, those still unacknowledged in sockets closed at the
+    /// shutdown deadline: the close may reset them, so the summary does not
+    /// count them as echoed.
+    bytes_cut,
     /// Reads that returned data: one per message in ping-pong traffic.
     messages,
     datagrams,
@@ -231,7 +235,7 @@ pub fn summary(total: &Counters) -> String {
     format!(
         "summary: connections {}, bytes echoed {}, datagrams echoed {}",
         thousands(total.accepted),
-        thousands(total.bytes_out),
+        thousands(total.bytes_out.saturating_sub(total.bytes_cut)),
         thousands(total.datagrams),
     )
 }
