@@ -32,7 +32,12 @@ use crate::splice::{Outbox, Streak, ZeroCopy};
 use crate::stats::{Counters, Gauges};
 use crate::stream::{preview, would_block, Peer, Stream};
 
+mod faulted;
+mod flags;
 mod turn;
+
+pub use faulted::Faulted;
+use flags::{Flags, PARKED, PAUSED, STARVED};
 
 pub use turn::{Io, Outcome, Step, Turn};
 
@@ -43,9 +48,10 @@ enum Phase {
     Open,
     /// The peer shut down its write side: send what is held, then close.
     ReadClosed,
-    /// Server shutdown: read at most this many more bytes (what the kernel
-    /// had already received when the signal came), echo them, then linger.
-    Draining { budget: u32 },
+    /// Server shutdown: read at most `drain_budget` more bytes (what the
+    /// kernel had already received when the signal came), echo them, then
+    /// linger.
+    Draining,
     /// Our write side is shut; discard input until the peer closes, so that
     /// closing does not reset the connection under the peer's last reads.
     Lingering,
@@ -76,17 +82,17 @@ pub struct Connection {
     peer: Peer,
     outbox: Outbox,
     phase: Phase,
+    /// [`Phase::Draining`]: how many more bytes it may read.
+    drain_budget: u32,
     /// The interest registered in the selector.
     interest: Interest,
-    /// Counted in the statistics as paused by backpressure.
-    paused: bool,
-    /// Not reading because the memory budget is spent (counted in the
-    /// statistics as `budget_paused`).
-    starved: bool,
-    /// Unregistered by [`Step::Park`].
-    parked: bool,
+    /// `PAUSED`, `STARVED`, `PARKED`: one byte, so that the connection
+    /// stays within 64 bytes.
+    flags: Flags,
     /// Reads that argue for the other path.
     streak: Streak,
+    /// Injected faults (`--fault`), when it drew any.
+    faults: Option<Box<Faulted>>,
 }
 
 /// Memory a connection holds besides what it holds for its peer: itself,
@@ -106,10 +112,10 @@ impl Connection {
             outbox: Outbox::default(),
             phase: Phase::Open,
             interest: Self::FIRST_INTEREST,
-            paused: false,
-            starved: false,
-            parked: false,
+            drain_budget: 0,
+            flags: Flags::default(),
             streak: Streak::default(),
+            faults: None,
         };
         conn.gauges()
             .account(Gauges::default(), io.counters, io.budget);
@@ -124,33 +130,37 @@ impl Connection {
         self.peer
     }
 
-    /// Bytes received and not yet sent back, in a queue or a pipe.
+    /// Bytes received and not yet sent back, in a queue or a pipe, or
+    /// held by a fault.
     pub fn pending(&self) -> usize {
-        self.outbox.pending()
+        match &self.faults {
+            None => self.outbox.pending(),
+            Some(f) => self.outbox.pending() + f.held(),
+        }
     }
 
     /// The loop registered what [`Step::Watch`] asked for.
     pub fn watching(&mut self, interest: Interest) {
         self.interest = interest;
-        self.parked = false;
+        self.flags.set(PARKED, false);
     }
 
     /// Whether it is unregistered by [`Step::Park`].
     pub fn is_parked(&self) -> bool {
-        self.parked
+        self.flags.has(PARKED)
     }
 
     /// Whether the memory budget stops its reading.
     pub fn is_starved(&self) -> bool {
-        self.starved
+        self.flags.has(STARVED)
     }
 
     fn gauges(&self) -> Gauges {
         Gauges {
-            footprint: STATE_BYTES + self.outbox.footprint(),
+            footprint: STATE_BYTES + self.outbox.footprint() + self.fault_footprint(),
             pending: self.pending(),
-            paused: self.paused,
-            starved: self.starved,
+            paused: self.flags.has(PAUSED),
+            starved: self.flags.has(STARVED),
             spliced: self.outbox.is_splicing(),
         }
     }
@@ -162,16 +172,22 @@ impl Connection {
         let sent_before = io.counters.bytes_out;
         let (step, received) = match turn {
             Turn::Ready { readable, writable } => self.ready(readable, writable, io),
-            Turn::Recheck if !self.starved => (Step::Keep, false),
+            Turn::Recheck if !self.flags.has(STARVED) => (Step::Keep, false),
             Turn::Recheck => (self.settle(io), false),
             Turn::Drain => (self.drain(io), false),
+            Turn::Timer => (self.on_timer(io), false),
         };
         let after = self.gauges();
         after.account(before, io.counters, io.budget);
+        let wake_at = match self.faults {
+            None => None,
+            Some(_) => self.after_faulted_turn(io),
+        };
         Outcome {
             step,
             moved: received || io.counters.bytes_out != sent_before,
             starved: after.starved && !before.starved,
+            wake_at,
         }
     }
 
@@ -204,11 +220,13 @@ impl Connection {
 
     /// Server shutdown: read no more than the kernel holds now.
     fn drain(&mut self, io: &mut Io) -> Step {
+        if self.lift_faults(io).is_err() {
+            return Step::Close;
+        }
         if self.phase == Phase::Open {
             let budget = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
-            self.phase = Phase::Draining {
-                budget: u32::try_from(budget).unwrap_or(u32::MAX),
-            };
+            self.phase = Phase::Draining;
+            self.drain_budget = u32::try_from(budget).unwrap_or(u32::MAX);
         }
         self.settle(io)
     }
@@ -248,7 +266,8 @@ impl Connection {
             self.phase = Phase::ReadClosed;
             return Ok(Some(0));
         }
-        if let Phase::Draining { budget } = &mut self.phase {
+        if self.phase == Phase::Draining {
+            let budget = &mut self.drain_budget;
             *budget -= u32::try_from(n).unwrap_or(*budget);
         }
         io.counters.bytes_in += n as u64;
@@ -289,6 +308,9 @@ impl Connection {
     /// at once if nothing older is waiting, and hold the rest behind what
     /// is held already.
     fn echo_copied(&mut self, n: usize, io: &mut Io) -> Result<(), Closed> {
+        if self.faults.is_some() {
+            return self.echo_faulted(n, io);
+        }
         let data = &io.buf[..n];
         if io.cfg.trace {
             info!(target: "trace", peer = %self.peer, bytes = n, "received {n} bytes from {}: {}", self.peer, preview(data));
@@ -345,6 +367,9 @@ impl Connection {
     /// copy path; [`Outbox`] says when a move may happen.
     fn switch_path(&mut self, splice: bool, io: &mut Io) {
         self.streak = Streak::default();
+        if splice && self.faults.is_some() {
+            return; // faults see every byte: the copy path
+        }
         let moved = match splice {
             true => self.outbox.splice(io.pipes),
             false => self.outbox.unsplice(io.pipes, io.now),
@@ -367,9 +392,15 @@ impl Connection {
         let room = io.cfg.max_pending.saturating_sub(self.pending());
         let want = match self.phase {
             Phase::Lingering => return ReadLimit::Bytes(io.buf.len()), // discarded
-            Phase::ReadClosed | Phase::Draining { budget: 0 } => return ReadLimit::No,
-            Phase::Draining { budget } => (budget as usize).min(room),
+            Phase::ReadClosed => return ReadLimit::No,
+            Phase::Draining if self.drain_budget == 0 => return ReadLimit::No,
+            Phase::Draining => (self.drain_budget as usize).min(room),
             Phase::Open => room,
+        };
+        let want = match self.faults.as_deref().and_then(Faulted::read_cap) {
+            None => want,
+            Some(0) => return ReadLimit::No,
+            Some(cap) => want.min(cap),
         };
         if want == 0 {
             return ReadLimit::Full;
@@ -378,8 +409,10 @@ impl Connection {
             let growth = self
                 .outbox
                 .growth_for(want, io.buf.len(), io.cfg.max_pending);
-            io.budget
-                .may_grow(|| STATE_BYTES + self.outbox.footprint(), growth)
+            io.budget.may_grow(
+                || STATE_BYTES + self.outbox.footprint() + self.fault_footprint(),
+                growth,
+            )
         };
         // A pipe could take `want` at once; a tight budget lends it no more
         // than a copied read would take.
@@ -399,22 +432,33 @@ impl Connection {
     /// or finish when nothing is left to do.
     pub fn settle(&mut self, io: &mut Io) -> Step {
         let limit = self.read_limit(io);
-        self.starved = limit == ReadLimit::Starved;
-        self.paused = limit == ReadLimit::Full && self.phase == Phase::Open;
+        let starved = limit == ReadLimit::Starved;
+        self.flags.set(STARVED, starved);
+        self.flags.set(
+            PAUSED,
+            limit == ReadLimit::Full && self.phase == Phase::Open,
+        );
+        let parked = self.flags.has(PARKED);
         let read = matches!(limit, ReadLimit::Bytes(_));
-        let wanted = match (read, self.pending() > 0) {
+        // What waits to be written (bytes a fault holds wait for a timer).
+        let wanted = match (read, self.outbox.pending() > 0) {
             (true, true) => Interest::BOTH,
             (true, false) => Interest::READABLE,
             (false, true) => Interest::WRITABLE,
-            (false, false) if self.starved && self.parked => return Step::Keep,
-            (false, false) if self.starved => {
-                self.parked = true;
+            (false, false) if starved && parked => return Step::Keep,
+            (false, false) if starved => {
+                self.flags.set(PARKED, true);
                 return Step::Park;
             }
+            (false, false) if self.faults.is_some() => match self.settle_faulted(io) {
+                Some(step) => return step,
+                None if self.finish(io) => Interest::READABLE,
+                None => return Step::Close,
+            },
             (false, false) if self.finish(io) => Interest::READABLE,
             (false, false) => return Step::Close,
         };
-        if wanted == self.interest && !self.parked {
+        if wanted == self.interest && !self.flags.has(PARKED) {
             Step::Keep
         } else {
             Step::Watch(wanted)

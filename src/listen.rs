@@ -66,6 +66,14 @@ impl Listener {
         })
     }
 
+    /// The bound address of a TCP listener (plain or behind a proxy).
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) | Listener::Proxy(l) => l.local_addr().ok(),
+            Listener::Unix(..) => None,
+        }
+    }
+
     /// Whether connections start with a PROXY header.
     pub fn is_proxy(&self) -> bool {
         matches!(self, Listener::Proxy(_))

@@ -10,6 +10,7 @@ mod budget;
 mod config;
 mod conn;
 mod console;
+mod fault;
 mod idle;
 mod limits;
 mod listen;
@@ -87,7 +88,11 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;
     sockets::announce(&sockets, metrics.as_ref())?;
-    let started = start_workers(cli, sockets, signals, nofile)?;
+    let faults = Arc::new(cli.faults.faults(&cli.listen, &cli.listen_proxy));
+    if cli.faults.announced() {
+        console::out(format_args!("fault-seed {}", faults.seed()));
+    }
+    let started = start_workers(cli, sockets, signals, nofile, faults)?;
     if let Some(listener) = metrics {
         metrics::serve(listener, Arc::clone(&started.shared))?;
     }
@@ -110,6 +115,7 @@ fn start_workers(
     sockets: Vec<Sockets>,
     signals: signals::SignalPipes,
     nofile: usize,
+    faults: Arc<fault::Faults>,
 ) -> Result<Started> {
     let workers = sockets.len();
     let own = 16 + 4 * workers + sockets.iter().map(Sockets::len).sum::<usize>();
@@ -126,14 +132,14 @@ fn start_workers(
         .iter()
         .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
         .collect();
-    let shared = Arc::new(
-        Shared::new(
-            workers,
-            cfg.max_per_ip,
-            budget::Budget::new(cfg.max_memory, cfg.max_connections),
-        )
-        .with_listener_names(names),
-    );
+    let shared = Shared::new(
+        workers,
+        cfg.max_per_ip,
+        budget::Budget::new(cfg.max_memory, cfg.max_connections),
+    )
+    .with_listener_names(names)
+    .with_faults(faults);
+    let shared = Arc::new(shared);
 
     let mut loops = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);

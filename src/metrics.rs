@@ -195,9 +195,27 @@ pub fn exposition(shared: &Shared) -> String {
         }
         registry.register(name, help, family);
     }
+    register_faults(&mut registry, &workers);
     let mut text = String::new();
     if let Err(e) = encode(&mut text, &registry) {
         warn!(error = %e, "metrics: cannot encode");
     }
     text
+}
+
+/// `echo_faults_injected_total{worker, kind}`: faults that took effect
+/// (`--fault`), every kind listed.
+fn register_faults(registry: &mut Registry, workers: &[(String, Counters)]) {
+    let family = Family::<Labels, Counter>::default();
+    for (id, c) in workers {
+        for (kind, n) in crate::fault::KINDS.iter().zip(c.faults_injected()) {
+            let labels = vec![("worker", id.clone()), ("kind", kind.name.to_string())];
+            family.get_or_create(&labels).inc_by(n);
+        }
+    }
+    registry.register(
+        "echo_faults_injected",
+        "Faults injected (--fault) that took effect, by kind",
+        family,
+    );
 }

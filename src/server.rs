@@ -197,7 +197,7 @@ impl Worker {
             id,
             selector,
             events: Events::with_capacity(FIRST_EVENTS),
-            intake: Intake::new(listeners),
+            intake: Intake::new(listeners, shared.faults.draw_for(id)),
             udp,
             tables: Tables {
                 conns: Slab::with_capacity(cfg.max_connections.min(RESERVED_SLOTS)),
@@ -338,6 +338,9 @@ impl Worker {
     fn apply(&mut self, key: usize, outcome: Outcome) {
         if outcome.starved {
             self.tables.starved.insert(key);
+        }
+        if let Some(at) = outcome.wake_at {
+            self.timers.faults.push(std::cmp::Reverse((at, key)));
         }
         match outcome.step {
             Step::Keep => {}

@@ -84,6 +84,18 @@ counter_set! {
     /// Gauge: connections in the idle-timeout list (one per open
     /// connection with `--idle-timeout`, else 0).
     idle_tracked,
+    /// Faults injected (`--fault`), one per kind in the order of
+    /// [`crate::fault::KINDS`] (a unit test checks the order).
+    fault_delay,
+    fault_rate,
+    fault_stall,
+    fault_slow_read,
+    fault_close,
+    fault_reset,
+    fault_corrupt,
+    fault_drop,
+    fault_duplicate,
+    fault_reorder,
 }
 
 impl Counters {
@@ -95,6 +107,19 @@ impl Counters {
         *self = Counters::from_values(sum);
     }
 
+    /// The fault counters, in the order of [`crate::fault::KINDS`].
+    pub fn faults_injected(&self) -> [u64; FAULT_KINDS] {
+        let all = self.values();
+        std::array::from_fn(|i| all[FIRST_FAULT + i])
+    }
+
+    /// One more fault of `kind` took effect.
+    pub fn fault_injected(&mut self, kind: crate::fault::Kind) {
+        let mut all = self.values();
+        all[FIRST_FAULT + kind.index()] += 1;
+        *self = Counters::from_values(all);
+    }
+
     pub fn queue_grew(&mut self, n: usize) {
         self.queued += n as u64;
         self.peak_queued = self.peak_queued.max(self.queued);
@@ -104,6 +129,10 @@ impl Counters {
         self.queued = self.queued.saturating_sub(n as u64);
     }
 }
+
+/// The fault counters: the last [`FAULT_KINDS`] of the set.
+const FAULT_KINDS: usize = crate::fault::KINDS.len();
+const FIRST_FAULT: usize = Counters::LEN - FAULT_KINDS;
 
 /// What the memory budget and the gauges count for one connection. Taken
 /// before a turn and compared after it, so each is changed in one place.
@@ -157,12 +186,21 @@ impl Gauges {
 }
 
 /// A worker's last published counters, readable from other threads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Published {
     cells: [AtomicU64; Counters::LEN],
     /// Connections accepted on each of the worker's listeners, by name;
     /// counted as they happen (once per connection, never per message).
     accepts: Vec<(String, AtomicU64)>,
+}
+
+impl Default for Published {
+    fn default() -> Published {
+        Published {
+            cells: std::array::from_fn(|_| AtomicU64::new(0)),
+            accepts: Vec::new(),
+        }
+    }
 }
 
 impl Published {
@@ -206,7 +244,7 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
     let events = now.events.saturating_sub(before.events);
     let waited = now.wait_ns.saturating_sub(before.wait_ns) as f64;
     let looped = now.loop_ns.saturating_sub(before.loop_ns) as f64;
-    format!(
+    let mut line = format!(
         "stats open={} accepted={} bytes_in={} bytes_out={} msgs_per_sec={:.0} wakeups={} \
          events_per_wakeup={:.2} wait_share={:.2} paused={} peak_queued={} spliced={} datagrams={} \
          held={} budget_paused={} idle_tracked={}",
@@ -229,7 +267,24 @@ pub fn line(now: &Counters, before: &Counters, interval: Duration) -> String {
         now.held,
         now.budget_paused,
         now.idle_tracked,
-    )
+    );
+    line.push_str(&faults_field(now));
+    line
+}
+
+/// ` faults_injected=delay:3,reset:1` once a fault took effect, else
+/// nothing.
+fn faults_field(now: &Counters) -> String {
+    let counts: Vec<String> = crate::fault::KINDS
+        .iter()
+        .zip(now.faults_injected())
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{}:{n}", k.name))
+        .collect();
+    match counts.is_empty() {
+        true => String::new(),
+        false => format!(" faults_injected={}", counts.join(",")),
+    }
 }
 
 /// The shutdown line, for people: `summary: connections 3, bytes echoed
@@ -261,6 +316,21 @@ pub fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_counters_follow_the_kinds() {
+        for (i, k) in crate::fault::KINDS.iter().enumerate() {
+            let name = format!("fault_{}", k.name.replace('-', "_"));
+            assert_eq!(Counters::NAMES[FIRST_FAULT + i], name);
+        }
+        let mut c = Counters::default();
+        assert!(!line(&c, &c, Duration::from_secs(1)).contains("faults"));
+        c.fault_injected(crate::fault::Kind::Reset);
+        c.fault_injected(crate::fault::Kind::Reset);
+        c.fault_injected(crate::fault::Kind::Delay);
+        assert_eq!(c.fault_reset, 2);
+        assert!(line(&c, &c, Duration::from_secs(1)).ends_with(" faults_injected=delay:1,reset:2"));
+    }
 
     #[test]
     fn publish_round_trips_and_line_has_every_field() {

@@ -37,6 +37,9 @@ pub enum Turn {
     /// Server shutdown: echo what the kernel has already received, then
     /// finish.
     Drain,
+    /// A deadline it asked for ([`Outcome::wake_at`]) has come: bytes a
+    /// fault held may go now.
+    Timer,
 }
 
 /// What a turn came to.
@@ -48,6 +51,9 @@ pub struct Outcome {
     pub moved: bool,
     /// The memory budget began to stop its reading in this turn.
     pub starved: bool,
+    /// Hand it [`Turn::Timer`] at this instant (a fault holds bytes until
+    /// then); `None` when it needs no new timer.
+    pub wake_at: Option<Instant>,
 }
 
 /// What a connection borrows from its loop while it handles one event.

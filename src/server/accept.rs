@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::{Worker, ACCEPT_BACKOFF, ACCEPT_BATCH, FIRST_CONN, FIRST_LISTENER};
 use crate::conn::Connection;
+use crate::fault::{Draw, Shape};
 use crate::listen::Listener;
 use crate::stream::{would_block, Peer, Stream};
 use crate::udp::RateLimited;
@@ -24,16 +25,54 @@ pub(super) struct Intake {
     pub(super) resume_at: Option<Instant>,
     /// Warnings about refused clients and paused accepting, rate limited.
     pub(super) log: RateLimited,
+    /// `--fault`: this worker's draws, and each listener's address as
+    /// written (what `on=` names).
+    draw: Draw,
+    labels: Vec<Option<String>>,
 }
 
 impl Intake {
-    pub(super) fn new(listeners: Vec<Listener>) -> Intake {
+    pub(super) fn new(listeners: Vec<Listener>, draw: Draw) -> Intake {
+        let labels = listeners
+            .iter()
+            .map(|l| {
+                let local = l.tcp_local_addr()?;
+                draw.faults().label(l.is_proxy(), local)
+            })
+            .collect();
         Intake {
             listeners,
             listening: true,
             resume_at: None,
             log: RateLimited::default(),
+            draw,
+            labels,
         }
+    }
+
+    /// The faults a connection accepted on listener `index` draws; `None`
+    /// (at the cost of one load) when no fault is configured.
+    pub(super) fn faults_for(&mut self, index: Option<usize>) -> Option<Shape> {
+        if !self.draw.faults().any() {
+            return None;
+        }
+        let label = index.and_then(|i| self.labels.get(i)?.as_deref());
+        self.draw.shape(label)
+    }
+
+    /// The proxy listener a promoted connection came through, by address.
+    pub(super) fn proxy_listener_of(&self, stream: &Stream) -> Option<usize> {
+        if !self.draw.faults().any() {
+            return None;
+        }
+        let Stream::Tcp(s) = stream else { return None };
+        let local = s.local_addr().ok()?;
+        self.listeners.iter().position(|l| {
+            l.is_proxy()
+                && l.tcp_local_addr().is_some_and(|a| {
+                    a.port() == local.port() && (a.ip() == local.ip() || a.ip().is_unspecified())
+                })
+        })
     }
 }
 
@@ -92,7 +131,7 @@ impl Worker {
             // its PROXY header is in.
             let kept = match self.intake.listeners[index].is_proxy() {
                 true => self.open(stream, peer),
-                false => self.admit(peer) && self.echo(stream, peer),
+                false => self.admit(peer) && self.echo(stream, peer, index),
             };
             if !kept {
                 continue; // dropping the stream closed it
@@ -108,7 +147,7 @@ impl Worker {
 
     /// Register a client that the per-IP cap admitted, as an echoing
     /// connection; returns whether it is kept.
-    pub(super) fn echo(&mut self, stream: Stream, peer: Peer) -> bool {
+    pub(super) fn echo(&mut self, stream: Stream, peer: Peer, listener: usize) -> bool {
         let entry = self.tables.conns.vacant_entry();
         let token = Token(FIRST_CONN + entry.key());
         if let Err(e) = self
@@ -123,7 +162,10 @@ impl Worker {
             self.tables.idle.insert(entry.key(), self.now);
         }
         let io = &mut self.res.lend(&self.cfg, &self.shared, self.now);
-        entry.insert(Connection::new(stream, peer, io));
+        let conn = entry.insert(Connection::new(stream, peer, io));
+        if let Some(shape) = self.intake.faults_for(Some(listener)) {
+            conn.inject(shape, io);
+        }
         true
     }
 

@@ -128,8 +128,12 @@ impl Worker {
         if self.cfg.idle_timeout.is_some() {
             self.tables.idle.insert(entry.key(), self.now);
         }
+        let listener = self.intake.proxy_listener_of(&stream);
         let io = &mut self.res.lend(&self.cfg, &self.shared, self.now);
-        entry.insert(Connection::new(stream, client, io));
+        let conn = entry.insert(Connection::new(stream, client, io));
+        if let Some(shape) = self.intake.faults_for(listener) {
+            conn.inject(shape, io);
+        }
     }
 
     /// Close an opening, counting it in `refused_proxy` when it `timed_out`.

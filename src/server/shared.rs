@@ -3,12 +3,13 @@
 //! Used by the workers, `main` (start and join) and the metrics endpoint.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use selector::Waker;
 use tracing::warn;
 
 use crate::budget::Budget;
+use crate::fault::Faults;
 use crate::limits::{PerIp, Tally};
 use crate::stats::Published;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     /// One per worker, in worker order; set once, before any loop runs.
     pub wakers: OnceLock<Vec<Waker>>,
     pub published: Vec<Published>,
+    /// `--fault`: the faults in force (replaceable at run time) and the seed.
+    pub faults: Arc<Faults>,
 }
 
 impl Shared {
@@ -47,12 +50,19 @@ impl Shared {
             budget,
             wakers: OnceLock::new(),
             published: (0..workers).map(|_| Published::default()).collect(),
+            faults: Arc::new(Faults::new(Vec::new(), 0)),
         }
     }
 
     /// Count accepts per listener, named as in `names[worker][listener]`.
     pub fn with_listener_names(mut self, names: Vec<Vec<String>>) -> Shared {
         self.published = names.into_iter().map(Published::with_listeners).collect();
+        self
+    }
+
+    /// The faults in force at startup (`--fault`, `--fault-seed`).
+    pub fn with_faults(mut self, faults: Arc<Faults>) -> Shared {
+        self.faults = faults;
         self
     }
 

@@ -1,7 +1,10 @@
 //! The loop's timers: idle connections, late PROXY headers, the memory
 //! budget recheck, resuming the listeners, the shutdown deadline, the
-//! periodic stats line and the watchdog ping.
+//! periodic stats line, the watchdog ping, and bytes held by a fault
+//! (`--fault delay`, `rate`) that ripen.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
@@ -26,6 +29,12 @@ pub(super) struct Timers {
     /// Worker 0 only, with `WATCHDOG_USEC`: the next watchdog ping.
     watchdog_due: Option<Instant>,
     pub(super) started: Instant,
+    /// Connections with bytes a fault holds, by the instant the first of
+    /// them ripens: a heap, so a wakeup costs a logarithm of the number of
+    /// delayed connections, never a walk over them. An entry may outlive
+    /// its connection (or its key's reuse): its turn then finds nothing
+    /// ripe.
+    pub(super) faults: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl Timers {
@@ -39,6 +48,7 @@ impl Timers {
             stats_before: (Counters::default(), now),
             watchdog_due: cfg.watchdog.filter(|_| first).map(|_| now),
             started: now,
+            faults: BinaryHeap::new(),
         }
     }
 }
@@ -63,6 +73,7 @@ impl Worker {
                 .oldest()
                 .map(|(_, at)| at + self.opening_timeout()),
             (self.res.counters.budget_paused > 0).then_some(timers.budget_check_at),
+            timers.faults.peek().map(|Reverse((at, _))| *at),
         ];
         due.into_iter()
             .flatten()
@@ -88,6 +99,7 @@ impl Worker {
             }
         }
         self.res.pipes.trim(now);
+        self.ripen_faults();
         self.expire_openings();
         self.recheck_budget();
         if self.intake.resume_at.is_some_and(|at| at <= now) && self.timers.deadline.is_none() {
@@ -108,6 +120,25 @@ impl Worker {
                 self.print_stats(now);
                 self.timers.stats_due = Some(now + interval);
             }
+        }
+    }
+
+    /// Hand [`Turn::Timer`] to the connections whose held bytes ripened.
+    fn ripen_faults(&mut self) {
+        while let Some(&Reverse((at, key))) = self.timers.faults.peek() {
+            if at > self.now {
+                break;
+            }
+            self.timers.faults.pop();
+            let Some(conn) = self.tables.conns.get_mut(key) else {
+                continue;
+            };
+            let io = &mut self.res.lend(&self.cfg, &self.shared, self.now);
+            let outcome = conn.handle(Turn::Timer, io);
+            self.apply(key, outcome);
+        }
+        if self.timers.faults.is_empty() {
+            self.timers.faults.shrink_to_fit();
         }
     }
 
