@@ -127,44 +127,14 @@ fn interactive_clients_keep_echoing(zero_copy: &str, workers: u16) {
     let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(addr)).collect();
     let mut non_readers: Vec<TcpStream> = (0..NON_READERS).map(|_| non_reader(addr)).collect();
 
-    // Send until nothing moves for half a second, with the budget over half spent and
-    // stopping most non-readers: they hold all the budget lets them.
-    let chunk = vec![0x5a_u8; 16 * 1024];
-    let started = Instant::now();
-    let mut still = Instant::now();
-    let full = loop {
-        if send_all(&mut non_readers, &chunk) > 0 {
-            still = Instant::now();
-        }
-        let stderr = server.stderr();
-        let held = last_stat(&stderr, "held").unwrap_or(0);
-        let paused = last_stat(&stderr, "budget_paused").unwrap_or(0);
-        if held >= MAX_MEMORY / 2 && paused >= (NON_READERS / 2) as u64 && still.elapsed() > STILL {
-            break true;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            break false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
     assert!(
-        full,
+        fill_budget(&server, &mut non_readers),
         "{what}: the non-readers never filled the budget; stderr:\n{}",
         server.stderr()
     );
     let fresh: Vec<TcpStream> = (0..PING_PONGS).map(|_| connect(addr)).collect();
 
-    let counts: Vec<usize> = thread::scope(|s| {
-        let runs: Vec<_> = established
-            .iter()
-            .chain(&fresh)
-            .enumerate()
-            .map(|(i, c)| s.spawn(move || ping_pong(c, 16 * i as u8)))
-            .collect();
-        runs.into_iter()
-            .map(|r| r.join().expect("a ping-pong client panicked"))
-            .collect()
-    });
+    let counts = ping_pong_all(established.iter().chain(&fresh));
     let held = last_stat(&server.stderr(), "held").unwrap_or(0);
     eprintln!("{what}: held={held} echoes={counts:?}");
     for (i, &n) in counts.iter().enumerate() {
@@ -177,6 +147,41 @@ fn interactive_clients_keep_echoing(zero_copy: &str, workers: u16) {
         );
     }
     drop(idle);
+}
+
+/// Sends from every non-reader until nothing moves for half a second, with the budget over half
+/// spent and stopping most of them: they hold all the budget lets them. False if that does not
+/// happen within a minute.
+fn fill_budget(server: &Server, non_readers: &mut [TcpStream]) -> bool {
+    let chunk = vec![0x5a_u8; 16 * 1024];
+    let started = Instant::now();
+    let mut still = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if send_all(non_readers, &chunk) > 0 {
+            still = Instant::now();
+        }
+        let stderr = server.stderr();
+        let held = last_stat(&stderr, "held").unwrap_or(0);
+        let paused = last_stat(&stderr, "budget_paused").unwrap_or(0);
+        if held >= MAX_MEMORY / 2 && paused >= (NON_READERS / 2) as u64 && still.elapsed() > STILL {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Runs [`ping_pong`] on each client at once: the echoes each got, in order.
+fn ping_pong_all<'a>(clients: impl Iterator<Item = &'a TcpStream>) -> Vec<usize> {
+    thread::scope(|s| {
+        let runs: Vec<_> = clients
+            .enumerate()
+            .map(|(i, c)| s.spawn(move || ping_pong(c, 16 * i as u8)))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("a ping-pong client panicked"))
+            .collect()
+    })
 }
 
 fn ping_pong_once(stream: &TcpStream, tag: u8) -> Option<bool> {
