@@ -84,28 +84,6 @@ impl Budget {
     }
 }
 
-/// The default `--max-memory`: a quarter of physical memory (MemTotal in
-/// /proc/meminfo), or 1 GiB where that cannot be read. A quarter leaves the
-/// kernel room for the socket buffers behind the same clients.
-pub fn default_limit() -> usize {
-    const FALLBACK: usize = 1 << 30;
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let kib: usize = info
-                .lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()?;
-            Some(kib.saturating_mul(1024) / 4)
-        })
-        .filter(|&b| b > 0)
-        .unwrap_or(FALLBACK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,10 +107,5 @@ mod tests {
         budget.leave(100);
         budget.leave(0);
         assert_eq!(budget.used(), 0);
-    }
-
-    #[test]
-    fn default_is_positive() {
-        assert!(default_limit() > 0);
     }
 }

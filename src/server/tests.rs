@@ -15,6 +15,8 @@ fn config() -> Config {
         backend: selector::BackendKind::Poll,
         max_connections: 1000,
         max_per_ip: None,
+        max_pending_headers: None,
+        proxy_from: Vec::new(),
         max_pending: 64 * 1024,
         max_memory: 1 << 30,
         idle_timeout: None,
