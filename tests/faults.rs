@@ -284,6 +284,23 @@ fn on_ties_a_fault_to_one_listener_beside_a_clean_one() {
     }
 }
 
+#[test]
+fn on_names_a_proxy_listener_too() {
+    let server = Server::start(&[
+        "-l",
+        "127.0.0.1:0",
+        "--listen-proxy",
+        "127.0.0.2:0",
+        "--fault",
+        "corrupt,on=127.0.0.2:0",
+    ]);
+    util::echo_once(&connect(server.addr()), b"clean");
+    let s = connect(server.proxy[0]);
+    (&s).write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 4000 80\r\nabc")
+        .unwrap();
+    assert_eq!(read_n(&s, 3), [b'a' ^ 0xff, b'b', b'c']);
+}
+
 /// Which of 24 connections, one after another, drew `close,p=0.5`.
 fn choices(seed: &str) -> Vec<bool> {
     let server = faulty(&["close,p=0.5"], &["--fault-seed", seed]);
