@@ -121,7 +121,6 @@ impl Connection {
             streak: Streak::default(),
             faults: None,
         };
-        io.budget.join(0);
         conn.gauges()
             .account(Gauges::default(), io.counters, io.budget);
         conn
@@ -200,7 +199,6 @@ impl Connection {
     /// the statistics count for it.
     pub fn release(mut self, io: &mut Io) {
         Gauges::default().account(self.gauges(), io.counters, io.budget);
-        io.budget.leave(0);
         self.outbox.release(io.pipes, io.now);
     }
 
@@ -392,7 +390,8 @@ impl Connection {
 
     /// Whether it may read now, and how much: what its phase allows, the
     /// room left under `--max-pending`, and whether the memory budget could
-    /// hold all of it should the peer take none of the echo.
+    /// hold all of it should the peer take none of the echo; a connection
+    /// holding nothing may always read the budget's floor.
     pub fn read_limit(&self, io: &Io) -> ReadLimit {
         let room = io.cfg.max_pending.saturating_sub(self.pending());
         let want = match self.phase {
@@ -410,13 +409,26 @@ impl Connection {
         if want == 0 {
             return ReadLimit::Full;
         }
-        let growth = self
-            .outbox
-            .growth_for(want, io.buf.len(), io.cfg.max_pending);
-        let held = || STATE_BYTES + self.outbox.footprint() + self.fault_footprint();
-        match io.budget.may_grow(held, growth) {
-            true => ReadLimit::Bytes(want),
-            false => ReadLimit::Starved,
+        let fits = |want| {
+            let growth = self
+                .outbox
+                .growth_for(want, io.buf.len(), io.cfg.max_pending);
+            io.budget.may_grow(
+                || STATE_BYTES + self.outbox.footprint() + self.fault_footprint(),
+                growth,
+            )
+        };
+        // A pipe could take `want` at once; a tight budget lends it no more
+        // than a copied read would take.
+        let small = want.min(io.buf.len());
+        if fits(want) {
+            ReadLimit::Bytes(want)
+        } else if small < want && self.outbox.is_splicing() && fits(small) {
+            ReadLimit::Bytes(small)
+        } else if self.pending() == 0 {
+            ReadLimit::Bytes(want.min(io.budget.floor())) // the budget's floor
+        } else {
+            ReadLimit::Starved
         }
     }
 

@@ -171,6 +171,9 @@ impl Gauges {
             budget.release(before.footprint - self.footprint);
         }
         c.held = c.held + self.footprint as u64 - before.footprint as u64;
+        if (self.pending > 0) != (before.pending > 0) {
+            budget.holding(self.pending > 0);
+        }
         if self.pending > before.pending {
             c.queue_grew(self.pending - before.pending);
         } else if self.pending < before.pending {

@@ -34,7 +34,6 @@ impl Worker {
             return false;
         }
         let greeting = Greeting::new(stream, peer);
-        self.shared.budget.join(0);
         self.account(0, greeting.footprint());
         self.tables.headers.insert(key, self.now);
         self.tables.openings.insert(greeting);
@@ -189,7 +188,6 @@ impl Worker {
             self.tables.headers.shrink();
         }
         self.account(greeting.footprint(), 0);
-        self.shared.budget.leave(0);
         self.header_done(greeting.peer());
         Some(greeting)
     }

@@ -38,7 +38,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(workers: usize, max_per_ip: Option<u32>, max_memory: usize) -> Shared {
+    pub fn new(workers: usize, max_per_ip: Option<u32>, budget: Budget) -> Shared {
         Shared {
             shutdown: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -47,7 +47,7 @@ impl Shared {
             serial: AtomicU64::new(0),
             per_ip: PerIp::new(max_per_ip),
             pending_headers: Tally::default(),
-            budget: Budget::new(max_memory),
+            budget,
             wakers: OnceLock::new(),
             published: (0..workers).map(|_| Published::default()).collect(),
             faults: Arc::new(Faults::new(Vec::new(), 0)),

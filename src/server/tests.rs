@@ -54,7 +54,11 @@ impl Running {
     ) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(1, None, cfg.max_memory));
+        let shared = Arc::new(Shared::new(
+            1,
+            None,
+            crate::budget::Budget::new(cfg.max_memory, cfg.max_connections),
+        ));
         let selector = Selector::with_faults(plan).unwrap();
         let (worker, waker) = Worker::new(
             0,
