@@ -200,7 +200,17 @@ fn slow_read_stops_reading_at_its_offset() {
         "echo before the slow read",
     );
     // Not reading at all: nothing is queued in the server either.
+    assert!(wait_until(WAIT, || metric(
+        &server,
+        "echo_bytes_received_total"
+    ) == 3000.0));
     assert_eq!(metric(&server, "echo_queued_bytes"), 0.0);
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        (&s).read(&mut [0u8; 1]).is_err(),
+        "nothing after the slow read"
+    );
     assert_eq!(metric(&server, "echo_bytes_received_total"), 3000.0);
 }
 
@@ -274,12 +284,28 @@ fn on_ties_a_fault_to_one_listener_beside_a_clean_one() {
     }
 }
 
+#[test]
+fn on_names_a_proxy_listener_too() {
+    let server = Server::start(&[
+        "-l",
+        "127.0.0.1:0",
+        "--listen-proxy",
+        "127.0.0.2:0",
+        "--fault",
+        "corrupt,on=127.0.0.2:0",
+    ]);
+    util::echo_once(&connect(server.addr()), b"clean");
+    let s = connect(server.proxy[0]);
+    (&s).write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 4000 80\r\nabc")
+        .unwrap();
+    assert_eq!(read_n(&s, 3), [b'a' ^ 0xff, b'b', b'c']);
+}
+
 /// Which of 24 connections, one after another, drew `close,p=0.5`.
 fn choices(seed: &str) -> Vec<bool> {
     let server = faulty(&["close,p=0.5"], &["--fault-seed", seed]);
-    assert!(server
-        .stdout_lines()
-        .contains(&format!("fault-seed {seed}")));
+    let line = format!("fault-seed {seed}");
+    assert!(server.wait_stdout_line(WAIT, |l| l == line).is_some());
     (0..24)
         .map(|_| {
             let s = connect(server.addr());
@@ -299,8 +325,11 @@ fn the_same_seed_draws_the_same_connections() {
 }
 
 #[test]
-fn a_random_seed_is_printed_and_trace_names_the_connection() {
-    let server = faulty(&["corrupt,after=2"], &["--trace"]);
+fn a_random_seed_is_printed_and_trace_and_stats_show_the_fault() {
+    let server = faulty(
+        &["corrupt,after=2"],
+        &["--trace", "--stats-interval", "0.1"],
+    );
     let line = server
         .wait_stdout_line(WAIT, |l| l.starts_with("fault-seed "))
         .unwrap();
@@ -315,4 +344,64 @@ fn a_random_seed_is_printed_and_trace_names_the_connection() {
         "{}",
         server.stderr()
     );
+    let stats = server.wait_stderr_line(WAIT, |l| l.contains("faults_injected=corrupt:1"));
+    assert!(stats.is_some(), "{}", server.stderr());
+}
+
+/// The last `key=N` on the stats lines of `stderr`.
+fn last_stat(stderr: &str, key: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .rev()
+        .filter(|l| l.starts_with("stats "))
+        .find_map(|l| {
+            let field = l.split(' ').find(|f| f.starts_with(key))?;
+            field[key.len()..].parse().ok()
+        })
+}
+
+#[test]
+fn delayed_bytes_count_against_the_memory_budget() {
+    let server = faulty(
+        &["delay=5s"],
+        &[
+            "--max-memory",
+            "512KiB",
+            "--max-pending",
+            "256KiB",
+            "--stats-interval",
+            "0.1",
+        ],
+    );
+    let data = random_bytes(26, 256 * 1024);
+    let clients: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let s = connect(server.addr());
+            s.set_write_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut w = &s;
+            let mut written = 0;
+            while let Ok(n) = w.write(&data[written..]) {
+                written += n;
+                if written == data.len() {
+                    break;
+                }
+            }
+            s
+        })
+        .collect();
+    // Four connections could hold 1 MiB; the budget stops them at 512 KiB.
+    assert!(
+        wait_until(WAIT, || last_stat(&server.stderr(), "budget_paused=")
+            .is_some_and(|n| n >= 1)),
+        "{}",
+        server.stderr()
+    );
+    let held = last_stat(&server.stderr(), "held=").unwrap();
+    assert!(held <= 512 * 1024, "held {held}");
+    assert!(
+        held >= 256 * 1024,
+        "held {held}: the delayed bytes are counted"
+    );
+    drop(clients);
 }
