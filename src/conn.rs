@@ -33,9 +33,11 @@ use crate::stats::{Counters, Gauges};
 use crate::stream::{preview, would_block, Peer, Stream};
 
 mod faulted;
+mod flags;
 mod turn;
 
 pub use faulted::Faulted;
+use flags::{Flags, PARKED, PAUSED, STARVED};
 
 pub use turn::{Io, Outcome, Step, Turn};
 
@@ -445,31 +447,6 @@ impl Connection {
         self.switch_path(false, io);
         self.phase = Phase::Lingering;
         true
-    }
-}
-
-/// A connection's flags, one bit each.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Flags(u8);
-
-/// Counted in the statistics as paused by backpressure.
-const PAUSED: u8 = 1;
-/// Not reading because the memory budget is spent (counted in the
-/// statistics as `budget_paused`).
-const STARVED: u8 = 2;
-/// Unregistered by [`Step::Park`].
-const PARKED: u8 = 4;
-
-impl Flags {
-    fn has(self, flag: u8) -> bool {
-        self.0 & flag != 0
-    }
-
-    fn set(&mut self, flag: u8, on: bool) {
-        match on {
-            true => self.0 |= flag,
-            false => self.0 &= !flag,
-        }
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use selector::Interest;
 use tracing::info;
 
-use super::{send, Closed, Connection, Io, Phase, Step, PARKED};
+use super::flags::PARKED;
+use super::{send, Closed, Connection, Io, Phase, Step};
 use crate::fault::{End, Shape};
 use crate::stream::preview;
 

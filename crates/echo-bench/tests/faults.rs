@@ -5,7 +5,10 @@
 mod util;
 
 use serde_json::Value;
-use util::{bench, json, stderr, tcp_server, udp_duplicating_server, udp_faulty_server, Behaviour};
+use util::{
+    bench, json, stderr, tcp_server, udp_duplicating_server, udp_faulty_server, Behaviour,
+    EchoServer,
+};
 
 /// The fault events of kind `kind` in report `r`.
 fn events<'a>(r: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -181,4 +184,81 @@ fn udp_losses_duplicates_and_reordering_are_counted() {
     );
     let r = json(&out);
     assert_eq!(seen(&r, "duplicated"), r["duplicated"].as_u64().unwrap());
+}
+
+/// echo-bench against a real echo-server injecting `fault`: one connection
+/// of 1 KiB messages for 0.3 s, with `extra`; its exit status and report.
+fn against_server(fault: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let server = EchoServer::start(&["-l", "127.0.0.1:0", "--fault", fault], 1);
+    let addr = server.addr();
+    let mut args = vec![
+        "-c", "1", "-s", "1024", "-d", "0.3", "--warmup", "0", "--json",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&addr);
+    let out = bench(&args);
+    (out.status.code(), json(&out), stderr(&out))
+}
+
+#[test]
+fn echo_bench_reports_the_servers_corruption_at_its_offset() {
+    let (code, r, err) = against_server("corrupt,after=5000", &["--expect-fault", "corrupted"]);
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "corrupted");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 5000, "{r}");
+    // Not expected: the run fails.
+    let (code, _, err) = against_server("corrupt,after=5000", &[]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn echo_bench_reports_the_servers_close_at_its_offset() {
+    let (code, r, err) = against_server("close,after=10000", &["--expect-fault", "closed"]);
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "closed");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 10_000, "{r}");
+    assert_eq!(seen(&r, "reset"), 0, "{r}");
+}
+
+#[test]
+fn echo_bench_reports_the_servers_reset_within_one_read() {
+    const AFTER: u64 = 64 * 1024;
+    let (code, r, err) = against_server("reset,after=64KiB", &["--expect-fault", "reset"]);
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "reset");
+    assert_eq!(e.len(), 1, "{r}");
+    let at = e[0]["offset"].as_u64().unwrap();
+    assert!(
+        (AFTER..=AFTER + 64 * 1024).contains(&at),
+        "reset at {at}: {r}"
+    );
+    assert_eq!(seen(&r, "closed"), 0, "{r}");
+}
+
+#[test]
+fn echo_bench_reports_the_servers_stall_at_its_offset() {
+    let (code, r, err) = against_server(
+        "stall,after=3000",
+        &["--stall-after", "0.3", "--expect-fault", "stalled"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "stalled");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 3000, "{r}");
+}
+
+#[test]
+fn echo_bench_measures_the_servers_delay() {
+    let (code, r, err) = against_server(
+        "delay=40ms",
+        &["--delay-threshold", "20", "--expect-fault", "delayed"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "delayed");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 0, "{r}");
+    let delay = e[0]["delay_us"].as_f64().unwrap();
+    assert!((40_000.0..1_000_000.0).contains(&delay), "{delay} us: {r}");
 }
