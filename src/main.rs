@@ -97,7 +97,11 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let signals = signals::SignalPipes::install()?;
     let endpoints = [("metrics", metrics.as_ref()), ("control", control.as_ref())];
     sockets::announce(&sockets, &endpoints)?;
-    let faults = Arc::new(cli.faults.faults(&cli.listen, &cli.listen_proxy));
+    let faults = Arc::new(
+        cli.faults
+            .faults(&cli.listen, &cli.listen_proxy)
+            .with_udp(&cli.udp),
+    );
     if cli.faults.announced() {
         console::out(format_args!("fault-seed {}", faults.seed()));
     }
