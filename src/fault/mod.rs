@@ -92,7 +92,6 @@ impl Faults {
 
     /// The `--udp` value as written that a UDP socket bound at `local`
     /// came from, by the rule of [`Faults::label`].
-    #[allow(dead_code)] // until UDP faults land
     pub fn udp_label(&self, local: SocketAddr) -> Option<String> {
         written_at(self.written_udp.iter(), local)
     }
@@ -154,7 +153,6 @@ pub enum Transport {
     /// A stream connection (TCP, behind a proxy, or Unix).
     Stream,
     /// A UDP datagram.
-    #[allow(dead_code)] // until UDP faults land
     Datagram,
 }
 
