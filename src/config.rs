@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod memory;
+mod settings;
 mod values;
+
+pub use settings::Config;
 
 pub use values::address;
 pub(crate) use values::bytes;
 use values::{backend, keepalive_seconds, no_port_flag, seconds, stats_seconds};
 
-use crate::splice::{self, ZeroCopy};
+use crate::splice::ZeroCopy;
 
 /// The tutorial's select() echo server, built for production.
 ///
@@ -45,6 +48,14 @@ pub struct Cli {
     #[arg(long = "listen-proxy", value_name = "ADDR", value_parser = address)]
     pub listen_proxy: Vec<SocketAddrs>,
 
+    /// Trusted proxy sources for --listen-proxy listeners, repeatable:
+    /// ADDRESS/PREFIX (10.0.0.0/8, 2001:db8::/32) or one address. A
+    /// connection from elsewhere is closed at accept. Without it anyone who
+    /// reaches a proxy listener can claim any client address, and so
+    /// bypass --max-per-ip.
+    #[arg(long = "proxy-from", value_name = "CIDR", value_parser = netaddr::Cidr::parse)]
+    pub proxy_from: Vec<netaddr::Cidr>,
+
     /// UDP echo address (RFC 862), repeatable. None by default.
     #[arg(short, long = "udp", value_name = "ADDR", value_parser = address)]
     pub udp: Vec<SocketAddrs>,
@@ -74,6 +85,15 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_per_ip: Option<u32>,
 
+    /// Connections on --listen-proxy listeners waiting for their PROXY
+    /// header at once from one TCP peer (the header, which names the
+    /// client, is not read yet); beyond it new ones from that peer are
+    /// closed at once [default: 8, or the --max-per-ip value if larger; no
+    /// cap without --max-per-ip].
+    /// Not counted for --proxy-from sources.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_headers_per_ip: Option<u32>,
+
     /// Bytes queued for one connection before the server stops reading from
     /// it until the client catches up (TCP flow control then slows the
     /// client down). KiB, MiB and GiB suffixes are accepted.
@@ -85,8 +105,8 @@ pub struct Cli {
     /// from the connections holding the most until they drain; no byte is
     /// dropped. At least one whole read plus 1KiB (65KiB; with --zero-copy
     /// always a whole pipe). KiB, MiB and GiB suffixes are accepted
-    /// [default: a quarter of physical memory, or 1GiB where that cannot be
-    /// read].
+    /// [default: half the cgroup memory limit when one is set, at most a
+    /// quarter of physical memory; else a quarter of physical memory].
     #[arg(long, value_name = "BYTES", value_parser = bytes)]
     pub max_memory: Option<u64>,
 
@@ -173,7 +193,7 @@ pub struct Cli {
     /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout
     /// and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
-    pub generate_completions: Option<clap_complete::Shell>,
+    pub generate_completions: Option<clidoc::Shell>,
 }
 
 /// `--log-format`.
@@ -249,79 +269,6 @@ const SIGNALS_HELP: &str = "Signals: SIGINT or SIGTERM stops accepting, finishes
 received, prints the summary line and exits 0; a second one exits at once with 130. SIGHUP is \
 logged and otherwise ignored: there is no configuration to reload.";
 
-/// What every worker needs to know.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub backend: BackendKind,
-    pub max_connections: usize,
-    pub max_per_ip: Option<u32>,
-    pub max_pending: usize,
-    /// `--max-memory`, resolved.
-    pub max_memory: usize,
-    pub idle_timeout: Option<Duration>,
-    pub tcp_keepalive: Option<Duration>,
-    pub shutdown_timeout: Duration,
-    pub udp_rate: Option<u64>,
-    pub trace: bool,
-    pub stats_interval: Option<Duration>,
-    pub zero_copy: ZeroCopy,
-    /// Pipes each worker may hold for the zero-copy path, and their size.
-    pub pipes_per_worker: usize,
-    pub pipe_size: usize,
-    /// How often worker 0 pings systemd's watchdog (from `WATCHDOG_USEC`).
-    pub watchdog: Option<Duration>,
-    /// Whether loops publish their counters (for the stats line or metrics).
-    pub publish: bool,
-    /// `--log-format json`: the stats line goes out as a JSON log line too.
-    pub log_json: bool,
-}
-
-impl Config {
-    /// The configuration for `fds` descriptors left once the server's own
-    /// are counted: with zero-copy on, an eighth of them (at most 4,096)
-    /// are kept for pipes, so pipes never take the descriptors that new
-    /// clients need; the rest bound `--max-connections` by default.
-    pub fn new(cli: &Cli, fds: usize) -> Config {
-        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
-        let max_pending = usize::try_from(cli.max_pending).unwrap_or(usize::MAX);
-        let max_memory = cli
-            .max_memory
-            .map_or_else(crate::budget::default_limit, |b| {
-                usize::try_from(b).unwrap_or(usize::MAX)
-            });
-        // A pipe holds what --max-pending allows, up to the kernel's cap.
-        let pipe_size = max_pending.min(splice::pipe_max_size());
-        let pipes = match cli.zero_copy {
-            ZeroCopy::Off => false,
-            ZeroCopy::Always => true,
-            ZeroCopy::Auto => memory::pipes_fit(max_memory, max_pending, pipe_size),
-        };
-        let pipe_fds = if pipes { (fds / 8).min(4096) } else { 0 };
-        let default_max_connections = (fds - pipe_fds).max(1);
-        Config {
-            backend: cli.backend,
-            max_connections: cli.max_connections.map_or(default_max_connections, |n| {
-                usize::try_from(n).unwrap_or(usize::MAX)
-            }),
-            max_per_ip: cli.max_per_ip,
-            max_pending,
-            max_memory,
-            idle_timeout: nonzero(cli.idle_timeout),
-            tcp_keepalive: nonzero(cli.tcp_keepalive),
-            shutdown_timeout: cli.shutdown_timeout,
-            udp_rate: cli.udp_rate,
-            trace: cli.trace,
-            stats_interval: nonzero(cli.stats_interval),
-            zero_copy: cli.zero_copy,
-            pipes_per_worker: pipe_fds / 2 / usize::from(cli.workers.max(1)),
-            pipe_size,
-            watchdog: None,
-            publish: !cli.stats_interval.is_zero() || cli.metrics.is_some(),
-            log_json: cli.log_format == LogFormat::Json,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +324,19 @@ mod tests {
         assert_eq!(cfg.idle_timeout, None);
         assert_eq!(cli.backend, BackendKind::Auto);
         assert_eq!(cli.workers, 1);
+    }
+
+    #[test]
+    fn pending_headers_cap_follows_max_per_ip_and_proxy_from() {
+        let pending = |args: &[&str]| {
+            let cli = Cli::parse_from([&["echo-server"][..], args].concat());
+            Config::new(&cli, 800).max_pending_headers
+        };
+        assert_eq!(pending(&[]), None);
+        assert_eq!(pending(&["--max-per-ip", "2"]), Some(8));
+        assert_eq!(pending(&["--max-per-ip", "50"]), Some(50));
+        assert_eq!(pending(&["--max-pending-headers-per-ip", "3"]), Some(3));
+        let trusted = ["--max-per-ip", "2", "--proxy-from", "10.0.0.0/8"];
+        assert_eq!(pending(&trusted), None);
     }
 }

@@ -50,7 +50,7 @@ enum Phase {
     ReadClosed,
     /// Server shutdown: read at most `drain_budget` more bytes (what the
     /// kernel had already received when the signal came), echo them, then
-    /// close.
+    /// linger.
     Draining,
     /// Our write side is shut; discard input until the peer closes, so that
     /// closing does not reset the connection under the peer's last reads.
@@ -117,7 +117,6 @@ impl Connection {
             streak: Streak::default(),
             faults: None,
         };
-        io.budget.join(0);
         conn.gauges()
             .account(Gauges::default(), io.counters, io.budget);
         conn
@@ -196,7 +195,6 @@ impl Connection {
     /// the statistics count for it.
     pub fn release(mut self, io: &mut Io) {
         Gauges::default().account(self.gauges(), io.counters, io.budget);
-        io.budget.leave(0);
         self.outbox.release(io.pipes, io.now);
     }
 
@@ -237,7 +235,10 @@ impl Connection {
     /// then straight back out; only what the peer cannot take now stays
     /// held. `Ok(None)`: the peer is done and nothing is left to send.
     fn receive(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        if io.cfg.zero_copy == ZeroCopy::Always && self.phase != Phase::Lingering {
+        if self.phase == Phase::Lingering {
+            return self.discard(io);
+        }
+        if io.cfg.zero_copy == ZeroCopy::Always {
             self.switch_path(true, io);
         }
         let ReadLimit::Bytes(want) = self.read_limit(io) else {
@@ -256,7 +257,7 @@ impl Connection {
             }
         };
         if n == 0 {
-            if self.phase == Phase::Lingering || self.pending() == 0 {
+            if self.pending() == 0 {
                 if io.cfg.trace {
                     info!(target: "trace", peer = %self.peer, "closing {} after reading no data", self.peer);
                 }
@@ -265,13 +266,9 @@ impl Connection {
             self.phase = Phase::ReadClosed;
             return Ok(Some(0));
         }
-        match &mut self.phase {
-            Phase::Lingering => return Ok(Some(0)), // discarded: we are shutting down
-            Phase::Draining => {
-                let budget = &mut self.drain_budget;
-                *budget -= u32::try_from(n).unwrap_or(*budget);
-            }
-            _ => {}
+        if self.phase == Phase::Draining {
+            let budget = &mut self.drain_budget;
+            *budget -= u32::try_from(n).unwrap_or(*budget);
         }
         io.counters.bytes_in += n as u64;
         io.counters.messages += 1;
@@ -285,6 +282,26 @@ impl Connection {
         }
         self.adapt(n, io);
         Ok(Some(n))
+    }
+
+    /// Lingering: read and discard what the kernel holds now and the end of
+    /// file behind it, if it has come (so a peer that has closed is read to
+    /// its end in one turn, and closing then resets nothing). `Ok(None)` at
+    /// the end of file.
+    fn discard(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
+        let mut left = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0) as usize + 1;
+        while left > 0 {
+            match self.stream.read(io.buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => left = left.saturating_sub(n),
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    debug!(peer = %self.peer, error = %e, "read failed");
+                    return Err(Closed);
+                }
+            }
+        }
+        Ok(Some(0))
     }
 
     /// The copy path: send the `n` bytes just read into the loop's buffer
@@ -369,7 +386,8 @@ impl Connection {
 
     /// Whether it may read now, and how much: what its phase allows, the
     /// room left under `--max-pending`, and whether the memory budget could
-    /// hold all of it should the peer take none of the echo.
+    /// hold all of it should the peer take none of the echo; a connection
+    /// holding nothing may always read the budget's floor.
     pub fn read_limit(&self, io: &Io) -> ReadLimit {
         let room = io.cfg.max_pending.saturating_sub(self.pending());
         let want = match self.phase {
@@ -387,13 +405,26 @@ impl Connection {
         if want == 0 {
             return ReadLimit::Full;
         }
-        let growth = self
-            .outbox
-            .growth_for(want, io.buf.len(), io.cfg.max_pending);
-        let held = || STATE_BYTES + self.outbox.footprint() + self.fault_footprint();
-        match io.budget.may_grow(held, growth) {
-            true => ReadLimit::Bytes(want),
-            false => ReadLimit::Starved,
+        let fits = |want| {
+            let growth = self
+                .outbox
+                .growth_for(want, io.buf.len(), io.cfg.max_pending);
+            io.budget.may_grow(
+                || STATE_BYTES + self.outbox.footprint() + self.fault_footprint(),
+                growth,
+            )
+        };
+        // A pipe could take `want` at once; a tight budget lends it no more
+        // than a copied read would take.
+        let small = want.min(io.buf.len());
+        if fits(want) {
+            ReadLimit::Bytes(want)
+        } else if small < want && self.outbox.is_splicing() && fits(small) {
+            ReadLimit::Bytes(small)
+        } else if self.pending() == 0 {
+            ReadLimit::Bytes(want.min(io.budget.floor())) // the budget's floor
+        } else {
+            ReadLimit::Starved
         }
     }
 
@@ -435,13 +466,13 @@ impl Connection {
     }
 
     /// Everything echoed and nothing more to read: send FIN. Close now if
-    /// nothing unread is pending (close would otherwise send RST and could
-    /// destroy echoed data the peer has not read yet); else linger, reading
-    /// and discarding (by copying) until the peer closes. Returns whether
-    /// it lingers.
+    /// the peer has closed its side; else linger, reading and discarding
+    /// (by copying) until the peer closes or the shutdown deadline. Closing
+    /// earlier would answer the peer's next bytes (or those unread now) with
+    /// RST, which destroys the echo still in the send buffer and fails the
+    /// peer's reads and writes. Returns whether it lingers.
     fn finish(&mut self, io: &mut Io) -> bool {
-        let unread = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
-        if self.phase == Phase::ReadClosed || unread == 0 || self.stream.shutdown_write().is_err() {
+        if self.phase == Phase::ReadClosed || self.stream.shutdown_write().is_err() {
             return false;
         }
         self.switch_path(false, io);

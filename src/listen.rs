@@ -47,6 +47,9 @@ impl Listener {
             }
             Listener::Unix(l, ..) => {
                 let (fd, _) = accept_nonblocking(l)?;
+                // Not inherited from the listener, unlike TCP (`sockets.rs`).
+                #[cfg(target_os = "linux")]
+                socket2::SockRef::from(&fd).set_out_of_band_inline(true)?;
                 Ok((Stream::Unix(fd.into()), Peer::Unix(unix_serial)))
             }
         }

@@ -153,9 +153,13 @@ fn start_workers(
         .iter()
         .map(|s| s.listeners.iter().map(|l| l.describe()).collect())
         .collect();
-    let shared = Shared::new(workers, cfg.max_per_ip, cfg.max_memory)
-        .with_listener_names(names)
-        .with_faults(faults);
+    let shared = Shared::new(
+        workers,
+        cfg.max_per_ip,
+        budget::Budget::new(cfg.max_memory, cfg.max_connections),
+    )
+    .with_listener_names(names)
+    .with_faults(faults);
     let shared = Arc::new(shared);
 
     let mut loops = Vec::with_capacity(workers);

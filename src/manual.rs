@@ -4,13 +4,12 @@
 
 use crate::config::Cli;
 use clap::CommandFactory;
-use std::io::{self, Write};
 use std::process::ExitCode;
 
 /// Every environment variable the server reads, with what it does: the man
 /// page's ENVIRONMENT section. A test checks that each variable the code
 /// reads is listed here.
-pub const ENVIRONMENT: [(&str, &str); 7] = [
+pub const ENVIRONMENT: [clidoc::Variable; 7] = [
     (
         "RUST_LOG",
         "Log filter (tracing's EnvFilter syntax, e.g. echo_server=debug); \
@@ -54,59 +53,5 @@ pub const ENVIRONMENT: [(&str, &str); 7] = [
 
 /// Print the man page or the completion script on stdout.
 pub fn generate(cli: &Cli) -> ExitCode {
-    let mut out = io::stdout().lock();
-    let written = match cli.generate_completions {
-        Some(shell) => {
-            clap_complete::generate(shell, &mut Cli::command(), "echo-server", &mut out);
-            Ok(())
-        }
-        None => man_page(&mut out),
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-server: cannot write to stdout: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// clap_mangen's sections in its order, with ENVIRONMENT before VERSION
-/// (where man-pages(7) puts it, after the options and notes).
-fn man_page(out: &mut dyn Write) -> io::Result<()> {
-    let command = Cli::command();
-    let man = clap_mangen::Man::new(command.clone());
-    man.render_title(out)?;
-    man.render_name_section(out)?;
-    man.render_synopsis_section(out)?;
-    man.render_description_section(out)?;
-    man.render_options_section(out)?;
-    if command.get_after_help().is_some() || command.get_after_long_help().is_some() {
-        man.render_extra_section(out)?;
-    }
-    out.write_all(environment_section().as_bytes())?;
-    man.render_version_section(out)
-}
-
-/// The ENVIRONMENT section in roff.
-fn environment_section() -> String {
-    let mut roff = String::from(".SH ENVIRONMENT\n");
-    for (name, text) in ENVIRONMENT {
-        roff.push_str(&format!(
-            ".TP\n\\fB{}\\fR\n{}\n",
-            escape(name),
-            escape(text)
-        ));
-    }
-    roff
-}
-
-/// Text as roff takes it literally: backslashes and hyphens escaped, and no
-/// line starting with a control character.
-fn escape(text: &str) -> String {
-    let text = text.replace('\\', "\\e").replace('-', "\\-");
-    match text.starts_with(['.', '\'']) {
-        true => format!("\\&{text}"),
-        false => text,
-    }
+    clidoc::generate(Cli::command(), cli.generate_completions, &ENVIRONMENT)
 }

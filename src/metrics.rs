@@ -94,6 +94,7 @@ const BY_REASON: [ByReason; 2] = [
         &[
             ("per_ip", |c| c.refused_per_ip),
             ("proxy_header", |c| c.refused_proxy),
+            ("proxy_untrusted", |c| c.refused_untrusted),
         ],
     ),
     (

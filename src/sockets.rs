@@ -53,7 +53,26 @@ pub fn open(cli: &Cli, workers: usize) -> Result<Vec<Sockets>> {
             mine.udp.extend(flagged.udp);
         }
     }
+    for listener in all.iter().flat_map(|s| &s.listeners) {
+        urgent_inline(listener)?;
+    }
     Ok(all)
+}
+
+/// Urgent data (`MSG_OOB`) is echoed inline, as an ordinary byte in its
+/// place in the stream: SO_OOBINLINE on the TCP listeners, which accepted
+/// sockets inherit (so accepting costs no extra syscall). Out of line, the
+/// byte would wait beside the stream for a `MSG_OOB` read that an echo
+/// server never makes, and the zero-copy path cannot pass its mark at all
+/// (`crate::splice` copies past it).
+fn urgent_inline(listener: &Listener) -> Result<()> {
+    if let Listener::Tcp(l) | Listener::Proxy(l) = listener {
+        socket2::SockRef::from(l)
+            .set_out_of_band_inline(true)
+            .context("SO_OOBINLINE on a TCP listener")?;
+    }
+
+    Ok(())
 }
 
 /// The sockets systemd passed (`LISTEN_FDS` for our `LISTEN_PID`, named by

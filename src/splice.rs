@@ -338,22 +338,32 @@ impl Outbox {
 
     /// One read from `stream` of at most `want` bytes: into the pipe when
     /// it takes splice (then `true`), else into `buf`. `Ok((0, _))` is EOF.
+    ///
+    /// A splice that finds nothing to move although the socket was reported
+    /// readable is followed by one copying read: the pipe may be out of
+    /// slots, or the stream is at an urgent (`MSG_OOB`) byte's mark, which
+    /// splice never passes (the kernel's `tcp_read_sock` stops there) and a
+    /// read does. Without it the connection would stay readable and never
+    /// read: a loop spinning on one connection, whose later bytes never echo.
+    /// That read takes no more than the splice might have (the memory budget
+    /// reserved that much).
     pub fn read(
         &mut self,
         stream: &mut Stream,
         buf: &mut [u8],
-        want: usize,
+        mut want: usize,
     ) -> io::Result<(usize, bool)> {
-        match self.0.as_deref_mut() {
-            Some(Held::Pipe(pipe)) if pipe.takes_splice() => {
-                let max = want.min(pipe.room());
-                pipe.fill(&*stream, max).map(|n| (n, true))
-            }
-            _ => {
-                let want = want.min(buf.len());
-                stream.read(&mut buf[..want]).map(|n| (n, false))
+        if let Some(Held::Pipe(pipe)) = self.0.as_deref_mut() {
+            if pipe.takes_splice() {
+                want = want.min(pipe.room());
+                match pipe.fill(&*stream, want) {
+                    Err(e) if crate::stream::would_block(&e) => {}
+                    filled => return filled.map(|n| (n, true)),
+                }
             }
         }
+        let want = want.min(buf.len());
+        stream.read(&mut buf[..want]).map(|n| (n, false))
     }
 
     /// Hold copied bytes the peer could not take, behind all held bytes.

@@ -45,8 +45,15 @@ counter_set! {
     /// Connections on proxy listeners closed for a missing, malformed or
     /// oversized PROXY header.
     refused_proxy,
+    /// Connections on proxy listeners closed at accept: their source is
+    /// not in `--proxy-from`.
+    refused_untrusted,
     bytes_in,
     bytes_out,
+    /// Of `bytes_out`, those still unacknowledged in sockets closed at the
+    /// shutdown deadline: the close may reset them, so the summary does not
+    /// count them as echoed.
+    bytes_cut,
     /// Reads that returned data: one per message in ping-pong traffic.
     messages,
     datagrams,
@@ -164,6 +171,9 @@ impl Gauges {
             budget.release(before.footprint - self.footprint);
         }
         c.held = c.held + self.footprint as u64 - before.footprint as u64;
+        if (self.pending > 0) != (before.pending > 0) {
+            budget.holding(self.pending > 0);
+        }
         if self.pending > before.pending {
             c.queue_grew(self.pending - before.pending);
         } else if self.pending < before.pending {
@@ -176,12 +186,21 @@ impl Gauges {
 }
 
 /// A worker's last published counters, readable from other threads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Published {
     cells: [AtomicU64; Counters::LEN],
     /// Connections accepted on each of the worker's listeners, by name;
     /// counted as they happen (once per connection, never per message).
     accepts: Vec<(String, AtomicU64)>,
+}
+
+impl Default for Published {
+    fn default() -> Published {
+        Published {
+            cells: std::array::from_fn(|_| AtomicU64::new(0)),
+            accepts: Vec::new(),
+        }
+    }
 }
 
 impl Published {
@@ -274,7 +293,7 @@ pub fn summary(total: &Counters) -> String {
     format!(
         "summary: connections {}, bytes echoed {}, datagrams echoed {}",
         thousands(total.accepted),
-        thousands(total.bytes_out),
+        thousands(total.bytes_out.saturating_sub(total.bytes_cut)),
         thousands(total.datagrams),
     )
 }

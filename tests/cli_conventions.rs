@@ -95,6 +95,15 @@ fn bash_completion_offers_the_values_of_enumerated_flags() {
             );
         }
     }
+    // File names for paths only, not for numbers or addresses.
+    for (flag, files) in [("--unix", true), ("--workers", false), ("--listen", false)] {
+        let case = out
+            .split(&format!("{flag})"))
+            .nth(1)
+            .and_then(|r| r.lines().nth(1));
+        let case = case.unwrap_or_else(|| panic!("no {flag} case in:\n{out}"));
+        assert_eq!(case.contains("compgen -f"), files, "{flag}: {case}");
+    }
 }
 
 /// Every `var("NAME")` / `var_os("NAME")` outside the tests in `dir`.

@@ -18,20 +18,10 @@ from bench.lab import case, netlab
 # Tests that fail on today's build for a known reason, with the reason. Each is still run: a
 # failure here is reported as expected and not counted as failed; a pass is counted as failed
 # ("unexpectedly passed") so that the entry is removed once its cause is fixed.
-KNOWN_FAILURES = {
-    "test_drain.HalfCloseAndDrain.test_sigterm_mid_transfer_20_connections":
-        "issue 21 section 3, SIGTERM drain loses echoed bytes: with 20 connections across the "
-        "lossy link the clients see resets and receive less than the summary counts as "
-        "echoed, on the copying path as on the zero-copy one",
-}
+KNOWN_FAILURES = {}
 # Tests that fail in some runs on today's build for a known reason: a failure is reported as
 # expected and not counted as failed; a pass is a pass.
-KNOWN_INTERMITTENT = {
-    "test_drain.HalfCloseAndDrain.test_sigterm_mid_transfer_echoes_all_received":
-        "issue 21 section 3, same cause: in some runs (1 in 4 here) the server closes the "
-        "connection with the client's input unread, so the client's next send fails (Broken "
-        "pipe: the kernel answered with a reset) instead of the echo ending in end of file",
-}
+KNOWN_INTERMITTENT = {}
 
 
 class Result(unittest.TextTestResult):

@@ -1,5 +1,6 @@
 """Half-close and drain across a lossy link: 8 MiB sent, the write side shut, all of it read
-back; and SIGTERM to the server mid-transfer still echoes every byte it received."""
+back; and SIGTERM to the server mid-transfer still echoes every byte it received, to fast
+and to slow readers, on every --zero-copy path."""
 import os
 import selectors
 import socket
@@ -21,10 +22,12 @@ class Flow:
         sock.setblocking(False)
 
 
-def transfer(socks, on_progress=None, timeout=60):
+def transfer(socks, on_progress=None, timeout=60, slow=False):
     """Sends PAYLOAD on each socket, shuts its write side, reads until end of file. Returns a
     Flow per socket; ``end`` is "eof" or the error. ``on_progress(sent)`` runs after each
-    send with the total sent on all."""
+    send with the total sent on all. ``slow``: each read takes 4 KiB, and each round of
+    the loop ends with a 1 ms pause (the readers' pace), so the server holds echo it
+    cannot send yet."""
     flows = [Flow(s) for s in socks]
     sel = selectors.DefaultSelector()
     for f in flows:
@@ -44,7 +47,7 @@ def transfer(socks, on_progress=None, timeout=60):
                         f.sock.shutdown(socket.SHUT_WR)
                         sel.modify(f.sock, selectors.EVENT_READ, f)
                 if mask & selectors.EVENT_READ:
-                    chunk = f.sock.recv(1 << 20)
+                    chunk = f.sock.recv(4096 if slow else 1 << 20)
                     if chunk:
                         f.same &= view[f.got:f.got + len(chunk)] == chunk
                         f.got += len(chunk)
@@ -54,19 +57,34 @@ def transfer(socks, on_progress=None, timeout=60):
                 f.end = e.strerror or str(e)
             if f.end:
                 sel.unregister(f.sock)
+        if slow:
+            time.sleep(0.001)
     for f in flows:
         f.end = f.end or f"no end of file within {timeout} s"
     sel.close()
     return flows
 
 
+def connect(client, server, slow):
+    """A connection from ``client`` to the echo port of ``server``; a slow reader's has a
+    16 KiB receive buffer (set before connecting, so the window is small from the start)."""
+    if not slow:
+        return client.connect(server, echo.PORT)
+    family, sa = server.sockaddr(echo.PORT, None if client.ipv4 else socket.AF_INET6)
+    s = client.socket(family)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(10.0)
+    s.connect(sa)
+    return s
+
+
 class HalfCloseAndDrain(LabCase):
-    def setup_hosts(self, *server_args, lab=None, connections=1):
+    def setup_hosts(self, *server_args, lab=None, connections=1, slow=False):
         lab = lab or self.lab
         server = lab.host("server")
         client = lab.host("client", loss=2)
         running = echo.Server(server, *server_args)
-        return running, [client.connect(server, echo.PORT) for _ in range(connections)]
+        return running, [connect(client, server, slow) for _ in range(connections)]
 
     def test_half_close_8mib_across_loss(self):
         server, socks = self.setup_hosts()
@@ -86,16 +104,21 @@ class HalfCloseAndDrain(LabCase):
                 self.sigterm_mid_transfer(mode, lab, 1)
 
     def test_sigterm_mid_transfer_20_connections(self):
-        for mode in ("off", "always"):
+        for mode in ("off", "auto", "always"):
             with self.subTest(zero_copy=mode), netlab.Lab(f"drain20{mode}") as lab:
                 self.sigterm_mid_transfer(mode, lab, 20)
 
-    def sigterm_mid_transfer(self, mode, lab, connections):
+    def test_sigterm_mid_transfer_20_slow_readers(self):
+        for mode in ("off", "auto", "always"):
+            with self.subTest(zero_copy=mode), netlab.Lab(f"drainslow{mode}") as lab:
+                self.sigterm_mid_transfer(mode, lab, 20, slow=True)
+
+    def sigterm_mid_transfer(self, mode, lab, connections, slow=False):
         """What the server read before it stopped reading must all come back, ending in a
         clean end of file; the server's summary counts exactly what the clients received.
         (Bytes the server never read are not its to echo: it may stop reading at the signal.)"""
         server, socks = self.setup_hosts("--shutdown-timeout", "20", "--zero-copy", mode,
-                                         lab=lab, connections=connections)
+                                         lab=lab, connections=connections, slow=slow)
         signalled = []
 
         def progress(sent):
@@ -103,13 +126,14 @@ class HalfCloseAndDrain(LabCase):
                 server.signal()
                 signalled.append(sent)
 
-        flows = transfer(socks, progress)
+        flows = transfer(socks, progress, slow=slow)
         for s in socks:
             s.close()
         rc, summary = server.finish()
         got = sum(f.got for f in flows)
         ends = sorted({f.end for f in flows})
-        self.figure(f"{connections} x 8 MiB, --zero-copy {mode}: SIGTERM at {signalled[0]:,} "
+        readers = "slow readers" if slow else "fast readers"
+        self.figure(f"{connections} x 8 MiB, {readers}, --zero-copy {mode}: SIGTERM at {signalled[0]:,} "
                     f"bytes sent: clients sent {sum(f.sent for f in flows):,}, received "
                     f"{got:,} ({', '.join(ends)}); server exit {rc}, summary {summary}")
         self.assertTrue(all(f.same for f in flows), "an echo differs from what was sent")

@@ -24,7 +24,7 @@ pub(super) struct Intake {
     /// When paused listeners are watched again.
     pub(super) resume_at: Option<Instant>,
     /// Warnings about refused clients and paused accepting, rate limited.
-    log: RateLimited,
+    pub(super) log: RateLimited,
     /// `--fault`: this worker's draws, and each listener's address as
     /// written (what `on=` names).
     draw: Draw,

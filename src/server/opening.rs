@@ -19,6 +19,9 @@ impl Worker {
     /// Register a client accepted on a proxy listener, to read its header
     /// first; returns whether it is kept.
     pub(super) fn open(&mut self, stream: Stream, peer: Peer) -> bool {
+        if !self.trusts(peer) || !self.await_header_from(peer) {
+            return false;
+        }
         // The key the greeting gets when inserted below.
         let key = self.tables.openings.vacant_key();
         let token = Token(FIRST_OPENING + key);
@@ -27,14 +30,57 @@ impl Worker {
             .register(&stream, token, Connection::FIRST_INTEREST)
         {
             warn!(%peer, error = %e, "cannot register a new connection");
+            self.header_done(peer);
             return false;
         }
         let greeting = Greeting::new(stream, peer);
-        self.shared.budget.join(0);
         self.account(0, greeting.footprint());
         self.tables.headers.insert(key, self.now);
         self.tables.openings.insert(greeting);
         true
+    }
+
+    /// `--proxy-from`: whether `peer` may send a PROXY header (any peer
+    /// when the list is empty); a refusal is counted.
+    fn trusts(&mut self, peer: Peer) -> bool {
+        let trusted = &self.cfg.proxy_from;
+        match peer {
+            Peer::Ip(addr) if !trusted.iter().any(|c| c.contains(addr.ip())) => {
+                if trusted.is_empty() {
+                    return true;
+                }
+                self.res.counters.refused_untrusted += 1;
+                debug!(%peer, "closing: not a trusted proxy (--proxy-from)");
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// `--max-pending-headers-per-ip`: whether `peer` (the TCP peer: the
+    /// header is not read yet) may have one more connection waiting for
+    /// its header; a refusal is counted with `--max-per-ip`'s.
+    fn await_header_from(&mut self, peer: Peer) -> bool {
+        let (Peer::Ip(addr), Some(cap)) = (peer, self.cfg.max_pending_headers) else {
+            return true;
+        };
+        match self.shared.pending_headers.admit(addr.ip(), cap) {
+            Ok(()) => true,
+            Err(cap) => {
+                self.res.counters.refused_per_ip += 1;
+                if let Some(more) = self.intake.log.ready(self.now) {
+                    warn!(%peer, suppressed = more, "refusing connection: {cap} from {} already wait for their PROXY header (--max-pending-headers-per-ip)", addr.ip());
+                }
+                false
+            }
+        }
+    }
+
+    /// A connection from `peer` no longer waits for its header.
+    fn header_done(&self, peer: Peer) {
+        if let (Peer::Ip(addr), Some(_)) = (peer, self.cfg.max_pending_headers) {
+            self.shared.pending_headers.release(addr.ip());
+        }
     }
 
     /// A readable opening: read its header, then promote, wait or close.
@@ -142,7 +188,7 @@ impl Worker {
             self.tables.headers.shrink();
         }
         self.account(greeting.footprint(), 0);
-        self.shared.budget.leave(0);
+        self.header_done(greeting.peer());
         Some(greeting)
     }
 

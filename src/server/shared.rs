@@ -10,7 +10,7 @@ use tracing::warn;
 
 use crate::budget::Budget;
 use crate::fault::Faults;
-use crate::limits::PerIp;
+use crate::limits::{PerIp, Tally};
 use crate::stats::Published;
 
 /// State shared by all workers. Touched on accept, close and shutdown only.
@@ -25,6 +25,9 @@ pub struct Shared {
     pub running: AtomicUsize,
     pub serial: AtomicU64,
     pub per_ip: PerIp,
+    /// Connections waiting for a PROXY header, per TCP peer
+    /// (`--max-pending-headers-per-ip`).
+    pub pending_headers: Tally,
     /// `--max-memory`: what every worker holds for its clients.
     pub budget: Budget,
     /// One per worker, in worker order; set once, before any loop runs.
@@ -35,7 +38,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(workers: usize, max_per_ip: Option<u32>, max_memory: usize) -> Shared {
+    pub fn new(workers: usize, max_per_ip: Option<u32>, budget: Budget) -> Shared {
         Shared {
             shutdown: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -43,7 +46,8 @@ impl Shared {
             running: AtomicUsize::new(workers),
             serial: AtomicU64::new(0),
             per_ip: PerIp::new(max_per_ip),
-            budget: Budget::new(max_memory),
+            pending_headers: Tally::default(),
+            budget,
             wakers: OnceLock::new(),
             published: (0..workers).map(|_| Published::default()).collect(),
             faults: Arc::new(Faults::new(Vec::new(), 0)),

@@ -15,6 +15,8 @@ fn config() -> Config {
         backend: selector::BackendKind::Poll,
         max_connections: 1000,
         max_per_ip: None,
+        max_pending_headers: None,
+        proxy_from: Vec::new(),
         max_pending: 64 * 1024,
         max_memory: 1 << 30,
         idle_timeout: None,
@@ -52,7 +54,11 @@ impl Running {
     ) -> Running {
         let listener = crate::listen::tcp("127.0.0.1:0".parse().unwrap(), false, 128).unwrap();
         let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(1, None, cfg.max_memory));
+        let shared = Arc::new(Shared::new(
+            1,
+            None,
+            crate::budget::Budget::new(cfg.max_memory, cfg.max_connections),
+        ));
         let selector = Selector::with_faults(plan).unwrap();
         let (worker, waker) = Worker::new(
             0,

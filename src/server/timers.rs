@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Worker;
 use crate::config::Config;
@@ -111,16 +111,7 @@ impl Worker {
             self.resume_accepting();
         }
         if self.timers.deadline.is_some_and(|at| at <= now) && !self.tables.conns.is_empty() {
-            let conns = &self.tables.conns;
-            let queued = conns.iter().filter(|(_, c)| c.pending() > 0).count();
-            warn!(
-                open = conns.len(),
-                queued, "shutdown timeout: closing connections that have not finished"
-            );
-            let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                self.close(key);
-            }
+            self.cut_at_deadline();
         }
         let timers = &mut self.timers;
         if let (Some(due), Some(interval)) = (timers.watchdog_due, self.cfg.watchdog) {

@@ -47,6 +47,12 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub single: crate::mode::single::SingleArgs,
+    /// Print the man page (roff) on stdout and exit
+    #[arg(long, exclusive = true)]
+    pub generate_man: bool,
+    /// Print a completion script for SHELL (bash, zsh, fish, ...) on stdout and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub generate_completions: Option<clidoc::Shell>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +141,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = count::<usize>)]
     pub threads: usize,
     /// Readiness backend: auto, epoll, poll or select
-    #[arg(long, value_name = "NAME", default_value_t = BackendKind::Auto)]
+    #[arg(long, value_name = "NAME", default_value_t = BackendKind::Auto, value_parser = value::backend())]
     pub backend: BackendKind,
     /// Bind connections to this source address, and the next one every
     /// 20,000 connections (default for 127.x targets: 127.0.0.1, then

@@ -22,6 +22,7 @@ mod cli;
 mod client;
 mod exit;
 mod fault;
+mod manual;
 mod mode;
 mod net;
 mod output;
@@ -43,6 +44,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.generate_man || cli.generate_completions.is_some() {
+        return manual::generate(&cli);
+    }
     // Runs that measure stop on the first signal and report; chaos and
     // merge keep the default (a signal ends them).
     let signals = || Signals::install();

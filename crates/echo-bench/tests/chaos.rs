@@ -3,25 +3,10 @@
 
 mod util;
 
-use util::{bench, json, stderr, tcp_server, Behaviour};
+use util::{json, stderr, tcp_server, Behaviour};
 
 fn chaos(addr: std::net::SocketAddr, seed: &str) -> std::process::Output {
-    let addr = addr.to_string();
-    bench(&[
-        "chaos",
-        "-c",
-        "12",
-        "-d",
-        "0.6",
-        "--max-bytes",
-        "2000000",
-        "--session-timeout",
-        "5",
-        "--seed",
-        seed,
-        "--json",
-        &addr,
-    ])
+    util::chaos(&addr.to_string(), seed, &["--json"])
 }
 
 #[test]

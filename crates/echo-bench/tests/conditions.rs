@@ -2,7 +2,17 @@
 
 mod util;
 
+use std::process::Output;
 use util::{bench, json, short, stderr, tcp_server, Behaviour, EchoServer, SHORT};
+
+/// `echo-bench search --slo SLO` with `flags` and two connections, each
+/// round a short run, against `addr`.
+fn search(slo: &str, flags: &[&str], addr: &str) -> Output {
+    let mut args = vec!["search", "--slo", slo, "-c", "2"];
+    args.extend_from_slice(flags);
+    args.push(addr);
+    short(&args)
+}
 
 #[test]
 fn fail_if_prints_every_condition_that_held_and_exits_3() {
@@ -57,22 +67,9 @@ fn a_mismatch_beats_a_condition() {
 fn search_finds_the_highest_rate_that_meets_the_slo() {
     let server = EchoServer::tcp();
     let addr = server.addr();
-    let base = [
-        "-c",
-        "2",
-        "-d",
-        "0.3",
-        "--warmup",
-        "0",
-        "--min-rate",
-        "100",
-        "--max-rate",
-    ];
+    let bracket = ["--min-rate", "100", "--max-rate", "400"];
     // Loopback meets a 1 s p99 at 400 msg/s: round 2 (the top) meets it.
-    let mut args = vec!["search", "--slo", "p99<1s"];
-    args.extend_from_slice(&base);
-    args.extend_from_slice(&["400", "--json", &addr]);
-    let out = bench(&args);
+    let out = search("p99<1s", &[&bracket[..], &["--json"]].concat(), &addr);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     assert_eq!(r["best_rate"], 400.0, "{r}");
@@ -85,10 +82,7 @@ fn search_finds_the_highest_rate_that_meets_the_slo() {
 
     // Nothing meets a p50 under a nanosecond: exit 3 after the round at
     // --min-rate and its one retry.
-    let mut args = vec!["search", "--slo", "p50<1ns"];
-    args.extend_from_slice(&base);
-    args.extend_from_slice(&["400", &addr]);
-    let out = bench(&args);
+    let out = search("p50<1ns", &bracket, &addr);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("no rate tried met the SLO"), "{text}");
@@ -102,21 +96,19 @@ fn search_bisects_between_a_met_and_a_missed_rate() {
     // Fails every round above 300 msg/s by construction: rate<300 is the
     // SLO. Bisection over [100, 1000] must close in on 300 from below.
     let server = EchoServer::tcp();
-    let out = short(&[
-        "search",
-        "--slo",
+    let out = search(
         "rate<300",
-        "--rounds",
-        "6",
-        "-c",
-        "2",
-        "--min-rate",
-        "100",
-        "--max-rate",
-        "1000",
-        "--json",
+        &[
+            "--rounds",
+            "6",
+            "--min-rate",
+            "100",
+            "--max-rate",
+            "1000",
+            "--json",
+        ],
         &server.addr(),
-    ]);
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     let rates: Vec<f64> = r["rounds"]
@@ -232,19 +224,11 @@ fn run_outputs_are_refused_where_they_do_not_apply() {
 #[test]
 fn search_without_max_rate_measures_the_ceiling_first() {
     let server = EchoServer::tcp();
-    let out = short(&[
-        "search",
-        "--slo",
+    let out = search(
         "p99<1s",
-        "--min-rate",
-        "50",
-        "--rounds",
-        "2",
-        "-c",
-        "2",
-        "--json",
+        &["--min-rate", "50", "--rounds", "2", "--json"],
         &server.addr(),
-    ]);
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     let ceiling = r["ceiling"]["msgs_per_sec"].as_f64().unwrap();
@@ -264,23 +248,11 @@ fn search_without_max_rate_measures_the_ceiling_first() {
         .collect();
     assert_eq!(rates, [50.0, top], "{r}");
     // With --max-rate there is no ceiling round.
-    let out = bench(&[
-        "search",
-        "--slo",
+    let out = search(
         "p99<1s",
-        "--min-rate",
-        "50",
-        "--max-rate",
-        "60",
-        "-c",
-        "1",
-        "-d",
-        "0.2",
-        "--warmup",
-        "0",
-        "--json",
+        &["--min-rate", "50", "--max-rate", "60", "--json"],
         &server.addr(),
-    ]);
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json(&out)["ceiling"], serde_json::Value::Null);
 }
@@ -290,19 +262,11 @@ fn search_retries_a_missed_round_at_the_bottom_once() {
     // The first round's two connections get a corrupted echo, every later
     // connection a clean one: round 1 misses, its retry meets.
     let (addr, _) = tcp_server(Behaviour::CorruptFirst(2));
-    let out = short(&[
-        "search",
-        "--slo",
+    let out = search(
         "p99<1s",
-        "--min-rate",
-        "50",
-        "--max-rate",
-        "100",
-        "-c",
-        "2",
-        "--json",
+        &["--min-rate", "50", "--max-rate", "100", "--json"],
         &addr.to_string(),
-    ]);
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r = json(&out);
     let rounds = r["rounds"].as_array().unwrap();

@@ -95,20 +95,17 @@ fn hdr_log_and_json_stream_cover_every_message() {
 #[test]
 fn open_loop_reports_response_and_service_time() {
     let server = EchoServer::tcp();
-    let out = bench(&[
-        "-c",
-        "4",
-        "-r",
-        "2000",
-        "-d",
-        "0.8",
-        "--warmup",
-        "0.2",
-        "--json",
-        &server.addr(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = json(&out);
+    let addr = server.addr();
+    // 4 connections at 2,000 msg/s for 0.8 s, after 0.2 s of warm-up.
+    let open_loop = |outputs: &[&str]| {
+        let mut args = vec!["-c", "4", "-r", "2000", "-d", "0.8", "--warmup", "0.2"];
+        args.extend_from_slice(outputs);
+        args.push(&addr);
+        let out = bench(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out
+    };
+    let r = json(&open_loop(&["--json"]));
     let response = &r["latency_us"];
     let service = &r["service_time_us"];
     // Every message is sent at or after it was due, so each response time
@@ -133,22 +130,7 @@ fn open_loop_reports_response_and_service_time() {
 
     // The same with intervals on (their histograms are folded into the
     // totals as they close).
-    let out = bench(&[
-        "-c",
-        "4",
-        "-r",
-        "2000",
-        "-d",
-        "0.8",
-        "--warmup",
-        "0.2",
-        "--json-stream",
-        "--interval",
-        "0.3",
-        &server.addr(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines = json_lines(&out);
+    let lines = json_lines(&open_loop(&["--json-stream", "--interval", "0.3"]));
     let r = lines.last().unwrap();
     let messages = r["messages"].as_u64().unwrap();
     for field in ["service_hist", "latency_hist"] {
@@ -234,22 +216,7 @@ fn tables_say_how_many_in_words() {
 fn chaos_table_separates_thousands_and_reads_fds_once_settled() {
     let server = EchoServer::tcp();
     let pid = server.pid().to_string();
-    let out = bench(&[
-        "chaos",
-        "-c",
-        "12",
-        "-d",
-        "0.6",
-        "--max-bytes",
-        "2000000",
-        "--session-timeout",
-        "5",
-        "--seed",
-        "6",
-        "--server-pid",
-        &pid,
-        &server.addr(),
-    ]);
+    let out = util::chaos(&server.addr(), "6", &["--server-pid", &pid]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(separated(&text), "{text}");
@@ -268,4 +235,66 @@ fn chaos_table_separates_thousands_and_reads_fds_once_settled() {
         "{fds}: {text}"
     );
     assert!(fds.ends_with("after the sessions closed"), "{text}");
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_parser() {
+    let out = bench(&["--generate-man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let man = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(man.contains(".TH echo-bench 1"), "{man}");
+    for flag in [
+        "fail\\-if",
+        "start\\-at",
+        "generate\\-completions",
+        "chaos",
+        "merge",
+    ] {
+        assert!(man.contains(flag), "man page lacks {flag}");
+    }
+    // ENVIRONMENT names every variable the source declares (`*_ENV`).
+    let environment = man
+        .split(".SH ENVIRONMENT\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .unwrap_or_else(|| panic!("no ENVIRONMENT section:\n{man}"));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/shard.rs");
+    let declared: Vec<String> = std::fs::read_to_string(src)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("pub const ") && l.contains("_ENV: &str = \""))
+        .map(|l| l.split('"').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(declared.len(), 2, "{declared:?}");
+    for name in declared {
+        let roff = format!("\\fB{name}\\fR");
+        assert!(environment.contains(&roff), "lacks {name}:\n{environment}");
+    }
+
+    let out = bench(&["--generate-completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    let backend = script.split("--backend)").nth(1).unwrap_or("");
+    let offered = backend.lines().nth(1).unwrap_or("");
+    assert!(
+        offered.contains("\"auto ") && offered.contains(" poll select\""),
+        "{offered}"
+    );
+    // File names for paths only, not for numbers.
+    for (flag, files) in [
+        ("--hdr-log", true),
+        ("--connections", false),
+        ("--rate", false),
+    ] {
+        let case = script
+            .split(&format!("{flag})"))
+            .nth(1)
+            .and_then(|r| r.lines().nth(1));
+        let case = case.unwrap_or_else(|| panic!("no {flag} case in:\n{script}"));
+        assert_eq!(case.contains("compgen -f"), files, "{flag}: {case}");
+    }
+
+    // Alone only.
+    let out = bench(&["--generate-man", "127.0.0.1:7"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -20,6 +20,9 @@
 //! since the two differ in who can connect. [`SocketAddrs`] is the typed
 //! value of an address flag: the text and what it resolved to, parsed once.
 //!
+//! [`Cidr`] is an address range (`10.0.0.0/8`), for lists of trusted
+//! sources.
+//!
 //! [`parse_target`] adds `unix:/path` for a Unix-domain stream socket.
 //! Every error says what was wrong and ends with the hint
 //! "expected IP:PORT or HOST:PORT".
@@ -41,6 +44,10 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod cidr;
+
+pub use cidr::{Cidr, CidrError};
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};

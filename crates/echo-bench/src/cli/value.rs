@@ -1,5 +1,6 @@
 //! One value parser per kind of value on the command line: seconds,
-//! rates, fractions and counts. Each says what it wants when it refuses.
+//! rates, fractions, counts and backend names. Each says what it wants when
+//! it refuses.
 
 use std::str::FromStr;
 
@@ -51,6 +52,13 @@ where
         Ok(_) => Err("must be at least 1".into()),
         Err(_) => Err(format!("{s:?} is not a whole number (at least 1)")),
     }
+}
+
+/// A backend name this OS has, listed for help and shell completion.
+pub fn backend() -> impl clap::builder::TypedValueParser<Value = selector::BackendKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(selector::BackendKind::NAMES)
+        .try_map(|s| s.parse::<selector::BackendKind>())
 }
 
 #[cfg(test)]

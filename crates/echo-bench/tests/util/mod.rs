@@ -216,6 +216,27 @@ pub fn short(args: &[&str]) -> Output {
     bench(&all)
 }
 
+/// `echo-bench chaos`: 12 sessions at once for 0.6 s (streams up to 2 MB,
+/// 5 s without progress a stall) with `seed`, then `extra`, against `addr`.
+pub fn chaos(addr: &str, seed: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "chaos",
+        "-c",
+        "12",
+        "-d",
+        "0.6",
+        "--max-bytes",
+        "2000000",
+        "--session-timeout",
+        "5",
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    args.push(addr);
+    bench(&args)
+}
+
 /// Run a shell command line (for `ulimit`), killed after 60 s likewise.
 pub fn shell(line: &str) -> Output {
     bounded(Command::new("sh").args(["-c", line]))
@@ -223,21 +244,12 @@ pub fn shell(line: &str) -> Output {
 
 /// Run `cmd` with its output captured, killed after 60 s.
 fn bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for _ in 0..600 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-    }
-    child.wait_with_output().unwrap()
+    finish(child, Duration::from_secs(60))
 }
 
 /// A histogram as a report carries it (`latency_hist`, `service_hist`):
