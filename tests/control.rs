@@ -80,6 +80,9 @@ fn get_put_delete_round_trip_issue18() {
     assert_eq!(status, 200, "{put}");
     assert_eq!(call(c, "GET", "").1["faults"][0]["kind"], "close");
 
+    let (status, head, body) = http(c, b"HEAD /faults HTTP/1.1\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, ""), "{head}");
+
     let (status, cleared) = call(c, "DELETE", "");
     assert_eq!(status, 200);
     assert_eq!(cleared["faults"], json!([]));

@@ -297,3 +297,7 @@ fn push(out: &mut Vec<Outgoing>, route: Route, data: Data) {
     }
     out.push(Outgoing { socket, to, data });
 }
+
+#[cfg(test)]
+#[path = "faults_tests.rs"]
+mod tests;
