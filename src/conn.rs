@@ -24,6 +24,10 @@
 //!   [`Step::Close`]);
 //! - a timed behaviour gets a [`Turn`] of its own (as `Recheck` is), from a
 //!   per-worker timer structure in `server/timers.rs`.
+//!
+//! Injected faults (`--fault`) are such a behaviour: [`Faulted`] in
+//! `conn/faulted.rs`, the stream logic in [`crate::fault::Shape`], and
+//! [`Turn::Timer`] when held bytes ripen.
 
 use selector::Interest;
 use tracing::{debug, info};

@@ -200,7 +200,17 @@ fn slow_read_stops_reading_at_its_offset() {
         "echo before the slow read",
     );
     // Not reading at all: nothing is queued in the server either.
+    assert!(wait_until(WAIT, || metric(
+        &server,
+        "echo_bytes_received_total"
+    ) == 3000.0));
     assert_eq!(metric(&server, "echo_queued_bytes"), 0.0);
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        (&s).read(&mut [0u8; 1]).is_err(),
+        "nothing after the slow read"
+    );
     assert_eq!(metric(&server, "echo_bytes_received_total"), 3000.0);
 }
 
@@ -277,9 +287,8 @@ fn on_ties_a_fault_to_one_listener_beside_a_clean_one() {
 /// Which of 24 connections, one after another, drew `close,p=0.5`.
 fn choices(seed: &str) -> Vec<bool> {
     let server = faulty(&["close,p=0.5"], &["--fault-seed", seed]);
-    assert!(server
-        .stdout_lines()
-        .contains(&format!("fault-seed {seed}")));
+    let line = format!("fault-seed {seed}");
+    assert!(server.wait_stdout_line(WAIT, |l| l == line).is_some());
     (0..24)
         .map(|_| {
             let s = connect(server.addr());
@@ -299,8 +308,11 @@ fn the_same_seed_draws_the_same_connections() {
 }
 
 #[test]
-fn a_random_seed_is_printed_and_trace_names_the_connection() {
-    let server = faulty(&["corrupt,after=2"], &["--trace"]);
+fn a_random_seed_is_printed_and_trace_and_stats_show_the_fault() {
+    let server = faulty(
+        &["corrupt,after=2"],
+        &["--trace", "--stats-interval", "0.1"],
+    );
     let line = server
         .wait_stdout_line(WAIT, |l| l.starts_with("fault-seed "))
         .unwrap();
@@ -315,4 +327,6 @@ fn a_random_seed_is_printed_and_trace_names_the_connection() {
         "{}",
         server.stderr()
     );
+    let stats = server.wait_stderr_line(WAIT, |l| l.contains("faults_injected=corrupt:1"));
+    assert!(stats.is_some(), "{}", server.stderr());
 }

@@ -262,3 +262,27 @@ fn echo_bench_measures_the_servers_delay() {
     let delay = e[0]["delay_us"].as_f64().unwrap();
     assert!((40_000.0..1_000_000.0).contains(&delay), "{delay} us: {r}");
 }
+
+#[test]
+fn echo_bench_reports_the_servers_slow_read_as_a_stall_at_its_offset() {
+    let (code, r, err) = against_server(
+        "slow-read,after=3000",
+        &["--stall-after", "0.3", "--expect-fault", "stalled"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, "stalled");
+    assert_eq!(e.len(), 1, "{r}");
+    assert_eq!(e[0]["offset"], 3000, "{r}");
+}
+
+#[test]
+fn echo_bench_sees_a_slow_rate_as_a_delay() {
+    // 1 KiB messages at 20 KiB/s: each comes back about 50 ms late.
+    let (code, r, err) = against_server(
+        "rate=20KiB",
+        &["--delay-threshold", "20", "--expect-fault", "delayed"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(events(&r, "delayed").len(), 1, "{r}");
+    assert_eq!(seen(&r, "stalled"), 0, "{r}");
+}
