@@ -176,10 +176,6 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR", value_parser = address)]
     pub metrics: Option<SocketAddrs>,
 
-    /// Not a flag: `--port N` is refused with a hint to use `--listen`.
-    #[arg(long, value_name = "PORT", hide = true, value_parser = no_port_flag)]
-    pub port: Option<std::convert::Infallible>,
-
     #[command(flatten)]
     pub faults: crate::fault::cli::FaultArgs,
 
@@ -207,9 +203,22 @@ impl Cli {
     /// Parse the command line, then check what one value alone cannot
     /// show; a usage error exits with status 2, as clap's own do.
     pub fn parse_checked() -> Cli {
-        let cli = Cli::parse();
+        use clap::error::ErrorKind;
+        use clap::CommandFactory;
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| {
+            use clap::error::{ContextKind, ContextValue};
+            let about_port = matches!(e.get(ContextKind::InvalidArg),
+                Some(ContextValue::String(arg)) if arg == "--port" || arg.starts_with("--port="));
+            let port = about_port.then(|| no_port_flag(&args)).flatten();
+            match port {
+                Some(hint) => Cli::command()
+                    .error(ErrorKind::UnknownArgument, hint)
+                    .exit(),
+                None => e.exit(),
+            }
+        });
         if let Err(e) = cli.check() {
-            use clap::CommandFactory;
             Cli::command()
                 .error(clap::error::ErrorKind::ArgumentConflict, e)
                 .exit();

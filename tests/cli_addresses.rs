@@ -51,6 +51,11 @@ fn port_flag_says_to_use_listen() {
             "{args:?}: no hint to use --listen:\n{err}"
         );
     }
+    let err = usage_error(&["--port"]);
+    assert!(
+        err.contains("--listen 127.0.0.1:PORT"),
+        "--port alone: no hint to use --listen:\n{err}"
+    );
 }
 
 #[test]

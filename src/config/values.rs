@@ -20,12 +20,24 @@ pub(super) fn backend() -> impl clap::builder::TypedValueParser<Value = selector
         .try_map(|s| s.parse::<selector::BackendKind>())
 }
 
-/// The hidden `--port`: there is no such flag, but it is the first thing
-/// people try, so its "value" is an error saying what to write instead.
-pub(super) fn no_port_flag(s: &str) -> Result<std::convert::Infallible, String> {
-    Err(format!(
-        "there is no --port flag: use --listen 127.0.0.1:{s} (this machine only) or \
-         --listen 0.0.0.0:{s} (every IPv4 interface)"
+/// There is no `--port`, but it is the first thing people try: when the
+/// command line has one, the hint to give instead of clap's "unexpected
+/// argument" (`--port N`, `--port=N` or `--port` alone).
+pub(super) fn no_port_flag(args: &[std::ffi::OsString]) -> Option<String> {
+    let at = args.iter().position(|a| {
+        let a = a.to_string_lossy();
+        a == "--port" || a.starts_with("--port=")
+    })?;
+    let flag = args[at].to_string_lossy();
+    let port = match flag.strip_prefix("--port=") {
+        Some(value) => value.to_string(),
+        None => args
+            .get(at + 1)
+            .map_or("PORT".into(), |v| v.to_string_lossy().into()),
+    };
+    Some(format!(
+        "there is no --port flag: use --listen 127.0.0.1:{port} (this machine only) or \
+         --listen 0.0.0.0:{port} (every IPv4 interface)"
     ))
 }
 
@@ -128,6 +140,20 @@ mod tests {
         assert!(bytes("10MB").is_err_and(|e| e.contains("\"MB\"")));
         assert!(bytes("-5").is_err());
         assert!(bytes("2048GiB").is_err());
+    }
+
+    #[test]
+    fn port_flags_get_a_hint() {
+        let hint = |args: &[&str]| {
+            let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            no_port_flag(&args)
+        };
+        let said = hint(&["echo-server", "--port", "7"]).unwrap();
+        assert!(said.contains("--listen 127.0.0.1:7"), "{said}");
+        assert!(hint(&["echo-server", "--port=8"]).is_some_and(|h| h.contains(":8 ")));
+        assert!(hint(&["echo-server", "--port"]).is_some_and(|h| h.contains(":PORT")));
+        assert_eq!(hint(&["echo-server", "--ports", "7"]), None);
+        assert_eq!(hint(&["echo-server", "--bogus"]), None);
     }
 
     #[test]
