@@ -64,6 +64,11 @@ impl ControlRoutes {
             serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
         let entries = match value {
             Value::Array(entries) => entries,
+            Value::Object(fields) if fields.contains_key("kind") => {
+                return Err("one fault, not a list: the body is the whole list, \
+                            [{\"kind\": ...}] or {\"faults\": [...]}"
+                    .into())
+            }
             Value::Object(mut fields) => {
                 if let Some(key) = fields
                     .keys()
@@ -173,6 +178,7 @@ mod tests {
         assert!(why(b"{").contains("not JSON"));
         assert!(why(b"3").contains("array"));
         assert!(why(br#"{"fault": []}"#).contains("\"fault\""));
+        assert!(why(br#"{"kind": "drop"}"#).contains("not a list"));
         assert!(why(br#"{"seed": 7, "faults": []}"#).contains("fixed at startup"));
         let e = why(br#"[{"kind": "reset"}, {"kind": "delay", "delay": "fast"}]"#);
         assert!(e.starts_with("faults[1]") && e.contains("fast"), "{e}");
