@@ -235,3 +235,24 @@ fn a_bad_control_address_exits_2_naming_it_issue18() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_body_sent_in_pieces_is_read_whole_issue18() {
+    let (_server, c) = start(&[]);
+    let body = r#"[{"kind": "drop", "p": 0.25}]"#;
+    let head = format!(
+        "PUT /faults HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(c).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    // Pauses only split the request over several reads; nothing waits on them.
+    for piece in [&head[..10], &head[10..], &body[..5], &body[5..]] {
+        s.write_all(piece.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(call(c, "GET", "").1["faults"][0]["p"], 0.25);
+}

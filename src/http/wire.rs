@@ -27,7 +27,12 @@ pub fn read_request(
     max_body: usize,
 ) -> io::Result<Parsed> {
     let mut chunk = [0u8; 4096];
-    let mut want = message::MAX_HEAD;
+    // What the bytes so far say the request needs (its head's limit, or
+    // its head and body).
+    let mut want = match parse(buf, max_body) {
+        Parsed::Incomplete(n) => n,
+        _ => message::MAX_HEAD,
+    };
     loop {
         let room = want.saturating_sub(buf.len()).clamp(1, chunk.len());
         let n = match stream.read(&mut chunk[..room]) {
