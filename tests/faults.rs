@@ -284,6 +284,23 @@ fn on_ties_a_fault_to_one_listener_beside_a_clean_one() {
     }
 }
 
+#[test]
+fn on_names_a_proxy_listener_too() {
+    let server = Server::start(&[
+        "-l",
+        "127.0.0.1:0",
+        "--listen-proxy",
+        "127.0.0.2:0",
+        "--fault",
+        "corrupt,on=127.0.0.2:0",
+    ]);
+    util::echo_once(&connect(server.addr()), b"clean");
+    let s = connect(server.proxy[0]);
+    (&s).write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 4000 80\r\nabc")
+        .unwrap();
+    assert_eq!(read_n(&s, 3), [b'a' ^ 0xff, b'b', b'c']);
+}
+
 /// Which of 24 connections, one after another, drew `close,p=0.5`.
 fn choices(seed: &str) -> Vec<bool> {
     let server = faulty(&["close,p=0.5"], &["--fault-seed", seed]);
@@ -329,4 +346,62 @@ fn a_random_seed_is_printed_and_trace_and_stats_show_the_fault() {
     );
     let stats = server.wait_stderr_line(WAIT, |l| l.contains("faults_injected=corrupt:1"));
     assert!(stats.is_some(), "{}", server.stderr());
+}
+
+/// The last `key=N` on the stats lines of `stderr`.
+fn last_stat(stderr: &str, key: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .rev()
+        .filter(|l| l.starts_with("stats "))
+        .find_map(|l| {
+            let field = l.split(' ').find(|f| f.starts_with(key))?;
+            field[key.len()..].parse().ok()
+        })
+}
+
+#[test]
+fn delayed_bytes_count_against_the_memory_budget() {
+    let server = faulty(
+        &["delay=5s"],
+        &[
+            "--max-memory",
+            "512KiB",
+            "--max-pending",
+            "256KiB",
+            "--stats-interval",
+            "0.1",
+        ],
+    );
+    let data = random_bytes(26, 256 * 1024);
+    let clients: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let s = connect(server.addr());
+            s.set_write_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut w = &s;
+            let mut written = 0;
+            while let Ok(n) = w.write(&data[written..]) {
+                written += n;
+                if written == data.len() {
+                    break;
+                }
+            }
+            s
+        })
+        .collect();
+    // Four connections could hold 1 MiB; the budget stops them at 512 KiB.
+    assert!(
+        wait_until(WAIT, || last_stat(&server.stderr(), "budget_paused=")
+            .is_some_and(|n| n >= 1)),
+        "{}",
+        server.stderr()
+    );
+    let held = last_stat(&server.stderr(), "held=").unwrap();
+    assert!(held <= 512 * 1024, "held {held}");
+    assert!(
+        held >= 256 * 1024,
+        "held {held}: the delayed bytes are counted"
+    );
+    drop(clients);
 }
