@@ -24,8 +24,18 @@
 //! eighth over `--max-connections`, less the bookkeeping of holding it (at
 //! least [`MIN_FLOOR`], at most [`MAX_FLOOR`] bytes), so the total holds
 //! within the limit whenever the floor is not raised to its minimum.
+//!
+//! Freed memory the allocator keeps resident for reuse counts too: pages a
+//! closed connection's buffers gave back stay in the process until the
+//! allocator returns them (jemalloc: about ten seconds), so under churn the
+//! held bytes alone would let RSS pass the limit. Once past three quarters,
+//! the budget reads the allocator's slack (resident minus allocated bytes,
+//! above what it was at startup) at most every [`SLACK_EVERY_MS`] and
+//! counts it with the held bytes; new buffers that reuse those pages move
+//! them from the slack to the held count.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
 
 /// The smallest floor: a read of this much echoes a typical request in one
 /// turn even with very many connections allowed (the limit may then be
@@ -36,6 +46,9 @@ pub const MAX_FLOOR: usize = 4 * 1024;
 /// What holding a floor's bytes costs besides the bytes (the box the
 /// out-queue lives in), at most.
 const FLOOR_BOOKKEEPING: usize = 128;
+/// How often, at most, the allocator's slack is read (only while the
+/// budget is past three quarters).
+pub const SLACK_EVERY_MS: u64 = 10;
 
 /// The server-wide count, shared by every worker.
 #[derive(Debug)]
@@ -45,6 +58,14 @@ pub struct Budget {
     used: AtomicUsize,
     /// Connections holding bytes for their peer.
     holders: AtomicUsize,
+    /// Freed memory the allocator keeps resident, above `least_slack`.
+    slack: AtomicUsize,
+    /// The least slack seen (at startup, the allocator's own overhead);
+    /// `usize::MAX` where the allocator cannot say.
+    least_slack: AtomicUsize,
+    /// When the slack was last read, in ms since `born`.
+    slack_at: AtomicU64,
+    born: Instant,
 }
 
 impl Budget {
@@ -57,6 +78,10 @@ impl Budget {
                 .clamp(MIN_FLOOR, MAX_FLOOR),
             used: AtomicUsize::new(0),
             holders: AtomicUsize::new(0),
+            slack: AtomicUsize::new(0),
+            least_slack: AtomicUsize::new(allocator_slack().unwrap_or(usize::MAX)),
+            slack_at: AtomicU64::new(0),
+            born: Instant::now(),
         }
     }
 
@@ -78,8 +103,12 @@ impl Budget {
     /// only past three quarters).
     #[inline]
     pub fn may_grow(&self, held: impl FnOnce() -> usize, more: usize) -> bool {
-        let after = self.used().saturating_add(more);
         let reserve = self.limit / 8;
+        if self.counted().saturating_add(more) <= self.limit - 2 * reserve {
+            return true;
+        }
+        self.read_slack();
+        let after = self.counted().saturating_add(more);
         if after <= self.limit - 2 * reserve {
             return true;
         }
@@ -88,6 +117,34 @@ impl Budget {
         }
         let share = (self.limit - reserve) / self.holders.load(Relaxed).max(1);
         held().saturating_add(more) <= share
+    }
+
+    /// Held bytes and the allocator's slack: what the limit is held to.
+    fn counted(&self) -> usize {
+        self.used().saturating_add(self.slack.load(Relaxed))
+    }
+
+    /// Read the allocator's slack, if it was last read over
+    /// [`SLACK_EVERY_MS`] ago (one worker reads it; the others go on with
+    /// the last figure).
+    fn read_slack(&self) {
+        if self.least_slack.load(Relaxed) == usize::MAX {
+            return;
+        }
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.slack_at.load(Relaxed);
+        if now < last.saturating_add(SLACK_EVERY_MS)
+            || self
+                .slack_at
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Some(slack) = allocator_slack() {
+            let least = self.least_slack.fetch_min(slack, Relaxed).min(slack);
+            self.slack.store(slack - least, Relaxed);
+        }
     }
 
     /// Count `n` bytes already taken: data in hand is never refused.
@@ -111,13 +168,55 @@ impl Budget {
     }
 }
 
+/// Bytes the allocator keeps resident beyond what is allocated: freed pages
+/// not yet returned, and its own overhead.
+#[cfg(target_os = "linux")]
+fn allocator_slack() -> Option<usize> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    let resident = stats::resident::read().ok()?;
+    let allocated = stats::allocated::read().ok()?;
+    Some(resident.saturating_sub(allocated))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocator_slack() -> Option<usize> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A budget that does not read the allocator (the test harness's own
+    /// allocations would move its slack).
+    fn counting_only(limit: usize, max_connections: usize) -> Budget {
+        let budget = Budget::new(limit, max_connections);
+        budget.least_slack.store(usize::MAX, Relaxed);
+        budget
+    }
+
+    #[test]
+    fn the_allocators_freed_pages_count_against_the_limit() {
+        let budget = counting_only(800, 1);
+        budget.charge(500);
+        assert!(budget.may_grow(|| 500, 100));
+        budget.slack.store(150, Relaxed); // freed, not yet given back
+        assert!(!budget.may_grow(|| 0, 100), "500 + 150 + 100 is past 7/8");
+        budget.slack.store(0, Relaxed);
+        assert!(budget.may_grow(|| 500, 100), "given back: room again");
+    }
+
+    #[test]
+    fn the_allocator_says_what_it_keeps() {
+        if cfg!(target_os = "linux") {
+            assert!(allocator_slack().is_some(), "jemalloc's stats are readable");
+        }
+    }
+
     #[test]
     fn the_heaviest_stop_first_and_nobody_passes_the_limit() {
-        let budget = Budget::new(800, 1);
+        let budget = counting_only(800, 1);
         budget.holding(true); // heavy
         budget.holding(true); // light
         assert!(budget.may_grow(|| 0, 600));
@@ -143,7 +242,7 @@ mod tests {
 
     #[test]
     fn idle_connections_do_not_shrink_the_share() {
-        let budget = Budget::new(8000, 1000);
+        let budget = counting_only(8000, 1000);
         budget.holding(true);
         budget.charge(6500);
         // Only the one holder counts, however many connections are open.

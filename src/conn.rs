@@ -36,8 +36,10 @@ use crate::splice::{Outbox, Streak, ZeroCopy};
 use crate::stats::{Counters, Gauges};
 use crate::stream::{preview, would_block, Peer, Stream};
 
+mod ending;
 mod faulted;
 mod flags;
+mod path;
 mod turn;
 
 pub use faulted::Faulted;
@@ -222,19 +224,6 @@ impl Connection {
         (self.settle(io), received)
     }
 
-    /// Server shutdown: read no more than the kernel holds now.
-    fn drain(&mut self, io: &mut Io) -> Step {
-        if self.lift_faults(io).is_err() {
-            return Step::Close;
-        }
-        if self.phase == Phase::Open {
-            let budget = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0);
-            self.phase = Phase::Draining;
-            self.drain_budget = u32::try_from(budget).unwrap_or(u32::MAX);
-        }
-        self.settle(io)
-    }
-
     /// One read (level-triggered, so no second one just to see EAGAIN),
     /// then straight back out; only what the peer cannot take now stays
     /// held. `Ok(None)`: the peer is done and nothing is left to send.
@@ -288,26 +277,6 @@ impl Connection {
         Ok(Some(n))
     }
 
-    /// Lingering: read and discard what the kernel holds now and the end of
-    /// file behind it, if it has come (so a peer that has closed is read to
-    /// its end in one turn, and closing then resets nothing). `Ok(None)` at
-    /// the end of file.
-    fn discard(&mut self, io: &mut Io) -> Result<Option<usize>, Closed> {
-        let mut left = rustix::io::ioctl_fionread(&self.stream).unwrap_or(0) as usize + 1;
-        while left > 0 {
-            match self.stream.read(io.buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => left = left.saturating_sub(n),
-                Err(e) if would_block(&e) => break,
-                Err(e) => {
-                    debug!(peer = %self.peer, error = %e, "read failed");
-                    return Err(Closed);
-                }
-            }
-        }
-        Ok(Some(0))
-    }
-
     /// The copy path: send the `n` bytes just read into the loop's buffer
     /// at once if nothing older is waiting, and hold the rest behind what
     /// is held already.
@@ -356,36 +325,6 @@ impl Connection {
             self.outbox.sent(n);
         }
         Ok(())
-    }
-
-    /// `--zero-copy auto`: change path once the reads argue for it.
-    fn adapt(&mut self, n: usize, io: &mut Io) {
-        let splicing = self.outbox.is_splicing();
-        let argues = self.streak.argues_after(n, splicing);
-        if io.cfg.zero_copy == ZeroCopy::Auto && argues && self.pending() == 0 {
-            self.switch_path(!splicing, io);
-        }
-    }
-
-    /// Move to the zero-copy path (if a pipe can be had) or back to the
-    /// copy path; [`Outbox`] says when a move may happen.
-    fn switch_path(&mut self, splice: bool, io: &mut Io) {
-        self.streak = Streak::default();
-        if splice && self.faults.is_some() {
-            return; // faults see every byte: the copy path
-        }
-        let moved = match splice {
-            true => self.outbox.splice(io.pipes),
-            false => self.outbox.unsplice(io.pipes, io.now),
-        };
-        if moved && io.cfg.trace {
-            let path = if splice {
-                "to zero-copy (splice)"
-            } else {
-                "back to copying"
-            };
-            info!(target: "trace", peer = %self.peer, "{} moves {path}", self.peer);
-        }
     }
 
     /// Whether it may read now, and how much: what its phase allows, the
@@ -467,21 +406,6 @@ impl Connection {
         } else {
             Step::Watch(wanted)
         }
-    }
-
-    /// Everything echoed and nothing more to read: send FIN. Close now if
-    /// the peer has closed its side; else linger, reading and discarding
-    /// (by copying) until the peer closes or the shutdown deadline. Closing
-    /// earlier would answer the peer's next bytes (or those unread now) with
-    /// RST, which destroys the echo still in the send buffer and fails the
-    /// peer's reads and writes. Returns whether it lingers.
-    fn finish(&mut self, io: &mut Io) -> bool {
-        if self.phase == Phase::ReadClosed || self.stream.shutdown_write().is_err() {
-            return false;
-        }
-        self.switch_path(false, io);
-        self.phase = Phase::Lingering;
-        true
     }
 }
 

@@ -138,11 +138,13 @@ pub fn cgroup_limit(proc_self_cgroup: &str, root: &Path) -> Option<(u64, PathBuf
 /// and the box its queue or pipe lives in), rounded up with room to spare.
 const OVERHEAD: usize = 1 << 10;
 
-/// The smallest `--max-memory` under which a connection can ever read:
-/// before each read the budget must hold all the read could add, which is
-/// a whole read buffer (64 KiB) on the copy path and a whole pipe with
-/// `--zero-copy always`, each at most `--max-pending`. Below it every
-/// connection waits for memory that never comes.
+/// The smallest `--max-memory` under which a connection can make one whole
+/// read: the budget must hold all a read could add, which is a whole read
+/// buffer (64 KiB) on the copy path and a whole pipe with `--zero-copy
+/// always`, each at most `--max-pending`. Below it no read ever fits, and
+/// every connection would crawl at the budget's floor (a few KiB a read,
+/// kept for connections that hold nothing): refused as a budget that
+/// cannot serve.
 pub fn smallest_budget(max_pending: u64, zero_copy: ZeroCopy) -> u64 {
     let read = crate::server::READ_BUFFER as u64;
     let largest_read = match zero_copy {
