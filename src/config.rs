@@ -179,6 +179,9 @@ pub struct Cli {
     #[command(flatten)]
     pub faults: crate::fault::cli::FaultArgs,
 
+    #[command(flatten)]
+    pub control: crate::control::ControlArgs,
+
     /// Print the man page (roff) on stdout and exit.
     #[arg(long, exclusive = true)]
     pub generate_man: bool,

@@ -10,7 +10,9 @@ mod budget;
 mod config;
 mod conn;
 mod console;
+mod control;
 mod fault;
+mod http;
 mod idle;
 mod limits;
 mod listen;
@@ -84,17 +86,36 @@ fn run(cli: &Cli) -> Result<Option<Counters>> {
     let nofile = raise_nofile_limit();
     let sockets = sockets::open(cli, workers)?;
     let metrics = cli.metrics.as_ref().map(metrics::bind).transpose()?;
+    let control = cli
+        .control
+        .control
+        .as_ref()
+        .map(control::bind)
+        .transpose()?;
     // Signal handlers go in before the sockets are announced: a script that
     // sends SIGTERM as soon as it reads the line must get the graceful path.
     let signals = signals::SignalPipes::install()?;
-    sockets::announce(&sockets, metrics.as_ref())?;
-    let faults = Arc::new(cli.faults.faults(&cli.listen, &cli.listen_proxy));
+    let endpoints = [("metrics", metrics.as_ref()), ("control", control.as_ref())];
+    sockets::announce(&sockets, &endpoints)?;
+    let faults = Arc::new(
+        cli.faults
+            .faults(&cli.listen, &cli.listen_proxy)
+            .with_udp(&cli.udp),
+    );
     if cli.faults.announced() {
         console::out(format_args!("fault-seed {}", faults.seed()));
     }
     let started = start_workers(cli, sockets, signals, nofile, faults)?;
     if let Some(listener) = metrics {
         metrics::serve(listener, Arc::clone(&started.shared))?;
+    }
+    if let Some(listener) = control {
+        let listeners = control::Listeners {
+            listen: cli.listen.clone(),
+            proxy: cli.listen_proxy.clone(),
+            udp: cli.udp.clone(),
+        };
+        control::serve(listener, Arc::clone(&started.shared.faults), listeners)?;
     }
     notify::ready();
     join(started)

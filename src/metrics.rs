@@ -6,7 +6,7 @@
 //! [`crate::stats::Published`]); it takes no lock a loop takes and sends
 //! nothing to a loop, so a slow or hostile scraper can never stall the echo
 //! traffic. Requests are parsed by `httparse` and served by a small event
-//! loop of the endpoint's own ([`http`]), every connection at once, with
+//! loop of the endpoint's own ([`crate::http`]), every connection at once, with
 //! strict limits: 8 KiB of request head, 32 headers, 2 seconds to send it
 //! (then 400), at most 128 connections open (a new one closes the oldest);
 //! anything malformed gets 400 and the connection is closed, as is every
@@ -22,23 +22,18 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use socket2::{Domain, Protocol, Socket, Type};
 use tracing::warn;
 
 use crate::server::Shared;
 use crate::stats::Counters;
 
 mod http;
-
-/// The listener's accept queue: a burst of connections waits there while
-/// the loop takes them.
-const BACKLOG: i32 = 1024;
 
 type Labels = Vec<(&'static str, String)>;
 type Field = fn(&Counters) -> u64;
@@ -113,32 +108,14 @@ const BY_REASON: [ByReason; 2] = [
     ),
 ];
 
-/// Bind the endpoint's listener, with room in its accept queue for a crowd
-/// (the loop takes them as fast as they come, see [`http`]).
+/// Bind the endpoint's listener.
 pub fn bind(addr: &netaddr::SocketAddrs) -> Result<TcpListener> {
-    let addr = addr.first();
-    let listen = || -> std::io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.listen(BACKLOG)?;
-        Ok(socket.into())
-    };
-    listen().with_context(|| format!("cannot listen on metrics {addr}"))
+    crate::http::bind(addr, "metrics")
 }
 
 /// Serve the endpoint on a thread of its own until the process exits.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
-    let endpoint =
-        http::Endpoint::new(listener, shared).context("cannot start the metrics endpoint")?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || endpoint.run())
-        .context("cannot start the metrics thread")?;
-    Ok(())
+    crate::http::serve(listener, http::MetricsRoutes::new(shared))
 }
 
 /// The metrics text: every worker's last published counters, labelled by

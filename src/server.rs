@@ -191,7 +191,7 @@ impl Worker {
         for (j, socket) in udp.iter().enumerate() {
             selector.register(socket, Token(FIRST_UDP + j), Interest::READABLE)?;
         }
-        let udp = UdpEcho::new(udp, cfg.udp_rate)?;
+        let udp = UdpEcho::new(udp, cfg.udp_rate, shared.faults.draw_for(id), id, cfg.trace)?;
         let now = Instant::now();
         let worker = Worker {
             id,
@@ -295,8 +295,9 @@ impl Worker {
             Some(Source::Udp(j)) => {
                 let res = &mut self.res;
                 let trace = self.cfg.trace;
+                let budget = &self.shared.budget;
                 self.udp
-                    .echo(j, &mut res.buf, self.now, &mut res.counters, trace);
+                    .echo(j, &mut res.buf, self.now, budget, &mut res.counters, trace);
             }
             Some(Source::Signals) => self.on_signal(),
             Some(Source::Hangup) => self.on_hangup(),

@@ -290,7 +290,7 @@ fn local_addrs(listeners: &[Listener], proxied: bool) -> Result<Vec<SocketAddr>>
 /// flush: the contract scripts and tests wait for. Every worker's sockets
 /// count (inherited ones may be dealt to one worker each); an address that
 /// several workers serve is announced once.
-pub fn announce(all: &[Sockets], metrics: Option<&TcpListener>) -> Result<()> {
+pub fn announce(all: &[Sockets], endpoints: &[(&str, Option<&TcpListener>)]) -> Result<()> {
     let mut lines: Vec<String> = Vec::new();
     for sockets in all {
         for l in &sockets.listeners {
@@ -302,8 +302,10 @@ pub fn announce(all: &[Sockets], metrics: Option<&TcpListener>) -> Result<()> {
             lines.push(format!("listening udp {}", s.local_addr()?));
         }
     }
-    if let Some(m) = metrics {
-        lines.push(format!("listening metrics {}", m.local_addr()?));
+    for (name, endpoint) in endpoints {
+        if let Some(l) = endpoint {
+            lines.push(format!("listening {name} {}", l.local_addr()?));
+        }
     }
     // A reader that takes the first line and goes away (`| head -1`) must
     // not stop the server: the console ignores a closed stdout.

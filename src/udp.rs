@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use crate::budget::Budget;
+use crate::fault::Draw;
 use crate::stats::Counters;
 
+mod faults;
 mod rate;
 mod shared;
 
+use faults::{Ctx, Data, Outgoing, UdpFaults};
 use shared::UdpShared;
 
 /// Source ports never echoed to: echo, daytime, qotd, chargen, time (and 0,
@@ -76,20 +80,35 @@ pub struct UdpEcho {
     /// shared list's generation it was copied at.
     ports: (Vec<u16>, usize),
     log: RateLimited,
+    /// `--fault drop|duplicate|reorder|delay`, and what they hold.
+    faults: UdpFaults,
+    /// What the faults send now (kept to reuse its allocation).
+    out: Vec<Outgoing>,
 }
 
 impl UdpEcho {
-    pub fn new(sockets: Vec<UdpSocket>, rate: Option<u64>) -> io::Result<UdpEcho> {
-        let own = sockets
+    /// Worker `worker`'s UDP echo; its faults are drawn from `draw`.
+    pub fn new(
+        sockets: Vec<UdpSocket>,
+        rate: Option<u64>,
+        draw: Draw,
+        worker: usize,
+        trace: bool,
+    ) -> io::Result<UdpEcho> {
+        let local = sockets
             .iter()
-            .map(|s| Ok(s.local_addr()?.port()))
-            .collect::<io::Result<Vec<u16>>>()?;
+            .map(UdpSocket::local_addr)
+            .collect::<io::Result<Vec<SocketAddr>>>()?;
+        let own: Vec<u16> = local.iter().map(SocketAddr::port).collect();
+        let labels = local.iter().map(|a| draw.faults().udp_label(*a)).collect();
         let shared = UdpShared::join(&own, rate);
         Ok(UdpEcho {
             sockets,
             ports: (shared.ports(), shared.generation()),
             shared,
             log: RateLimited::default(),
+            faults: UdpFaults::new(draw, labels, worker, trace),
+            out: Vec::new(),
         })
     }
 
@@ -102,17 +121,49 @@ impl UdpEcho {
         self.ports.0.contains(&port)
     }
 
-    /// Take the sockets out, to unregister and close them.
-    pub fn close(&mut self) -> impl Iterator<Item = UdpSocket> + '_ {
+    /// Send what the faults hold, then take the sockets out, to unregister
+    /// and close them.
+    pub fn close(
+        &mut self,
+        budget: &Budget,
+        counters: &mut Counters,
+    ) -> impl Iterator<Item = UdpSocket> + '_ {
+        self.faults.flush(budget, &mut self.out);
+        self.send_out(&[], counters, false);
         self.sockets.drain(..)
     }
 
-    /// A readable socket: one datagram in, the same datagram back out.
+    /// When a datagram the faults hold is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.faults.next_due()
+    }
+
+    /// Send the held datagrams that are due.
+    pub fn on_timers(
+        &mut self,
+        now: Instant,
+        budget: &Budget,
+        counters: &mut Counters,
+        trace: bool,
+    ) {
+        let ctx = &mut Ctx {
+            now,
+            budget,
+            counters,
+            out: &mut self.out,
+        };
+        self.faults.on_timers(ctx);
+        self.send_out(&[], counters, trace);
+    }
+
+    /// A readable socket: one datagram in, the same datagram back out
+    /// (unless a fault says otherwise).
     pub fn echo(
         &mut self,
         index: usize,
         buf: &mut [u8],
         now: Instant,
+        budget: &Budget,
         counters: &mut Counters,
         trace: bool,
     ) {
@@ -128,7 +179,21 @@ impl UdpEcho {
             }
         };
         match self.refusal(from.port(), from.ip(), n, now) {
-            None => self.send(index, &buf[..n], from, counters, trace),
+            None if self.faults.active() => {
+                counters.bytes_in += n as u64;
+                let ctx = &mut Ctx {
+                    now,
+                    budget,
+                    counters,
+                    out: &mut self.out,
+                };
+                self.faults.receive(index, from, &buf[..n], ctx);
+                self.send_out(&buf[..n], counters, trace);
+            }
+            None => {
+                counters.bytes_in += n as u64;
+                self.send(index, &buf[..n], from, counters, trace);
+            }
             Some(refusal) => {
                 match refusal {
                     Refusal::Rate => counters.dropped_rate += 1,
@@ -155,6 +220,19 @@ impl UdpEcho {
         }
     }
 
+    /// Send what the faults put out; `this` is the datagram just received.
+    fn send_out(&mut self, this: &[u8], counters: &mut Counters, trace: bool) {
+        let mut out = std::mem::take(&mut self.out);
+        for o in out.drain(..) {
+            let data = match &o.data {
+                Data::This => this,
+                Data::Held(held) => held,
+            };
+            self.send(o.socket, data, o.to, counters, trace);
+        }
+        self.out = out;
+    }
+
     fn send(
         &self,
         index: usize,
@@ -170,7 +248,6 @@ impl UdpEcho {
         match socket.send_to(data, from) {
             Ok(m) => {
                 counters.datagrams += 1;
-                counters.bytes_in += n as u64;
                 counters.bytes_out += m as u64;
                 if trace {
                     info!(target: "trace", peer = %from, bytes = n, "echoed a {n}-byte datagram to {from}");

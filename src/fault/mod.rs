@@ -28,6 +28,8 @@ pub struct Faults {
     any: AtomicBool,
     /// The `--listen` and `--listen-proxy` values as written, for `on=`.
     written: Vec<Written>,
+    /// The `--udp` values as written, for `on=`.
+    written_udp: Vec<Written>,
 }
 
 /// A listen address as written, and what it resolved to.
@@ -45,6 +47,7 @@ impl Faults {
             any: AtomicBool::new(!specs.is_empty()),
             list: RwLock::new(Arc::new(specs)),
             written: Vec::new(),
+            written_udp: Vec::new(),
         }
     }
 
@@ -71,12 +74,26 @@ impl Faults {
     /// (a proxy listener's from `--listen-proxy`): the one naming its
     /// address exactly, else one with port 0 and its IP.
     pub fn label(&self, proxy: bool, local: SocketAddr) -> Option<String> {
-        let ours = || self.written.iter().filter(|w| w.proxy == proxy);
-        let any_port = SocketAddr::new(local.ip(), 0);
-        ours()
-            .find(|w| w.addrs.contains(&local))
-            .or_else(|| ours().find(|w| w.addrs.contains(&any_port)))
-            .map(|w| w.text.clone())
+        written_at(self.written.iter().filter(|w| w.proxy == proxy), local)
+    }
+
+    /// Where a UDP fault's `on=` may point: the `--udp` values.
+    pub fn with_udp(mut self, udp: &[netaddr::SocketAddrs]) -> Faults {
+        self.written_udp = udp
+            .iter()
+            .map(|value| Written {
+                proxy: false,
+                text: value.as_str().to_owned(),
+                addrs: value.addrs().to_vec(),
+            })
+            .collect();
+        self
+    }
+
+    /// The `--udp` value as written that a UDP socket bound at `local`
+    /// came from, by the rule of [`Faults::label`].
+    pub fn udp_label(&self, local: SocketAddr) -> Option<String> {
+        written_at(self.written_udp.iter(), local)
     }
 
     /// `--fault-seed`, or the one drawn at startup.
@@ -90,7 +107,6 @@ impl Faults {
     }
 
     /// Replace the whole list (the run-time control does); connections already open keep what they drew.
-    #[allow(dead_code)] // until the run-time control lands
     pub fn replace(&self, specs: Vec<FaultSpec>) {
         let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
         self.any.store(!specs.is_empty(), Relaxed);
@@ -98,7 +114,6 @@ impl Faults {
     }
 
     /// No faults for connections accepted from now on.
-    #[allow(dead_code)] // until the run-time control lands
     pub fn clear(&self) {
         self.replace(Vec::new());
     }
@@ -119,13 +134,25 @@ impl Faults {
     }
 }
 
+/// The value among `list` naming `local` exactly, else one with port 0
+/// and its IP.
+fn written_at<'a>(
+    list: impl Iterator<Item = &'a Written> + Clone,
+    local: SocketAddr,
+) -> Option<String> {
+    let any_port = SocketAddr::new(local.ip(), 0);
+    list.clone()
+        .find(|w| w.addrs.contains(&local))
+        .or_else(|| list.clone().find(|w| w.addrs.contains(&any_port)))
+        .map(|w| w.text.clone())
+}
+
 /// Where the drawn-for thing came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     /// A stream connection (TCP, behind a proxy, or Unix).
     Stream,
     /// A UDP datagram.
-    #[allow(dead_code)] // until UDP faults land
     Datagram,
 }
 

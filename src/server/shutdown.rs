@@ -62,7 +62,7 @@ impl Worker {
     pub(super) fn begin_shutdown(&mut self) {
         self.timers.deadline = Some(self.now + self.cfg.shutdown_timeout);
         self.close_listeners();
-        for socket in self.udp.close() {
+        for socket in self.udp.close(&self.shared.budget, &mut self.res.counters) {
             let _ = self.selector.unregister(&socket);
         }
         self.close_openings();

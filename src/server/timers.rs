@@ -74,6 +74,7 @@ impl Worker {
                 .map(|(_, at)| at + self.opening_timeout()),
             (self.res.counters.budget_paused > 0).then_some(timers.budget_check_at),
             timers.faults.peek().map(|Reverse((at, _))| *at),
+            self.udp.next_due(),
         ];
         due.into_iter()
             .flatten()
@@ -83,6 +84,10 @@ impl Worker {
 
     pub(super) fn on_timers(&mut self) {
         let now = self.now;
+        if self.udp.next_due().is_some_and(|at| at <= now) {
+            let (budget, counters) = (&self.shared.budget, &mut self.res.counters);
+            self.udp.on_timers(now, budget, counters, self.cfg.trace);
+        }
         if let Some(idle) = self.cfg.idle_timeout {
             while let Some((key, at)) = self.tables.idle.oldest() {
                 if at + idle > now {

@@ -29,6 +29,8 @@ pub struct Server {
     pub proxy: Vec<SocketAddr>,
     /// The `--metrics` HTTP endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The `--control` HTTP endpoint.
+    pub control: Option<SocketAddr>,
 }
 
 /// Options for starting a [`Server`].
@@ -104,7 +106,7 @@ impl Builder {
                 .count()
         };
         let listeners = count(&["-l", "--listen", "-u", "--udp", "--unix", "--listen-proxy"]);
-        let metrics = count(&["--metrics"]);
+        let metrics = count(&["--metrics", "--control"]);
         let expected = if let Some(n) = self.listening {
             n
         } else if listeners == 0 {
@@ -148,6 +150,7 @@ impl Builder {
             unix: found.unix,
             proxy: found.proxy,
             metrics: found.metrics,
+            control: found.control,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The lines a server prints on stdout once its sockets are bound, one per socket:
 //! `listening tcp 127.0.0.1:41234`, `listening udp ...`, `listening unix /path`,
-//! `listening tcp+proxy ...`, `listening metrics ...`.
+//! `listening tcp+proxy ...`, `listening metrics ...`, `listening control ...`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +18,8 @@ pub struct Listeners {
     pub proxy: Vec<SocketAddr>,
     /// The metrics HTTP endpoint.
     pub metrics: Option<SocketAddr>,
+    /// The control HTTP endpoint (`--control`).
+    pub control: Option<SocketAddr>,
 }
 
 impl Listeners {
@@ -38,6 +40,7 @@ impl Listeners {
             Some("unix") => self.unix.push(PathBuf::from(addr)),
             Some("tcp+proxy") => self.proxy.push(inet()?),
             Some("metrics") => self.metrics = Some(inet()?),
+            Some("control") => self.control = Some(inet()?),
             _ => return Err(bad()),
         }
         Ok(())
@@ -50,6 +53,7 @@ impl Listeners {
             + self.unix.len()
             + self.proxy.len()
             + usize::from(self.metrics.is_some())
+            + usize::from(self.control.is_some())
     }
 
     /// Whether it holds none.
@@ -83,6 +87,7 @@ mod tests {
             "listening tcp+proxy 127.0.0.1:1002",
             "listening metrics 127.0.0.1:1003",
             "listening tcp 127.0.0.1:1004",
+            "listening control 127.0.0.1:1005",
         ] {
             l.add(line).unwrap();
         }
@@ -97,7 +102,8 @@ mod tests {
         assert_eq!(l.unix, [PathBuf::from("/tmp/echo sock")]);
         assert_eq!(l.proxy, ["127.0.0.1:1002".parse::<SocketAddr>().unwrap()]);
         assert_eq!(l.metrics, Some("127.0.0.1:1003".parse().unwrap()));
-        assert_eq!(l.len(), 6);
+        assert_eq!(l.control, Some("127.0.0.1:1005".parse().unwrap()));
+        assert_eq!(l.len(), 7);
     }
 
     #[test]
