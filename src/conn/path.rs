@@ -19,7 +19,7 @@ impl Connection {
     }
 
     /// Move to the zero-copy path (if a pipe can be had) or back to the
-    /// copy path; [`Outbox`] says when a move may happen.
+    /// copy path; [`crate::splice::Outbox`] says when a move may happen.
     pub(super) fn switch_path(&mut self, splice: bool, io: &mut Io) {
         self.streak = Streak::default();
         if splice && self.faults.is_some() {
