@@ -55,19 +55,6 @@ fn send_and_read(addr: SocketAddr, data: &[u8]) -> (Vec<u8>, Option<ErrorKind>) 
     (got, end)
 }
 
-/// The sum of a metric's samples whose line starts with `prefix`.
-fn metric(server: &Server, prefix: &str) -> f64 {
-    let m = server.metrics.expect("--metrics");
-    let mut s = TcpStream::connect(m).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn delay_holds_every_byte_at_least_its_duration_and_keeps_order() {
     let server = faulty(&["delay=150ms,jitter=50ms"], &[]);
@@ -168,15 +155,12 @@ fn stall_stops_the_echo_and_reading_stops_at_max_pending() {
     assert!((&s).read(&mut more).is_err(), "nothing after the stall");
     // The server read on until --max-pending and holds it all.
     assert!(
-        wait_until(WAIT, || metric(&server, "echo_queued_bytes") == 65536.0),
+        wait_until(WAIT, || server.metric("echo_queued_bytes") == 65536.0),
         "queued {}",
-        metric(&server, "echo_queued_bytes")
+        server.metric("echo_queued_bytes")
     );
     assert_eq!(
-        metric(
-            &server,
-            "echo_faults_injected_total{worker=\"0\",kind=\"stall\"}"
-        ),
+        server.metric("echo_faults_injected_total{worker=\"0\",kind=\"stall\"}"),
         1.0
     );
 }
@@ -200,18 +184,17 @@ fn slow_read_stops_reading_at_its_offset() {
         "echo before the slow read",
     );
     // Not reading at all: nothing is queued in the server either.
-    assert!(wait_until(WAIT, || metric(
-        &server,
-        "echo_bytes_received_total"
-    ) == 3000.0));
-    assert_eq!(metric(&server, "echo_queued_bytes"), 0.0);
+    assert!(wait_until(WAIT, || server
+        .metric("echo_bytes_received_total")
+        == 3000.0));
+    assert_eq!(server.metric("echo_queued_bytes"), 0.0);
     s.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     assert!(
         (&s).read(&mut [0u8; 1]).is_err(),
         "nothing after the slow read"
     );
-    assert_eq!(metric(&server, "echo_bytes_received_total"), 3000.0);
+    assert_eq!(server.metric("echo_bytes_received_total"), 3000.0);
 }
 
 #[test]
@@ -230,8 +213,8 @@ fn a_delayed_connection_is_paused_at_max_pending() {
         written += n;
     }
     assert!(written < data.len(), "the client was never held");
-    assert!(wait_until(WAIT, || metric(&server, "echo_queued_bytes") == 65536.0));
-    assert_eq!(metric(&server, "echo_backpressure_paused"), 1.0);
+    assert!(wait_until(WAIT, || server.metric("echo_queued_bytes") == 65536.0));
+    assert_eq!(server.metric("echo_backpressure_paused"), 1.0);
     // Then the held bytes come back, in order, the delay later.
     s.set_read_timeout(Some(WAIT)).unwrap();
     assert_bytes_eq(&read_n(&s, 65536), &data[..65536], "delayed echo");

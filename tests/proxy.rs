@@ -85,18 +85,6 @@ fn closed_within(s: &TcpStream, wait: Duration) -> bool {
     }
 }
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let m = server.metrics.expect("--metrics");
-    let mut s = TcpStream::connect(m).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn v1_and_v2_headers_are_consumed_and_name_the_client() {
     let server = Server::start(&["--listen-proxy", "127.0.0.1:0", "--trace"]);
@@ -173,7 +161,7 @@ fn max_per_ip_counts_the_client_in_the_header() {
     // Published at the end of the loop's round, just after the log line.
     assert!(wait_until(WAIT, || {
         let per_ip = "echo_connections_refused_total{worker=\"0\",reason=\"per_ip\"}";
-        metric(&server, per_ip) == 1.0
+        server.metric(per_ip) == 1.0
     }));
     // Closing the first frees its client's place.
     drop(a);
@@ -218,10 +206,8 @@ fn bad_headers_are_closed_counted_and_never_echoed() {
     }
     assert!(
         wait_until(WAIT, || {
-            metric(
-                &server,
-                "echo_connections_refused_total{worker=\"0\",reason=\"proxy_header\"}",
-            ) == cases.len() as f64
+            server.metric("echo_connections_refused_total{worker=\"0\",reason=\"proxy_header\"}")
+                == cases.len() as f64
         }),
         "refusals not counted"
     );
@@ -243,7 +229,7 @@ fn a_header_that_never_comes_times_out() {
     );
     assert!(wait_until(WAIT, || {
         let proxy_header = "echo_connections_refused_total{worker=\"0\",reason=\"proxy_header\"}";
-        metric(&server, proxy_header) == 2.0
+        server.metric(proxy_header) == 2.0
     }));
 }
 
@@ -295,7 +281,7 @@ proptest! {
             }
         }
         // Never a leak: every connection is gone once its client is.
-        prop_assert!(wait_until(WAIT, || metric(&server, "echo_connections_open") == 0.0));
+        prop_assert!(wait_until(WAIT, || server.metric( "echo_connections_open") == 0.0));
     }
 }
 

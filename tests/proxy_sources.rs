@@ -42,23 +42,10 @@ fn closed_now(s: &TcpStream) -> bool {
     closed
 }
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let m = server.metrics.expect("--metrics");
-    let mut s = TcpStream::connect(m).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 fn refused(server: &Server, reason: &str) -> f64 {
-    metric(
-        server,
-        &format!("echo_connections_refused_total{{worker=\"0\",reason=\"{reason}\"}}"),
-    )
+    server.metric(&format!(
+        "echo_connections_refused_total{{worker=\"0\",reason=\"{reason}\"}}"
+    ))
 }
 
 #[test]

@@ -51,27 +51,14 @@ fn arrived(sock: &UdpSocket) -> Vec<Vec<u8>> {
     got
 }
 
-/// The sum of a metric's samples whose line starts with `prefix`.
-fn metric(server: &Server, prefix: &str) -> u64 {
-    let mut s = TcpStream::connect(server.metrics.expect("--metrics")).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
-        .sum()
-}
-
 fn injected(server: &Server, kind: &str) -> u64 {
-    metric(
-        server,
-        &format!("echo_faults_injected_total{{worker=\"0\",kind=\"{kind}\"}}"),
-    )
+    server.metric(&format!(
+        "echo_faults_injected_total{{worker=\"0\",kind=\"{kind}\"}}"
+    )) as u64
 }
 
 fn echoed(server: &Server) -> u64 {
-    metric(server, "echo_datagrams_total")
+    server.metric("echo_datagrams_total") as u64
 }
 
 #[test]

@@ -254,6 +254,22 @@ impl Server {
         Summary::parse(&line).unwrap_or_else(|| panic!("bad summary line {line:?}"))
     }
 
+    /// The sum of the samples of its metrics (`--metrics`) whose line
+    /// starts with `prefix`, from one scrape.
+    pub fn metric(&self, prefix: &str) -> f64 {
+        use std::io::{Read, Write};
+        let addr = self.metrics.expect("the server runs with --metrics");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect to --metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .expect("send the scrape");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read the scrape");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Open file descriptors of the server.
     pub fn fd_count(&self) -> usize {
         fd_count(self.pid())
