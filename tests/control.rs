@@ -9,25 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use util::{connect, echo_once, run_cli, Server, IO_TIMEOUT};
-
-/// One raw request: status, head, body. The server closes after its answer.
-fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .expect("the server closes after answering");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, head.to_string(), body.to_string())
-}
+use util::{connect, echo_once, http, run_cli, Server, IO_TIMEOUT};
 
 /// `METHOD /faults` with `body` (and a Content-Length for PUT): status and JSON.
 fn call(addr: SocketAddr, method: &str, body: &str) -> (u16, Value) {

@@ -10,28 +10,9 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{connect, echo_once, wait_until, Server, IO_TIMEOUT};
+use util::{connect, echo_once, http, wait_until, Server, IO_TIMEOUT};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Sends `request` as is; returns the status code, the head and the body,
-/// read until the server closes.
-fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .expect("the server closes after answering");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, head.to_string(), body.to_string())
-}
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http(

@@ -2,7 +2,7 @@
 //! payloads.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -272,4 +272,25 @@ impl Pattern {
         }
         off
     }
+}
+
+/// One raw HTTP request, sent as is: the status code, the head and the
+/// body, read until the server closes (the metrics and control endpoints
+/// close after each answer).
+pub fn http(addr: SocketAddr, request: &[u8]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the HTTP endpoint");
+    s.set_read_timeout(Some(IO_TIMEOUT))
+        .expect("set a read timeout");
+    s.write_all(request).expect("send the request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("the server closes after answering");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_string(), body.to_string())
 }
