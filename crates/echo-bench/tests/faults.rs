@@ -24,16 +24,20 @@ fn seen(r: &Value, kind: &str) -> u64 {
     r["faults"]["seen"][kind].as_u64().unwrap()
 }
 
-/// One connection of 1 KiB messages for 0.3 s against `b`, with `extra`.
-fn run(b: Behaviour, extra: &[&str]) -> std::process::Output {
-    let (addr, _) = tcp_server(b);
-    let addr = addr.to_string();
+/// One connection of 1 KiB messages for 0.3 s against `addr`, with `extra`.
+fn one_connection(addr: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "-c", "1", "-s", "1024", "-d", "0.3", "--warmup", "0", "--json",
     ];
     args.extend_from_slice(extra);
-    args.push(&addr);
+    args.push(addr);
     bench(&args)
+}
+
+/// [`one_connection`] against a scripted server behaving as `b`.
+fn run(b: Behaviour, extra: &[&str]) -> std::process::Output {
+    let (addr, _) = tcp_server(b);
+    one_connection(&addr.to_string(), extra)
 }
 
 #[test]
@@ -113,7 +117,9 @@ fn a_delay_is_reported_with_its_measured_size() {
     assert_eq!(e.len(), 1, "{r}");
     assert_eq!(e[0]["offset"], 0, "{r}");
     let delay = e[0]["delay_us"].as_f64().unwrap();
-    assert!((40_000.0..1_000_000.0).contains(&delay), "{delay} us: {r}");
+    // At least what was injected; the top is far off, since a loaded CI
+    // machine can hold the first message back well past the delay.
+    assert!((40_000.0..10_000_000.0).contains(&delay), "{delay} us: {r}");
     // A clean server shows no delay at the same threshold.
     let out = run(Behaviour::Echo, &["--delay-threshold", "20"]);
     assert_eq!(seen(&json(&out), "delayed"), 0);
@@ -190,23 +196,29 @@ fn udp_losses_duplicates_and_reordering_are_counted() {
 /// of 1 KiB messages for 0.3 s, with `extra`; its exit status and report.
 fn against_server(fault: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
     let server = EchoServer::start(&["-l", "127.0.0.1:0", "--fault", fault], 1);
-    let addr = server.addr();
-    let mut args = vec![
-        "-c", "1", "-s", "1024", "-d", "0.3", "--warmup", "0", "--json",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&addr);
-    let out = bench(&args);
+    let out = one_connection(&server.addr(), extra);
     (out.status.code(), json(&out), stderr(&out))
+}
+
+/// [`against_server`] with the fault expected: the run passes and reports
+/// exactly one event of `kind`; the report and that event.
+fn reported_once(fault: &str, extra: &[&str], kind: &str) -> (Value, Value) {
+    let (code, r, err) = against_server(fault, extra);
+    assert_eq!(code, Some(0), "{err}");
+    let e = events(&r, kind);
+    assert_eq!(e.len(), 1, "{r}");
+    let event = e[0].clone();
+    (r, event)
 }
 
 #[test]
 fn echo_bench_reports_the_servers_corruption_at_its_offset() {
-    let (code, r, err) = against_server("corrupt,after=5000", &["--expect-fault", "corrupted"]);
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "corrupted");
-    assert_eq!(e.len(), 1, "{r}");
-    assert_eq!(e[0]["offset"], 5000, "{r}");
+    let (r, e) = reported_once(
+        "corrupt,after=5000",
+        &["--expect-fault", "corrupted"],
+        "corrupted",
+    );
+    assert_eq!(e["offset"], 5000, "{r}");
     // Not expected: the run fails.
     let (code, _, err) = against_server("corrupt,after=5000", &[]);
     assert_eq!(code, Some(1), "{err}");
@@ -214,22 +226,16 @@ fn echo_bench_reports_the_servers_corruption_at_its_offset() {
 
 #[test]
 fn echo_bench_reports_the_servers_close_at_its_offset() {
-    let (code, r, err) = against_server("close,after=10000", &["--expect-fault", "closed"]);
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "closed");
-    assert_eq!(e.len(), 1, "{r}");
-    assert_eq!(e[0]["offset"], 10_000, "{r}");
+    let (r, e) = reported_once("close,after=10000", &["--expect-fault", "closed"], "closed");
+    assert_eq!(e["offset"], 10_000, "{r}");
     assert_eq!(seen(&r, "reset"), 0, "{r}");
 }
 
 #[test]
 fn echo_bench_reports_the_servers_reset_within_one_read() {
     const AFTER: u64 = 64 * 1024;
-    let (code, r, err) = against_server("reset,after=64KiB", &["--expect-fault", "reset"]);
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "reset");
-    assert_eq!(e.len(), 1, "{r}");
-    let at = e[0]["offset"].as_u64().unwrap();
+    let (r, e) = reported_once("reset,after=64KiB", &["--expect-fault", "reset"], "reset");
+    let at = e["offset"].as_u64().unwrap();
     assert!(
         (AFTER..=AFTER + 64 * 1024).contains(&at),
         "reset at {at}: {r}"
@@ -239,40 +245,36 @@ fn echo_bench_reports_the_servers_reset_within_one_read() {
 
 #[test]
 fn echo_bench_reports_the_servers_stall_at_its_offset() {
-    let (code, r, err) = against_server(
+    let (r, e) = reported_once(
         "stall,after=3000",
         &["--stall-after", "0.3", "--expect-fault", "stalled"],
+        "stalled",
     );
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "stalled");
-    assert_eq!(e.len(), 1, "{r}");
-    assert_eq!(e[0]["offset"], 3000, "{r}");
+    assert_eq!(e["offset"], 3000, "{r}");
 }
 
 #[test]
 fn echo_bench_measures_the_servers_delay() {
-    let (code, r, err) = against_server(
+    let (r, e) = reported_once(
         "delay=40ms",
         &["--delay-threshold", "20", "--expect-fault", "delayed"],
+        "delayed",
     );
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "delayed");
-    assert_eq!(e.len(), 1, "{r}");
-    assert_eq!(e[0]["offset"], 0, "{r}");
-    let delay = e[0]["delay_us"].as_f64().unwrap();
-    assert!((40_000.0..1_000_000.0).contains(&delay), "{delay} us: {r}");
+    assert_eq!(e["offset"], 0, "{r}");
+    let delay = e["delay_us"].as_f64().unwrap();
+    // At least what was injected; the top is far off, since a loaded CI
+    // machine can hold the first message back well past the delay.
+    assert!((40_000.0..10_000_000.0).contains(&delay), "{delay} us: {r}");
 }
 
 #[test]
 fn echo_bench_reports_the_servers_slow_read_as_a_stall_at_its_offset() {
-    let (code, r, err) = against_server(
+    let (r, e) = reported_once(
         "slow-read,after=3000",
         &["--stall-after", "0.3", "--expect-fault", "stalled"],
+        "stalled",
     );
-    assert_eq!(code, Some(0), "{err}");
-    let e = events(&r, "stalled");
-    assert_eq!(e.len(), 1, "{r}");
-    assert_eq!(e[0]["offset"], 3000, "{r}");
+    assert_eq!(e["offset"], 3000, "{r}");
 }
 
 #[test]
