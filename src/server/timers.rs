@@ -155,7 +155,9 @@ impl Worker {
         const BUDGET_RECHECK: Duration = Duration::from_millis(10);
         let limited = self.res.counters.budget_paused > 0;
         if !limited {
-            self.tables.starved.clear(); // only recovered ones were left
+            if !self.tables.starved.is_empty() {
+                self.tables.starved.clear(); // only recovered ones were left
+            }
         } else if self.timers.budget_check_at <= self.now {
             self.timers.budget_check_at = self.now + BUDGET_RECHECK;
             for key in std::mem::take(&mut self.tables.starved) {
